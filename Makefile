@@ -1,0 +1,55 @@
+# The two commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+DATA ?= data
+ARTIFACTS ?= artifacts
+SCALE ?= small
+CODE := bookrec/__init__.py bookrec/artifact.py bookrec/log.py server trainer clients bench tests
+
+.PHONY: run serve train demo-data test lint generate venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	@touch $@
+
+# Demo data if data/ has none, a model if artifacts/ has no valid one, then serve.
+run: $(STAMP)
+	@test -f $(DATA)/BX-Book-Ratings.csv || $(PY) -m trainer demo-data --scale $(SCALE) --out $(DATA)
+	$(PY) -m trainer run --if-missing --data $(DATA) --artifacts $(ARTIFACTS)
+	$(PY) -m server --artifacts $(ARTIFACTS)
+
+serve: $(STAMP)
+	$(PY) -m server --artifacts $(ARTIFACTS)
+
+train: $(STAMP)
+	$(PY) -m trainer run --data $(DATA) --artifacts $(ARTIFACTS)
+
+demo-data: $(STAMP)
+	$(PY) -m trainer demo-data --scale $(SCALE) --out $(DATA)
+
+generate: $(STAMP)
+	scripts/gen_proto.sh
+
+lint: $(STAMP) node_modules/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(CODE)
+	node_modules/.bin/buf lint
+	scripts/check_generated.sh
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,365 @@
+"""The artifact format: the one contract between the trainer and the server.
+
+An artifact is a directory ``<root>/<model_version>/`` holding ``.npy`` arrays
+(memory-mappable, never pickled), string columns, a FAISS index and
+``manifest.json``. The trainer writes everything under a hidden temporary name,
+writes the manifest last, fsyncs and renames: a directory whose name does not
+start with ``.`` and that holds a manifest is complete. The server verifies the
+manifest (format version, sha256, shape, dtype of every file) before serving.
+
+The page docs/artifact-format.md describes the files; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TMP_PREFIX = ".tmp-"
+_VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+# Arrays every artifact of this format version holds: name -> (dtype, ndim).
+# Row i of every per-book array is the book with item_idx i.
+REQUIRED_ARRAYS: dict[str, tuple[str, int]] = {
+    "item_factors": ("float32", 2),  # ALS item factors (n_books, f); zero row = no ALS vector
+    "item_in_als": ("bool", 1),  # (n_books,) whether the book has an ALS vector
+    "user_factors": ("float32", 2),  # ALS user factors (n_users, f)
+    "user_items_indptr": ("int64", 1),  # CSR of books each user rated (train split)
+    "user_items_indices": ("int32", 1),
+    "popularity": ("float32", 1),  # Bayesian popularity prior in [0, 1]
+    "rating_count": ("int32", 1),  # interactions per book in the training split
+    "mean_rating": ("float32", 1),  # mean explicit rating per book (0 when none)
+    "year": ("int16", 1),  # first publication year, 0 when unknown
+    "series_volume": ("int16", 1),  # 0 when not in a series
+    "book_subjects": ("int32", 2),  # (n_books, max_subjects) subject_idx, padded with -1
+    "subject_idf": ("float32", 1),  # (n_subjects,) inverse document frequency
+}
+# String columns: name -> what a row is.
+REQUIRED_STRINGS: dict[str, str] = {
+    "book_ids": "external work id per item_idx",
+    "titles": "display title per item_idx (series marker removed)",
+    "authors": "primary author per item_idx",
+    "series": "series name per item_idx, empty when none",
+    "isbns": "space-separated ISBN-13s per item_idx",
+    "user_ids": "external user id per user row",
+    "subject_ids": "slug per subject_idx",
+    "subject_names": "display name per subject_idx",
+}
+REQUIRED_FILES: tuple[str, ...] = ("item_index.faiss", "warmup.json")
+
+
+class ArtifactError(Exception):
+    """An artifact directory is incomplete, corrupt or of another format version."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    bytes: int
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    model_version: str
+    created_at: str
+    split_id: str
+    files: Mapping[str, FileEntry]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        files = {
+            name: {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in vars(e).items()
+                if v is not None
+            }
+            for name, e in sorted(self.files.items())
+        }
+        doc = {
+            "format_version": self.format_version,
+            "model_version": self.model_version,
+            "created_at": self.created_at,
+            "split_id": self.split_id,
+            "files": files,
+            "params": dict(self.params),
+            "counts": dict(self.counts),
+            "metrics": dict(self.metrics),
+        }
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+    @staticmethod
+    def from_json(text: str) -> Manifest:
+        doc = json.loads(text)
+        files = {
+            name: FileEntry(
+                sha256=e["sha256"],
+                bytes=int(e["bytes"]),
+                shape=tuple(e["shape"]) if "shape" in e else None,
+                dtype=e.get("dtype"),
+            )
+            for name, e in doc["files"].items()
+        }
+        return Manifest(
+            format_version=int(doc["format_version"]),
+            model_version=str(doc["model_version"]),
+            created_at=str(doc["created_at"]),
+            split_id=str(doc["split_id"]),
+            files=files,
+            params=doc.get("params", {}),
+            counts=doc.get("counts", {}),
+            metrics=doc.get("metrics", {}),
+        )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def new_model_version(seed_text: str, now: _dt.datetime | None = None) -> str:
+    """Sortable by time, unique by content: ``20261126T120000Z-1a2b3c4d``."""
+    now = now or _dt.datetime.now(_dt.UTC)
+    digest = hashlib.sha256(f"{now.isoformat()}|{seed_text}".encode()).hexdigest()[:8]
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{digest}"
+
+
+def encode_strings(values: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """A string column as (offsets, utf-8 blob): memory-mappable, no pickle."""
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    return offsets, blob
+
+
+class StringColumn:
+    """Read-only view of a string column; rows are decoded on access."""
+
+    def __init__(self, offsets: npt.NDArray[np.int64], blob: npt.NDArray[np.uint8]) -> None:
+        self._offsets = offsets
+        self._blob = blob
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        start, end = int(self._offsets[i]), int(self._offsets[i + 1])
+        return bytes(self._blob[start:end]).decode("utf-8")
+
+    def to_list(self) -> list[str]:
+        raw = bytes(self._blob)
+        offs = self._offsets.tolist()
+        return [raw[offs[i] : offs[i + 1]].decode("utf-8") for i in range(len(self))]
+
+
+class ArtifactWriter:
+    """Writes one artifact under a temporary name; ``publish`` makes it visible.
+
+    Not thread-safe. If the process dies before ``publish`` the temporary
+    directory stays hidden from the server and is removed by ``discard`` or
+    by the next ``clean_stale_tmp``.
+    """
+
+    def __init__(self, root: Path, model_version: str) -> None:
+        if not _VERSION_RE.match(model_version):
+            raise ValueError(f"bad model_version {model_version!r}")
+        self.root = root
+        self.model_version = model_version
+        root.mkdir(parents=True, exist_ok=True)
+        self.tmp = root / f"{TMP_PREFIX}{model_version}"
+        self.tmp.mkdir()
+        self._files: dict[str, FileEntry] = {}
+
+    def _record(self, name: str, shape: tuple[int, ...] | None, dtype: str | None) -> None:
+        path = self.tmp / name
+        self._files[name] = FileEntry(_sha256(path), path.stat().st_size, shape, dtype)
+
+    def save_array(self, name: str, array: npt.NDArray[Any]) -> None:
+        arr = np.ascontiguousarray(array)
+        np.save(self.tmp / f"{name}.npy", arr, allow_pickle=False)
+        self._record(f"{name}.npy", tuple(int(d) for d in arr.shape), str(arr.dtype))
+
+    def save_strings(self, name: str, values: Sequence[str]) -> None:
+        offsets, blob = encode_strings(values)
+        self.save_array(f"{name}.offsets", offsets)
+        self.save_array(f"{name}.utf8", blob)
+
+    def save_bytes(self, name: str, data: bytes) -> None:
+        (self.tmp / name).write_bytes(data)
+        self._record(name, None, None)
+
+    def path_for(self, name: str) -> Path:
+        """For writers that need a path (FAISS); call ``record_file`` after."""
+        return self.tmp / name
+
+    def record_file(self, name: str) -> None:
+        self._record(name, None, None)
+
+    def publish(
+        self,
+        split_id: str,
+        params: Mapping[str, Any],
+        counts: Mapping[str, int],
+        metrics: Mapping[str, Any],
+    ) -> Path:
+        """Write the manifest last, fsync, rename: the artifact appears whole or not at all."""
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model_version=self.model_version,
+            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            split_id=split_id,
+            files=dict(self._files),
+            params=params,
+            counts=counts,
+            metrics=metrics,
+        )
+        missing = expected_files() - set(self._files)
+        if missing:
+            raise ArtifactError(f"artifact lacks required files: {sorted(missing)}")
+        for name in self._files:
+            _fsync_file(self.tmp / name)
+        (self.tmp / MANIFEST).write_text(manifest.to_json())
+        _fsync_file(self.tmp / MANIFEST)
+        final = self.root / self.model_version
+        os.rename(self.tmp, final)
+        _fsync_dir(self.root)
+        return final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def expected_files() -> set[str]:
+    names = {f"{n}.npy" for n in REQUIRED_ARRAYS}
+    names |= {f"{n}.{part}.npy" for n in REQUIRED_STRINGS for part in ("offsets", "utf8")}
+    return names | set(REQUIRED_FILES)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    try:
+        manifest = Manifest.from_json(path.read_text())
+    except FileNotFoundError as e:
+        raise ArtifactError(f"{directory}: no {MANIFEST} (incomplete artifact)") from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"{path}: unreadable manifest: {e}") from e
+    if manifest.format_version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{directory}: format version {manifest.format_version}, this build reads "
+            f"{FORMAT_VERSION}; retrain with this version of the trainer"
+        )
+    return manifest
+
+
+def verify(directory: Path, manifest: Manifest, check_hashes: bool = True) -> None:
+    """Raise ArtifactError unless every file matches the manifest."""
+    missing = expected_files() - set(manifest.files)
+    if missing:
+        raise ArtifactError(f"{directory}: manifest lacks {sorted(missing)}")
+    for name, entry in manifest.files.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"{path}: listed in the manifest but missing")
+        if path.stat().st_size != entry.bytes:
+            raise ArtifactError(f"{path}: size {path.stat().st_size} != manifest {entry.bytes}")
+        if check_hashes and _sha256(path) != entry.sha256:
+            raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt file)")
+    for name, (dtype, ndim) in REQUIRED_ARRAYS.items():
+        entry = manifest.files[f"{name}.npy"]
+        if entry.dtype != dtype or entry.shape is None or len(entry.shape) != ndim:
+            raise ArtifactError(
+                f"{directory}/{name}.npy: manifest says {entry.dtype}{entry.shape}, "
+                f"format needs {dtype} with {ndim} dims"
+            )
+
+
+def load_array(directory: Path, manifest: Manifest, name: str) -> npt.NDArray[Any]:
+    """Memory-map one array and check it against the manifest."""
+    fname = f"{name}.npy"
+    arr: npt.NDArray[Any] = np.load(directory / fname, mmap_mode="r", allow_pickle=False)
+    entry = manifest.files[fname]
+    if entry.shape is not None and tuple(arr.shape) != entry.shape:
+        raise ArtifactError(f"{directory}/{fname}: shape {arr.shape} != manifest {entry.shape}")
+    if entry.dtype is not None and str(arr.dtype) != entry.dtype:
+        raise ArtifactError(f"{directory}/{fname}: dtype {arr.dtype} != manifest {entry.dtype}")
+    return arr
+
+
+def load_strings(directory: Path, manifest: Manifest, name: str) -> StringColumn:
+    return StringColumn(
+        load_array(directory, manifest, f"{name}.offsets"),
+        load_array(directory, manifest, f"{name}.utf8"),
+    )
+
+
+def complete_versions(root: Path) -> list[Path]:
+    """Artifact directories that look complete (named, with a manifest), oldest first."""
+    if not root.is_dir():
+        return []
+    found = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and _VERSION_RE.match(p.name) and (p / MANIFEST).is_file()
+    ]
+    return sorted(found, key=lambda p: p.name)
+
+
+def newest_valid(root: Path, check_hashes: bool = True) -> tuple[Path, Manifest] | None:
+    """The newest artifact that verifies; older ones are tried when a newer one is broken."""
+    for directory in reversed(complete_versions(root)):
+        try:
+            manifest = read_manifest(directory)
+            verify(directory, manifest, check_hashes)
+        except ArtifactError:
+            continue
+        return directory, manifest
+    return None
+
+
+def clean_stale_tmp(root: Path, keep: Iterable[Path] = ()) -> list[Path]:
+    """Remove temporary directories left by killed training runs."""
+    keep_set = {p.resolve() for p in keep}
+    removed = []
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith(TMP_PREFIX) and p.resolve() not in keep_set:
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed

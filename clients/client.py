@@ -1,0 +1,258 @@
+"""Typed Python clients for bookrec: ``BookrecClient`` (blocking) and
+``AsyncBookrecClient`` (asyncio). Both return the generated reply messages and
+raise ``grpc.RpcError`` / ``grpc.aio.AioRpcError`` with the server's status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+
+from bookrec.v1 import catalog_pb2, common_pb2, feedback_pb2, recommender_pb2
+from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
+from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
+from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+SIMILAR_MODES = {
+    "als": recommender_pb2.SIMILAR_MODE_ALS,
+    "subject": recommender_pb2.SIMILAR_MODE_SUBJECT,
+    "hybrid": recommender_pb2.SIMILAR_MODE_HYBRID,
+}
+
+
+def make_filters(
+    exclude: Iterable[str] = (),
+    subjects: Iterable[str] = (),
+    min_year: int | None = None,
+    max_year: int | None = None,
+) -> common_pb2.Filters:
+    f = common_pb2.Filters(exclude_book_ids=list(exclude), subject_ids=list(subjects))
+    if min_year is not None:
+        f.min_year = min_year
+    if max_year is not None:
+        f.max_year = max_year
+    return f
+
+
+def _similar_request(
+    book_id: str, k: int, mode: str, weight: float | None, explain: bool
+) -> recommender_pb2.SimilarRequest:
+    if mode not in SIMILAR_MODES:
+        raise ValueError(f"mode must be one of {sorted(SIMILAR_MODES)}, got {mode!r}")
+    req = recommender_pb2.SimilarRequest(
+        book_id=book_id, k=k, mode=SIMILAR_MODES[mode], explain=explain
+    )
+    if weight is not None:
+        req.weight = weight
+    return req
+
+
+def _cold_request(
+    subjects: Iterable[str], popularity_weight: float | None, k: int, explain: bool
+) -> recommender_pb2.ColdStartRequest:
+    req = recommender_pb2.ColdStartRequest(favourite_subjects=list(subjects), k=k, explain=explain)
+    if popularity_weight is not None:
+        req.popularity_weight = popularity_weight
+    return req
+
+
+class BookrecClient:
+    """Blocking client; one channel, reused. Use as a context manager."""
+
+    def __init__(self, target: str = DEFAULT_TARGET, timeout: float = 5.0) -> None:
+        self.channel = grpc.insecure_channel(target)
+        self.timeout = timeout
+        self.recommender = RecommenderServiceStub(self.channel)
+        self.catalog = CatalogServiceStub(self.channel)
+        self.feedback = FeedbackServiceStub(self.channel)
+
+    def __enter__(self) -> BookrecClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        explain: bool = False,
+        filters: common_pb2.Filters | None = None,
+        page_token: str = "",
+    ) -> recommender_pb2.RecommendResponse:
+        req = recommender_pb2.RecommendRequest(
+            user_id=user_id, k=k, explain=explain, filters=filters, page_token=page_token
+        )
+        reply: recommender_pb2.RecommendResponse = self.recommender.Recommend(
+            req, timeout=self.timeout
+        )
+        return reply
+
+    def similar(
+        self,
+        book_id: str,
+        k: int = 10,
+        mode: str = "als",
+        weight: float | None = None,
+        explain: bool = False,
+    ) -> recommender_pb2.SimilarResponse:
+        req = _similar_request(book_id, k, mode, weight, explain)
+        reply: recommender_pb2.SimilarResponse = self.recommender.Similar(req, timeout=self.timeout)
+        return reply
+
+    def cold_start(
+        self,
+        subjects: Iterable[str],
+        popularity_weight: float | None = None,
+        k: int = 10,
+        explain: bool = False,
+    ) -> recommender_pb2.ColdStartResponse:
+        req = _cold_request(subjects, popularity_weight, k, explain)
+        reply: recommender_pb2.ColdStartResponse = self.recommender.ColdStart(
+            req, timeout=self.timeout
+        )
+        return reply
+
+    def get_book(self, book_id: str) -> catalog_pb2.GetBookResponse:
+        reply: catalog_pb2.GetBookResponse = self.catalog.GetBook(
+            catalog_pb2.GetBookRequest(book_id=book_id), timeout=self.timeout
+        )
+        return reply
+
+    def search_books(
+        self, query: str, page_size: int = 20, page_token: str = ""
+    ) -> catalog_pb2.SearchBooksResponse:
+        reply: catalog_pb2.SearchBooksResponse = self.catalog.SearchBooks(
+            catalog_pb2.SearchBooksRequest(query=query, page_size=page_size, page_token=page_token),
+            timeout=self.timeout,
+        )
+        return reply
+
+    def list_subjects(
+        self, query: str = "", page_size: int = 100
+    ) -> catalog_pb2.ListSubjectsResponse:
+        reply: catalog_pb2.ListSubjectsResponse = self.catalog.ListSubjects(
+            catalog_pb2.ListSubjectsRequest(query=query, page_size=page_size), timeout=self.timeout
+        )
+        return reply
+
+    def rate_book(self, user_id: str, book_id: str, rating: int) -> feedback_pb2.RateBookResponse:
+        reply: feedback_pb2.RateBookResponse = self.feedback.RateBook(
+            feedback_pb2.RateBookRequest(user_id=user_id, book_id=book_id, rating=rating),
+            timeout=self.timeout,
+        )
+        return reply
+
+
+class AsyncBookrecClient:
+    """asyncio client; one channel, reused. Use with ``async with``."""
+
+    def __init__(self, target: str = DEFAULT_TARGET, timeout: float = 5.0) -> None:
+        self.channel = grpc.aio.insecure_channel(target)
+        self.timeout = timeout
+        self.recommender = RecommenderServiceStub(self.channel)
+        self.catalog = CatalogServiceStub(self.channel)
+        self.feedback = FeedbackServiceStub(self.channel)
+
+    async def __aenter__(self) -> AsyncBookrecClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        explain: bool = False,
+        filters: common_pb2.Filters | None = None,
+        page_token: str = "",
+    ) -> recommender_pb2.RecommendResponse:
+        req = recommender_pb2.RecommendRequest(
+            user_id=user_id, k=k, explain=explain, filters=filters, page_token=page_token
+        )
+        reply: recommender_pb2.RecommendResponse = await self.recommender.Recommend(
+            req, timeout=self.timeout
+        )
+        return reply
+
+    async def similar(
+        self,
+        book_id: str,
+        k: int = 10,
+        mode: str = "als",
+        weight: float | None = None,
+        explain: bool = False,
+    ) -> recommender_pb2.SimilarResponse:
+        req = _similar_request(book_id, k, mode, weight, explain)
+        reply: recommender_pb2.SimilarResponse = await self.recommender.Similar(
+            req, timeout=self.timeout
+        )
+        return reply
+
+    async def cold_start(
+        self,
+        subjects: Iterable[str],
+        popularity_weight: float | None = None,
+        k: int = 10,
+        explain: bool = False,
+    ) -> recommender_pb2.ColdStartResponse:
+        req = _cold_request(subjects, popularity_weight, k, explain)
+        reply: recommender_pb2.ColdStartResponse = await self.recommender.ColdStart(
+            req, timeout=self.timeout
+        )
+        return reply
+
+    async def get_book(self, book_id: str) -> catalog_pb2.GetBookResponse:
+        reply: catalog_pb2.GetBookResponse = await self.catalog.GetBook(
+            catalog_pb2.GetBookRequest(book_id=book_id), timeout=self.timeout
+        )
+        return reply
+
+    async def search_books(
+        self, query: str, page_size: int = 20, page_token: str = ""
+    ) -> catalog_pb2.SearchBooksResponse:
+        reply: catalog_pb2.SearchBooksResponse = await self.catalog.SearchBooks(
+            catalog_pb2.SearchBooksRequest(query=query, page_size=page_size, page_token=page_token),
+            timeout=self.timeout,
+        )
+        return reply
+
+    async def list_subjects(
+        self, query: str = "", page_size: int = 100
+    ) -> catalog_pb2.ListSubjectsResponse:
+        reply: catalog_pb2.ListSubjectsResponse = await self.catalog.ListSubjects(
+            catalog_pb2.ListSubjectsRequest(query=query, page_size=page_size), timeout=self.timeout
+        )
+        return reply
+
+    async def rate_book(
+        self, user_id: str, book_id: str, rating: int
+    ) -> feedback_pb2.RateBookResponse:
+        reply: feedback_pb2.RateBookResponse = await self.feedback.RateBook(
+            feedback_pb2.RateBookRequest(user_id=user_id, book_id=book_id, rating=rating),
+            timeout=self.timeout,
+        )
+        return reply
+
+
+def describe(msg: Any) -> str:
+    """One line per book: rank, title, author, score, reasons."""
+    lines = []
+    for item in getattr(msg, "items", []):
+        b = item.book
+        why = "; ".join(r.text for r in item.reasons)
+        lines.append(
+            f"{item.rank:3d}. {b.title} — {b.author} ({b.year or '?'}) "
+            f"[{b.book_id}] score={item.score:.3f}" + (f"  ({why})" if why else "")
+        )
+    return "\n".join(lines)

@@ -1,0 +1,27 @@
+"""`python -m server`: serve the newest artifact over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+# One thread per process for BLAS/OpenMP: concurrency comes from requests and
+# processes, not from threads fighting over two cores.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from bookrec import log as logsetup  # noqa: E402
+from server.app import serve  # noqa: E402
+from server.config import parse_args  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    logsetup.configure(cfg.log_level)
+    asyncio.run(serve(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The grpc.aio server: services, health, reflection, artifact polling, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from bookrec.log import kv
+from bookrec.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
+    feedback_pb2,
+    feedback_pb2_grpc,
+    recommender_pb2,
+    recommender_pb2_grpc,
+)
+from server.config import ServerConfig
+from server.engine.bundle import warmup_queries
+from server.engine.feedback import FeedbackLog
+from server.engine.manager import ModelManager
+from server.handlers.catalog import Catalog
+from server.handlers.feedback import Feedback
+from server.handlers.recommender import Recommender
+
+log = logging.getLogger("server")
+
+SERVICES = (
+    recommender_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name,
+    catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+    feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
+)
+POLL_SECONDS = 2.0
+
+
+async def _set_health(servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", *SERVICES):
+        await servicer.set(name, status)
+
+
+async def _watch_artifacts(models: ModelManager, servicer: health.aio.HealthServicer) -> None:
+    """Until the watcher arrives: poll for a newer artifact, load it off the loop."""
+    while True:
+        if not models.ready:
+            loaded = await asyncio.to_thread(models.load_newest)
+        else:
+            loaded = await asyncio.to_thread(models.poll)
+        if loaded:
+            await _set_health(servicer, True)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _announce(cfg: ServerConfig, port: int, models: ModelManager) -> None:
+    """Tell a person where we are and how to try it (stdout, one line each)."""
+    print(f"bookrec listening on {cfg.host}:{port}", flush=True)
+    if models.ready:
+        bundle = models.current()
+        users = warmup_queries(bundle)["user_ids"]
+        user = users[0] if users else "USER_ID"
+        print(f"serving model {bundle.version} ({bundle.n_books} books)", flush=True)
+        print(
+            "try: .venv/bin/python -m clients --target "
+            f"{cfg.host}:{port} recommend --user {user} --explain",
+            flush=True,
+        )
+
+
+async def serve(cfg: ServerConfig, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    models = ModelManager(cfg.artifacts_dir)
+    server = grpc.aio.server()
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    recommender_pb2_grpc.add_RecommenderServiceServicer_to_server(Recommender(models), server)
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(Catalog(models), server)
+    feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(
+        Feedback(models, FeedbackLog(cfg.feedback_log)), server
+    )
+    reflection.enable_server_reflection(
+        (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    await _set_health(health_servicer, False)
+    port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+    if await asyncio.to_thread(models.load_newest):
+        await _set_health(health_servicer, True)
+    await server.start()
+    _announce(cfg, port, models)
+    log.info("started", extra=kv(host=cfg.host, port=port, model_ready=models.ready))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_artifacts(models, health_servicer))
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: draining in-flight calls", extra=kv(grace=cfg.grace_seconds))
+        await health_servicer.enter_graceful_shutdown()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await server.stop(cfg.grace_seconds)
+        log.info("stopped")

@@ -1,0 +1,54 @@
+"""Server configuration: one typed place, defaults < environment (BOOKREC_*) < flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "BOOKREC_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    artifacts_dir: Path = Path("artifacts")
+    # Ratings sent through RateBook; the trainer's next run reads them.
+    feedback_log: Path = Path("data/feedback/ratings.jsonl")
+    # Seconds in-flight calls get to finish after SIGTERM.
+    grace_seconds: float = 10.0
+    log_level: str = "INFO"
+
+    @staticmethod
+    def from_env(environ: dict[str, str] | None = None) -> ServerConfig:
+        env = os.environ if environ is None else environ
+        base = ServerConfig()
+        updates: dict[str, Any] = {}
+        for f in fields(ServerConfig):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            kind = type(getattr(base, f.name))
+            try:
+                updates[f.name] = Path(raw) if kind is Path else kind(raw)
+            except ValueError as e:
+                raise SystemExit(
+                    f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected {kind.__name__}"
+                ) from e
+        return replace(base, **updates)
+
+
+def parse_args(argv: list[str] | None = None) -> ServerConfig:
+    base = ServerConfig.from_env()
+    p = argparse.ArgumentParser(prog="server", description="bookrec gRPC server")
+    p.add_argument("--host", help=f"listen address (default {base.host})")
+    p.add_argument("--port", type=int, help=f"listen port, 0 = any free (default {base.port})")
+    p.add_argument("--artifacts", dest="artifacts_dir", type=Path, help="artifact root")
+    p.add_argument("--feedback-log", dest="feedback_log", type=Path)
+    p.add_argument("--grace-seconds", dest="grace_seconds", type=float)
+    p.add_argument("--log-level", dest="log_level")
+    args = vars(p.parse_args(argv))
+    return replace(base, **{k: v for k, v in args.items() if v is not None})

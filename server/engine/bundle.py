@@ -1,0 +1,198 @@
+"""One immutable, memory-mapped model version.
+
+``Bundle.open`` is the expensive step (verify hashes, map files, build the id
+maps, run warm-up queries); it runs in a worker thread, never on the event
+loop. Once open a bundle is never mutated, so any number of requests may read
+it concurrently without locks. Arrays are ``np.load(mmap_mode="r")`` views, so
+every worker process on the machine shares one copy through the page cache;
+the FAISS flat index is read with IO_FLAG_MMAP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from bookrec import artifact
+from bookrec.artifact import ArtifactError, Manifest, StringColumn
+from server.engine.errors import InvalidArgument, NotFound
+
+F32 = npt.NDArray[np.float32]
+I32 = npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+    item_factors: F32
+    item_unit: F32  # L2-normalised item factors (cosine)
+    item_in_als: npt.NDArray[np.bool_]
+    user_factors: F32
+    user_items_indptr: npt.NDArray[np.int64]
+    user_items_indices: I32
+    popularity: F32
+    rating_count: I32
+    mean_rating: F32
+    year: npt.NDArray[np.int16]
+    series_volume: npt.NDArray[np.int16]
+    book_subjects: I32
+    subject_idf: F32
+    book_subject_norm: F32  # norm of each book's idf-weighted subject vector
+    subject_books_indptr: npt.NDArray[np.int64]  # subject -> books (CSR)
+    subject_books_indices: I32
+    book_ids: StringColumn
+    titles: StringColumn
+    authors: StringColumn
+    series: StringColumn
+    isbns: StringColumn
+    subject_ids: StringColumn
+    subject_names: StringColumn
+    item_index: Any  # faiss.IndexFlatIP over item_unit
+    book_row: dict[str, int]
+    user_row: dict[str, int]
+    subject_lookup: dict[str, int]  # lower-case id or name -> subject_idx
+    search_text: tuple[str, ...]  # lower-case "title author" per book
+
+    @property
+    def version(self) -> str:
+        return self.manifest.model_version
+
+    @property
+    def n_books(self) -> int:
+        return len(self.popularity)
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.subject_idf)
+
+    def book(self, book_id: str) -> int:
+        row = self.book_row.get(book_id)
+        if row is None:
+            raise NotFound(f"book {book_id!r} is not in model {self.version}")
+        return row
+
+    def user(self, user_id: str) -> int:
+        row = self.user_row.get(user_id)
+        if row is None:
+            raise NotFound(
+                f"user {user_id!r} has no history in model {self.version}; "
+                "use ColdStart for new users"
+            )
+        return row
+
+    def rated_items(self, user: int) -> I32:
+        start, end = self.user_items_indptr[user], self.user_items_indptr[user + 1]
+        return self.user_items_indices[start:end]
+
+    def subjects_of(self, item: int) -> I32:
+        row = self.book_subjects[item]
+        out: I32 = row[row >= 0]
+        return out
+
+    def books_with_subject(self, subject: int) -> I32:
+        start, end = self.subject_books_indptr[subject], self.subject_books_indptr[subject + 1]
+        return self.subject_books_indices[start:end]
+
+    def subject(self, text: str) -> int:
+        """Subject index from an id or a name, case-insensitive."""
+        idx = self.subject_lookup.get(text.strip().lower())
+        if idx is None:
+            import difflib
+
+            close = difflib.get_close_matches(text.lower(), self.subject_lookup.keys(), n=3)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise InvalidArgument(f"unknown subject {text!r}{hint} (see ListSubjects)")
+        return idx
+
+    @staticmethod
+    def open(path: Path, check_hashes: bool = True) -> Bundle:
+        manifest = artifact.read_manifest(path)
+        artifact.verify(path, manifest, check_hashes)
+
+        def arr(name: str) -> Any:
+            return artifact.load_array(path, manifest, name)
+
+        def strings(name: str) -> StringColumn:
+            return artifact.load_strings(path, manifest, name)
+
+        item_factors = arr("item_factors")
+        user_factors = arr("user_factors")
+        for name, a in (("item_factors", item_factors), ("user_factors", user_factors)):
+            if not np.isfinite(a).all():
+                raise ArtifactError(f"{path}/{name}.npy holds NaN or inf")
+        n_books = len(arr("popularity"))
+        book_ids = strings("book_ids")
+        titles = strings("titles")
+        authors = strings("authors")
+        subject_ids = strings("subject_ids")
+        subject_names = strings("subject_names")
+        book_subjects = arr("book_subjects")
+        idf = arr("subject_idf")
+        if item_factors.shape[0] != n_books or len(book_ids) != n_books:
+            raise ArtifactError(f"{path}: per-book arrays disagree on the number of books")
+        index = faiss.read_index(str(path / "item_index.faiss"), faiss.IO_FLAG_MMAP)
+        if index.ntotal != n_books:
+            raise ArtifactError(f"{path}/item_index.faiss has {index.ntotal} rows, not {n_books}")
+        norms = np.linalg.norm(item_factors, axis=1, keepdims=True)
+        unit = np.divide(item_factors, norms, out=np.zeros_like(item_factors), where=norms > 0)
+        weights = np.where(book_subjects >= 0, idf[np.maximum(book_subjects, 0)], 0.0)
+        subj_norm = np.sqrt((weights**2).sum(axis=1)).astype(np.float32)
+        flat_books = np.repeat(np.arange(n_books, dtype=np.int32), book_subjects.shape[1])
+        flat_subj = book_subjects.reshape(-1)
+        keep = flat_subj >= 0
+        order = np.argsort(flat_subj[keep], kind="stable")
+        sb_indices = flat_books[keep][order]
+        sb_indptr = np.zeros(len(idf) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(flat_subj[keep], minlength=len(idf)), out=sb_indptr[1:])
+        id_list, name_list = subject_ids.to_list(), subject_names.to_list()
+        lookup = {n.lower(): i for i, n in enumerate(name_list)}
+        lookup.update({s.lower(): i for i, s in enumerate(id_list)})
+        title_list, author_list = titles.to_list(), authors.to_list()
+        bundle = Bundle(
+            path=path,
+            manifest=manifest,
+            item_factors=item_factors,
+            item_unit=unit.astype(np.float32),
+            item_in_als=arr("item_in_als"),
+            user_factors=user_factors,
+            user_items_indptr=arr("user_items_indptr"),
+            user_items_indices=arr("user_items_indices"),
+            popularity=arr("popularity"),
+            rating_count=arr("rating_count"),
+            mean_rating=arr("mean_rating"),
+            year=arr("year"),
+            series_volume=arr("series_volume"),
+            book_subjects=book_subjects,
+            subject_idf=idf,
+            book_subject_norm=subj_norm,
+            subject_books_indptr=sb_indptr,
+            subject_books_indices=sb_indices,
+            book_ids=book_ids,
+            titles=titles,
+            authors=authors,
+            series=strings("series"),
+            isbns=strings("isbns"),
+            subject_ids=subject_ids,
+            subject_names=subject_names,
+            item_index=index,
+            book_row={b: i for i, b in enumerate(book_ids.to_list())},
+            user_row={u: i for i, u in enumerate(strings("user_ids").to_list())},
+            subject_lookup=lookup,
+            search_text=tuple(
+                f"{t} {a}".lower() for t, a in zip(title_list, author_list, strict=True)
+            ),
+        )
+        return bundle
+
+
+def warmup_queries(bundle: Bundle) -> dict[str, list[str]]:
+    """The queries the trainer chose for this bundle (warmup.json)."""
+    doc = json.loads((bundle.path / "warmup.json").read_text())
+    return {k: [str(v) for v in doc.get(k, [])] for k in ("user_ids", "book_ids", "subject_ids")}

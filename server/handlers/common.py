@@ -1,0 +1,146 @@
+"""What every handler shares: request validation, engine -> message conversion, errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from bookrec.v1 import common_pb2 as pb
+from server.engine import types as t
+from server.engine.bundle import Bundle
+from server.engine.errors import EngineError, InvalidArgument, NoModel, NotFound
+
+log = logging.getLogger("server.handlers")
+
+MAX_K = 100
+DEFAULT_K = 10
+
+_SOURCE = {
+    t.Source.ALS: pb.SOURCE_ALS,
+    t.Source.ALS_RERANKED: pb.SOURCE_ALS_RERANKED,
+    t.Source.COLD_START: pb.SOURCE_COLD_START,
+    t.Source.POPULARITY: pb.SOURCE_POPULARITY,
+    t.Source.SUBJECT: pb.SOURCE_SUBJECT,
+    t.Source.HYBRID: pb.SOURCE_HYBRID,
+}
+_REASON = {
+    t.ReasonKind.SIMILAR_TO_RATED: pb.REASON_KIND_SIMILAR_TO_RATED,
+    t.ReasonKind.FAVOURITE_SUBJECT: pb.REASON_KIND_FAVOURITE_SUBJECT,
+    t.ReasonKind.POPULAR: pb.REASON_KIND_POPULAR,
+    t.ReasonKind.SAME_AUTHOR: pb.REASON_KIND_SAME_AUTHOR,
+    t.ReasonKind.SAME_SERIES: pb.REASON_KIND_SAME_SERIES,
+    t.ReasonKind.CO_READ: pb.REASON_KIND_CO_READ,
+    t.ReasonKind.SHARED_SUBJECT: pb.REASON_KIND_SHARED_SUBJECT,
+}
+_STATUS = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    NoModel: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def check_count(name: str, value: int, default: int, maximum: int) -> int:
+    if value == 0:
+        return default
+    if not 1 <= value <= maximum:
+        raise InvalidArgument(f"{name} must be in 1..{maximum} (0 means {default}), got {value}")
+    return value
+
+
+def check_unit(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise InvalidArgument(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def check_id(name: str, value: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(f"{name} is required")
+    if len(value) > 64:
+        raise InvalidArgument(f"{name} is longer than 64 characters")
+    return value
+
+
+def filters_of(msg: pb.Filters) -> t.Filters:
+    return t.Filters(
+        exclude_book_ids=frozenset(msg.exclude_book_ids),
+        subject_ids=frozenset(msg.subject_ids),
+        min_year=msg.min_year if msg.HasField("min_year") else None,
+        max_year=msg.max_year if msg.HasField("max_year") else None,
+    )
+
+
+def book_message(bundle: Bundle, item: int) -> pb.Book:
+    subjects = [
+        pb.Subject(subject_id=bundle.subject_ids[s], name=bundle.subject_names[s])
+        for s in bundle.subjects_of(item).tolist()
+    ]
+    return pb.Book(
+        book_id=bundle.book_ids[item],
+        title=bundle.titles[item],
+        author=bundle.authors[item],
+        year=int(bundle.year[item]),
+        isbns=bundle.isbns[item].split(),
+        subjects=subjects,
+        series=bundle.series[item],
+        series_volume=int(bundle.series_volume[item]),
+        rating_count=int(bundle.rating_count[item]),
+        mean_rating=float(bundle.mean_rating[item]),
+        popularity=float(bundle.popularity[item]),
+    )
+
+
+def _reason_message(bundle: Bundle, r: t.Reason) -> pb.Reason:
+    return pb.Reason(
+        kind=_REASON[r.kind],
+        text=r.text,
+        related_book_id=bundle.book_ids[r.related_item] if r.related_item >= 0 else "",
+        subject_id=bundle.subject_ids[r.subject] if r.subject >= 0 else "",
+    )
+
+
+def scored_messages(bundle: Bundle, ranked: t.RankedList) -> list[pb.ScoredBook]:
+    return [
+        pb.ScoredBook(
+            book=book_message(bundle, s.item),
+            score=s.score,
+            rank=s.rank,
+            reasons=[_reason_message(bundle, r) for r in s.reasons],
+        )
+        for s in ranked.items
+    ]
+
+
+def source_of(ranked: t.RankedList) -> pb.Source.ValueType:
+    return _SOURCE[ranked.source]
+
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Self = TypeVar("Self")
+
+
+def rpc(
+    fn: Callable[[Self, Req, Any], Awaitable[Resp]],
+) -> Callable[[Self, Req, Any], Awaitable[Resp]]:
+    """Map engine errors to status codes; anything else is a bug (INTERNAL)."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Self, request: Req, context: Any) -> Resp:
+        try:
+            return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except EngineError as e:
+            await context.abort(_STATUS.get(type(e), grpc.StatusCode.INVALID_ARGUMENT), str(e))
+            raise  # unreachable: abort raises
+        except Exception:
+            log.exception("unhandled error", extra={"fields": {"rpc": fn.__name__}})
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error (a bug; see server log)")
+            raise
+
+    return wrapper

@@ -1,0 +1,102 @@
+"""RecommenderService: validate -> engine -> reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bookrec.v1 import recommender_pb2 as pb
+from bookrec.v1 import recommender_pb2_grpc as pb_grpc
+from server.engine import paging
+from server.engine.cold_start import cold_start
+from server.engine.errors import InvalidArgument
+from server.engine.manager import ModelManager
+from server.engine.recommend import recommend
+from server.engine.similar import similar
+from server.engine.types import SimilarMode
+from server.handlers.common import (
+    DEFAULT_K,
+    MAX_K,
+    check_count,
+    check_id,
+    check_unit,
+    filters_of,
+    rpc,
+    scored_messages,
+    source_of,
+)
+
+DEFAULT_HYBRID_WEIGHT = 0.5
+DEFAULT_POPULARITY_WEIGHT = 0.3
+_MODES = {
+    pb.SIMILAR_MODE_UNSPECIFIED: SimilarMode.ALS,
+    pb.SIMILAR_MODE_ALS: SimilarMode.ALS,
+    pb.SIMILAR_MODE_SUBJECT: SimilarMode.SUBJECT,
+    pb.SIMILAR_MODE_HYBRID: SimilarMode.HYBRID,
+}
+
+
+class Recommender(pb_grpc.RecommenderServiceServicer):
+    def __init__(self, models: ModelManager) -> None:
+        self.models = models
+
+    @rpc
+    async def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RecommendResponse:
+        user_id = check_id("user_id", request.user_id)
+        k = check_count("k", request.k, DEFAULT_K, MAX_K)
+        filters = filters_of(request.filters)
+        bundle = self.models.current()
+        query_key = f"recommend|{user_id}|{filters.key()}"
+        offset = paging.read_token(request.page_token, bundle.version, query_key)
+        ranked = recommend(bundle, user_id, k, filters, request.explain, offset)
+        next_token = (
+            paging.make_token(bundle.version, query_key, offset + k) if ranked.has_more else ""
+        )
+        return pb.RecommendResponse(
+            items=scored_messages(bundle, ranked),
+            model_version=bundle.version,
+            source=source_of(ranked),
+            next_page_token=next_token,
+        )
+
+    @rpc
+    async def Similar(self, request: pb.SimilarRequest, context: Any) -> pb.SimilarResponse:
+        book_id = check_id("book_id", request.book_id)
+        k = check_count("k", request.k, DEFAULT_K, MAX_K)
+        mode = _MODES.get(request.mode)
+        if mode is None:
+            raise InvalidArgument(f"unknown mode {request.mode}")
+        weight = DEFAULT_HYBRID_WEIGHT
+        if request.HasField("weight"):
+            if mode is not SimilarMode.HYBRID:
+                raise InvalidArgument("weight is only meaningful with mode SIMILAR_MODE_HYBRID")
+            weight = check_unit("weight", request.weight)
+        bundle = self.models.current()
+        ranked = similar(
+            bundle, book_id, k, mode, weight, filters_of(request.filters), request.explain
+        )
+        return pb.SimilarResponse(
+            items=scored_messages(bundle, ranked),
+            model_version=bundle.version,
+            source=source_of(ranked),
+        )
+
+    @rpc
+    async def ColdStart(self, request: pb.ColdStartRequest, context: Any) -> pb.ColdStartResponse:
+        k = check_count("k", request.k, DEFAULT_K, MAX_K)
+        weight = DEFAULT_POPULARITY_WEIGHT
+        if request.HasField("popularity_weight"):
+            weight = check_unit("popularity_weight", request.popularity_weight)
+        bundle = self.models.current()
+        ranked = cold_start(
+            bundle,
+            list(request.favourite_subjects),
+            weight,
+            k,
+            filters_of(request.filters),
+            request.explain,
+        )
+        return pb.ColdStartResponse(
+            items=scored_messages(bundle, ranked),
+            model_version=bundle.version,
+            source=source_of(ranked),
+        )

@@ -1,0 +1,57 @@
+"""Shared fixtures: real data location, a tiny demo data set and a trained artifact."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_ENV = "BOOKREC_SHARED_DATA"
+
+
+def shared_data_dir() -> Path | None:
+    raw = os.environ.get(SHARED_ENV)
+    if raw is None:
+        default = Path(__file__).resolve().parents[2] / "shared" / "data"
+        return default if default.is_dir() else None
+    return Path(raw)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without the shared real data (a clone elsewhere) its tests are deselected, not
+    skipped; .ci/run fails before pytest when the folder is missing."""
+    if shared_data_dir() is not None:
+        return
+    keep = [i for i in items if i.get_closest_marker("shared_data") is None]
+    dropped = [i for i in items if i.get_closest_marker("shared_data") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    assert path is not None and path.is_dir(), f"{SHARED_ENV} does not name a directory"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic Book-Crossing set, generated once per session."""
+    from trainer.demo_data import generate
+
+    out = tmp_path_factory.mktemp("tiny-data")
+    generate(out, "tiny", seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One artifact trained on the tiny set (read-only for tests: copy before changing)."""
+    from trainer.config import TrainerConfig
+    from trainer.pipeline import run
+
+    root = tmp_path_factory.mktemp("artifacts")
+    return run(TrainerConfig(data_dir=tiny_data, artifacts_dir=root, threads=1)).artifact

@@ -1,0 +1,77 @@
+"""Start the real server as a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[str]
+    target: str
+
+    def wait_health(self, want: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.target) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            while True:
+                status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
+                if status == want:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"health is {status}, wanted {want}")
+                time.sleep(0.1)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+@contextmanager
+def running_server(artifacts: Path, feedback_log: Path) -> Iterator[ServerProcess]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--port",
+            "0",
+            "--artifacts",
+            str(artifacts),
+            "--feedback-log",
+            str(feedback_log),
+            "--grace-seconds",
+            "5",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=(feedback_log.parent / "server.log").open("w"),
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"listening on (\S+)", line)
+        assert m, f"server did not announce its address: {line!r} (exit {proc.poll()})"
+        yield ServerProcess(proc, m.group(1))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,50 @@
+"""Trainer configuration: one typed place, defaults < environment < flags.
+
+Every field can be set by an environment variable BOOKREC_TRAIN_<FIELD> (upper
+case) and by the matching command-line flag.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "BOOKREC_TRAIN_"
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    data_dir: Path = Path("data")
+    artifacts_dir: Path = Path("artifacts")
+    seed: int = 0
+    factors: int = 64
+    regularization: float = 0.05
+    iterations: int = 15
+    alpha: float = 10.0
+    threads: int = 0
+    prior_strength: float = 10.0
+    min_subject_books: int = 2
+
+    @staticmethod
+    def from_env(environ: dict[str, str] | None = None) -> TrainerConfig:
+        env = os.environ if environ is None else environ
+        cfg = TrainerConfig()
+        updates: dict[str, Any] = {}
+        for f in fields(TrainerConfig):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                updates[f.name] = _parse(f.name, type(getattr(cfg, f.name)), raw)
+        return replace(cfg, **updates)
+
+    def override(self, **values: Any) -> TrainerConfig:
+        """Apply flags that were given (None means not given)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _parse(name: str, kind: type, raw: str) -> Any:
+    try:
+        return Path(raw) if kind is Path else kind(raw)
+    except ValueError as e:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected {kind.__name__}") from e
