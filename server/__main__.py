@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 
 # One thread per process for BLAS/OpenMP: concurrency comes from requests and
@@ -13,13 +14,21 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from bookrec import log as logsetup  # noqa: E402
 from server.app import serve  # noqa: E402
-from server.config import parse_args  # noqa: E402
+from server.config import ServerConfig, parse_args  # noqa: E402
+
+
+async def _serve_until_signalled(cfg: ServerConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(cfg, stop)
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     logsetup.configure(cfg.log_level)
-    asyncio.run(serve(cfg))
+    asyncio.run(_serve_until_signalled(cfg))
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -75,8 +74,16 @@ def _announce(cfg: ServerConfig, port: int, models: ModelManager) -> None:
         )
 
 
-async def serve(cfg: ServerConfig, stop: asyncio.Event | None = None) -> None:
-    stop = stop or asyncio.Event()
+async def serve(
+    cfg: ServerConfig,
+    stop: asyncio.Event,
+    feedback: FeedbackLog | None = None,
+    started: asyncio.Future[int] | None = None,
+) -> None:
+    """Serve until ``stop`` is set, then drain in-flight calls for up to the grace period.
+
+    ``started`` receives the bound port once the server accepts calls.
+    """
     models = ModelManager(cfg.artifacts_dir)
     server = grpc.aio.server()
     health_servicer = health.aio.HealthServicer()
@@ -84,7 +91,7 @@ async def serve(cfg: ServerConfig, stop: asyncio.Event | None = None) -> None:
     recommender_pb2_grpc.add_RecommenderServiceServicer_to_server(Recommender(models), server)
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(Catalog(models), server)
     feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(
-        Feedback(models, FeedbackLog(cfg.feedback_log)), server
+        Feedback(models, feedback or FeedbackLog(cfg.feedback_log)), server
     )
     reflection.enable_server_reflection(
         (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -96,9 +103,8 @@ async def serve(cfg: ServerConfig, stop: asyncio.Event | None = None) -> None:
     await server.start()
     _announce(cfg, port, models)
     log.info("started", extra=kv(host=cfg.host, port=port, model_ready=models.ready))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if started is not None:
+        started.set_result(port)
     watcher = asyncio.create_task(_watch_artifacts(models, health_servicer))
     try:
         await stop.wait()

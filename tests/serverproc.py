@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -23,11 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 class ServerProcess:
     proc: subprocess.Popen[str]
     target: str
+    feedback_log: Path
+    log: Path
 
     def wait_health(self, want: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(self.target) as ch:
-            stub = health_pb2_grpc.HealthStub(ch)
+            # The published stubs lack the RPC methods; Any keeps mypy honest elsewhere.
+            stub: Any = health_pb2_grpc.HealthStub(ch)
             while True:
                 status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
                 if status == want:
@@ -43,8 +47,13 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(artifacts: Path, feedback_log: Path) -> Iterator[ServerProcess]:
+def running_server(artifacts: Path, workdir: Path) -> Iterator[ServerProcess]:
+    """The server's stderr goes to workdir/server.log, ratings to workdir/feedback/."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workdir.mkdir(parents=True, exist_ok=True)
+    feedback_log = workdir / "feedback" / "ratings.jsonl"
+    log = workdir / "server.log"
+    stderr = log.open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -62,7 +71,7 @@ def running_server(artifacts: Path, feedback_log: Path) -> Iterator[ServerProces
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=(feedback_log.parent / "server.log").open("w"),
+        stderr=stderr,
         text=True,
     )
     try:
@@ -70,8 +79,11 @@ def running_server(artifacts: Path, feedback_log: Path) -> Iterator[ServerProces
         line = proc.stdout.readline()
         m = re.search(r"listening on (\S+)", line)
         assert m, f"server did not announce its address: {line!r} (exit {proc.poll()})"
-        yield ServerProcess(proc, m.group(1))
+        yield ServerProcess(proc, m.group(1), feedback_log, log)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        stderr.close()

@@ -52,16 +52,16 @@ def train_als(user_items: sp.csr_matrix, params: ALSParams) -> ALSModel:
 
     if user_items.nnz == 0:
         raise ModelFitError("no interactions to train ALS on: check the ratings file")
-    model = AlternatingLeastSquares(
-        factors=params.factors,
-        regularization=params.regularization,
-        iterations=params.iterations,
-        random_state=params.seed,
-        num_threads=params.threads,
-        calculate_training_loss=False,
-    )
-    # implicit's own BLAS threading fights its OpenMP loop; it warns unless limited.
+    # BLAS threads fight implicit's own OpenMP loop; it warns unless limited.
     with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=params.factors,
+            regularization=params.regularization,
+            iterations=params.iterations,
+            random_state=params.seed,
+            num_threads=params.threads,
+            calculate_training_loss=False,
+        )
         model.fit(user_items, show_progress=False)
     uf = np.asarray(model.user_factors, dtype=np.float32)
     itf = np.asarray(model.item_factors, dtype=np.float32)

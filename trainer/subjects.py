@@ -40,6 +40,7 @@ _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 def normalize_part(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    folded = folded.replace("'", "")  # children's -> childrens, not children s
     return _NON_ALNUM.sub(" ", folded.lower()).strip()
 
 

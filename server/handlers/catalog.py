@@ -9,7 +9,14 @@ from bookrec.v1 import catalog_pb2_grpc as pb_grpc
 from bookrec.v1 import common_pb2
 from server.engine import catalog, paging
 from server.engine.manager import ModelManager
-from server.handlers.common import book_message, check_count, check_id, filters_of, rpc
+from server.handlers.common import (
+    book_message,
+    check_count,
+    check_id,
+    filters_of,
+    offload,
+    rpc,
+)
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -38,7 +45,7 @@ class Catalog(pb_grpc.CatalogServiceServicer):
         bundle = self.models.current()
         key = f"search|{request.query.lower().split()}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, key)
-        hits = catalog.search_books(bundle, request.query, filters)
+        hits = await offload(catalog.search_books, bundle, request.query, filters)
         page = hits[offset : offset + size]
         more = offset + size < len(hits)
         return pb.SearchBooksResponse(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import grpc
 
@@ -117,6 +118,16 @@ def scored_messages(bundle: Bundle, ranked: t.RankedList) -> list[pb.ScoredBook]
 
 def source_of(ranked: t.RankedList) -> pb.Source.ValueType:
     return _SOURCE[ranked.source]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+async def offload(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Engine and disk work runs in the thread pool: the event loop keeps accepting
+    calls (and health checks) while numpy, FAISS or fsync work."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 Req = TypeVar("Req")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from bookrec.v1 import feedback_pb2 as pb
@@ -10,7 +9,7 @@ from bookrec.v1 import feedback_pb2_grpc as pb_grpc
 from server.engine.errors import InvalidArgument
 from server.engine.feedback import FeedbackLog
 from server.engine.manager import ModelManager
-from server.handlers.common import check_id, rpc
+from server.handlers.common import check_id, offload, rpc
 
 
 class Feedback(pb_grpc.FeedbackServiceServicer):
@@ -29,7 +28,5 @@ class Feedback(pb_grpc.FeedbackServiceServicer):
         bundle = self.models.current()
         bundle.book(book_id)  # NOT_FOUND for a book the model does not know
         # fsync must not stall the event loop.
-        await asyncio.to_thread(
-            self.feedback.append, user_id, book_id, request.rating, bundle.version
-        )
+        await offload(self.feedback.append, user_id, book_id, request.rating, bundle.version)
         return pb.RateBookResponse(accepted=True, model_version=bundle.version)

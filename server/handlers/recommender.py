@@ -20,6 +20,7 @@ from server.handlers.common import (
     check_id,
     check_unit,
     filters_of,
+    offload,
     rpc,
     scored_messages,
     source_of,
@@ -47,7 +48,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         bundle = self.models.current()
         query_key = f"recommend|{user_id}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, query_key)
-        ranked = recommend(bundle, user_id, k, filters, request.explain, offset)
+        ranked = await offload(recommend, bundle, user_id, k, filters, request.explain, offset)
         next_token = (
             paging.make_token(bundle.version, query_key, offset + k) if ranked.has_more else ""
         )
@@ -71,8 +72,8 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
                 raise InvalidArgument("weight is only meaningful with mode SIMILAR_MODE_HYBRID")
             weight = check_unit("weight", request.weight)
         bundle = self.models.current()
-        ranked = similar(
-            bundle, book_id, k, mode, weight, filters_of(request.filters), request.explain
+        ranked = await offload(
+            similar, bundle, book_id, k, mode, weight, filters_of(request.filters), request.explain
         )
         return pb.SimilarResponse(
             items=scored_messages(bundle, ranked),
@@ -87,7 +88,8 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         if request.HasField("popularity_weight"):
             weight = check_unit("popularity_weight", request.popularity_weight)
         bundle = self.models.current()
-        ranked = cold_start(
+        ranked = await offload(
+            cold_start,
             bundle,
             list(request.favourite_subjects),
             weight,
