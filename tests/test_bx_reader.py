@@ -76,3 +76,13 @@ def test_bad_files_give_one_clear_error(tmp_path: Path, content: str, message: s
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"BX-Books\.csv: file not found"):
         bx_reader.read_books(tmp_path / "BX-Books.csv")
+
+
+def test_backslash_escaped_quote_at_title_end_leaves_no_backslash(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path / "BX-Books.csv",
+        HEADER + '"0441172717";"DK Readers: Level 4\\";"A";"1990";"P";"s";"m";"l"\n',
+    )
+    rows, report = bx_reader.read_books(p)
+    assert [r.title for r in rows] == ["DK Readers: Level 4"]
+    assert report.rejected == 0

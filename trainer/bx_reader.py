@@ -101,7 +101,10 @@ def read_books(path: Path) -> tuple[list[BookRow], ReadReport]:
         if len(fields) != n:
             report.reject(lineno, f"{len(fields)} fields, expected {n}")
             continue
-        isbn, title, author, year, publisher = (html.unescape(v).strip() for v in fields[:5])
+        # A title ending in a backslash-escaped quote (`\"`) leaves a stray backslash.
+        isbn, title, author, year, publisher = (
+            html.unescape(v).strip().rstrip("\\").strip() for v in fields[:5]
+        )
         if not isbn or not title:
             report.reject(lineno, "empty ISBN or title")
             continue
