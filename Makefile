@@ -46,6 +46,9 @@ lint: $(STAMP) node_modules/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(CODE)
 	node_modules/.bin/buf lint
+	@# The contract only grows: no breaking change against the previous commit.
+	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
+	  node_modules/.bin/buf breaking --against '.git#ref=HEAD~1'; fi
 	scripts/check_generated.sh
 
 test: lint

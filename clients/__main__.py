@@ -7,6 +7,7 @@ import sys
 
 import grpc
 
+from bookrec.v1 import common_pb2, recommender_pb2
 from clients.client import DEFAULT_TARGET, SIMILAR_MODES, BookrecClient, describe
 
 
@@ -55,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
 def _run(client: BookrecClient, args: argparse.Namespace) -> str:
     if args.command == "recommend":
         rec = client.recommend(args.user, args.k, args.explain)
-        return f"model {rec.model_version}, source {rec.source}\n{describe(rec)}"
+        return _header(rec) + describe(rec)
     if args.command == "similar":
         sim = client.similar(args.book, args.k, args.mode, args.weight, args.explain)
-        return f"model {sim.model_version}, source {sim.source}\n{describe(sim)}"
+        return _header(sim) + describe(sim)
     if args.command == "cold-start":
         cold = client.cold_start(args.subject, args.popularity_weight, args.k, args.explain)
-        return f"model {cold.model_version}, source {cold.source}\n{describe(cold)}"
+        return _header(cold) + describe(cold)
     if args.command == "book":
         return str(client.get_book(args.book).book)
     if args.command == "search":
@@ -73,6 +74,18 @@ def _run(client: BookrecClient, args: argparse.Namespace) -> str:
         return "\n".join(f"{s.subject_id:30s} {s.name} ({s.book_count} books)" for s in subjects)
     reply = client.rate_book(args.user, args.book, args.rating)
     return f"accepted={reply.accepted} model {reply.model_version}"
+
+
+Listing = (
+    recommender_pb2.RecommendResponse
+    | recommender_pb2.SimilarResponse
+    | recommender_pb2.ColdStartResponse
+)
+
+
+def _header(reply: Listing) -> str:
+    source = common_pb2.Source.Name(reply.source).removeprefix("SOURCE_").lower()
+    return f"model {reply.model_version}, source {source}\n"
 
 
 if __name__ == "__main__":
