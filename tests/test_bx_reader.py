@@ -8,6 +8,7 @@ import pytest
 
 from trainer import bx_reader
 from trainer.errors import InputError
+from trainer.raw import RawRating
 
 HEADER = (
     '"ISBN";"Book-Title";"Book-Author";"Year-Of-Publication";"Publisher";'
@@ -55,7 +56,7 @@ def test_ratings_out_of_range_are_rejected_with_line_numbers(tmp_path: Path) -> 
         '"2";"0441172717";"0"\n',
     )
     rows, report = bx_reader.read_ratings(p)
-    assert rows == [bx_reader.RatingRow("2", "0441172717", 0)]
+    assert rows == [RawRating("2", "0441172717", 0)]
     assert report.rejected == 2
     assert report.rejected_examples[0].startswith("BX-Book-Ratings.csv:2")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from trainer.bx_reader import BookRow, RatingRow
 from trainer.catalog import UNKNOWN_AUTHOR, build_catalog
 from trainer.interactions import consolidate
 from trainer.openlibrary import OLWork
+from trainer.raw import RawBook, RawRating
 from trainer.subjects import build_vocab, split_subject
 
 
@@ -21,10 +21,10 @@ def test_compound_and_variant_subjects_reduce_to_one_vocabulary() -> None:
 
 def test_editions_merge_into_works() -> None:
     books = [
-        BookRow("0441172717", "Dune (Dune Chronicles, #1)", "Frank Herbert", "1965", "Ace"),
-        BookRow("0-441-01359-7", "Dune (Dune Chronicles, #1)", "FRANK HERBERT", "1984", "Ace"),
-        BookRow("0451524934", "1984", "", "0", "Signet"),
-        BookRow("0451524935", "bad check digit", "X", "1999", "P"),
+        RawBook("0441172717", "Dune (Dune Chronicles, #1)", "Frank Herbert", "1965", "Ace"),
+        RawBook("0-441-01359-7", "Dune (Dune Chronicles, #1)", "FRANK HERBERT", "1984", "Ace"),
+        RawBook("0451524934", "1984", "", "0", "Signet"),
+        RawBook("0451524935", "bad check digit", "X", "1999", "P"),
     ]
     ol = {"9780441172719": "OL1W"}
     works = {"OL1W": OLWork("OL1W", "Dune", ("Science fiction",))}
@@ -48,12 +48,12 @@ def test_editions_merge_into_works() -> None:
 def test_ratings_consolidate_one_per_user_and_work() -> None:
     isbn_to_item = {"9780441172719": 0, "9780441013593": 0, "9780451524935": 1}
     rows = [
-        RatingRow("u1", "0441172717", 0),
-        RatingRow("u1", "0441013597", 8),  # other edition, explicit wins
-        RatingRow("u1", "0441013597", 6),  # lower explicit loses
-        RatingRow("u2", "0441172718", 5),  # invalid check digit
-        RatingRow("u2", "0439023483", 5),  # valid ISBN, unknown book
-        RatingRow("u2", "0451524934", 0),
+        RawRating("u1", "0441172717", 0),
+        RawRating("u1", "0441013597", 8),  # other edition, explicit wins
+        RawRating("u1", "0441013597", 6),  # lower explicit loses
+        RawRating("u2", "0441172718", 5),  # invalid check digit
+        RawRating("u2", "0439023483", 5),  # valid ISBN, unknown book
+        RawRating("u2", "0451524934", 0),
     ]
     inter = consolidate(rows, isbn_to_item)
     assert inter.user_ids == ["u1", "u2"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import csv
 import html
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.errors import InputError
+from trainer.raw import RawBook, RawRating, RawUser, ReadReport
 
 BOOKS_FILE = "BX-Books.csv"
 USERS_FILE = "BX-Users.csv"
@@ -33,39 +33,6 @@ BOOKS_HEADER = (
 )
 USERS_HEADER = ("User-ID", "Location", "Age")
 RATINGS_HEADER = ("User-ID", "ISBN", "Book-Rating")
-
-
-@dataclass
-class ReadReport:
-    """What happened to the lines of one file."""
-
-    file: str
-    lines: int = 0
-    rows: int = 0
-    recovered: int = 0
-    rejected: int = 0
-    rejected_examples: list[str] = field(default_factory=list)
-
-    def reject(self, lineno: int, why: str) -> None:
-        self.rejected += 1
-        if len(self.rejected_examples) < 10:
-            self.rejected_examples.append(f"{self.file}:{lineno}: {why}")
-
-
-@dataclass(frozen=True)
-class BookRow:
-    isbn: str
-    title: str
-    author: str
-    year: str
-    publisher: str
-
-
-@dataclass(frozen=True)
-class RatingRow:
-    user_id: str
-    isbn: str
-    rating: int
 
 
 def _lines(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
@@ -87,9 +54,9 @@ def _lines(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]
                 yield lineno, next(csv.reader([text], delimiter=";", quotechar='"'))
 
 
-def read_books(path: Path) -> tuple[list[BookRow], ReadReport]:
+def read_books(path: Path) -> tuple[list[RawBook], ReadReport]:
     report = ReadReport(path.name)
-    rows: list[BookRow] = []
+    rows: list[RawBook] = []
     n = len(BOOKS_HEADER)
     for lineno, raw in _lines(path, BOOKS_HEADER):
         report.lines += 1
@@ -108,14 +75,14 @@ def read_books(path: Path) -> tuple[list[BookRow], ReadReport]:
         if not isbn or not title:
             report.reject(lineno, "empty ISBN or title")
             continue
-        rows.append(BookRow(isbn, title, author, year, publisher))
+        rows.append(RawBook(isbn, title, author, year, publisher))
     report.rows = len(rows)
     return rows, report
 
 
-def read_ratings(path: Path) -> tuple[list[RatingRow], ReadReport]:
+def read_ratings(path: Path) -> tuple[list[RawRating], ReadReport]:
     report = ReadReport(path.name)
-    rows: list[RatingRow] = []
+    rows: list[RawRating] = []
     for lineno, fields in _lines(path, RATINGS_HEADER):
         report.lines += 1
         if len(fields) != len(RATINGS_HEADER):
@@ -133,18 +100,23 @@ def read_ratings(path: Path) -> tuple[list[RatingRow], ReadReport]:
         if not user:
             report.reject(lineno, "empty User-ID")
             continue
-        rows.append(RatingRow(user, isbn, value))
+        rows.append(RawRating(user, isbn, value))
     report.rows = len(rows)
     return rows, report
 
 
-def count_users(path: Path) -> tuple[int, ReadReport]:
-    """Users are only counted for now; their profile fields are not modelled yet."""
+def read_users(path: Path) -> tuple[list[RawUser], ReadReport]:
     report = ReadReport(path.name)
+    rows: list[RawUser] = []
     for lineno, fields in _lines(path, USERS_HEADER):
         report.lines += 1
         if len(fields) != len(USERS_HEADER):
             report.reject(lineno, f"{len(fields)} fields, expected {len(USERS_HEADER)}")
             continue
-        report.rows += 1
-    return report.rows, report
+        user, location, age = (v.strip() for v in fields)
+        if not user:
+            report.reject(lineno, "empty User-ID")
+            continue
+        rows.append(RawUser(user, html.unescape(location), age))
+    report.rows = len(rows)
+    return rows, report

@@ -15,9 +15,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from trainer.bx_reader import BookRow
 from trainer.isbn import normalize_isbn
 from trainer.openlibrary import OLWork
+from trainer.raw import RawBook
 from trainer.subjects import SubjectVocab, build_vocab, normalize_part
 
 UNKNOWN_AUTHOR = "Unknown Author"
@@ -75,7 +75,7 @@ def _fallback_id(title: str, author: str) -> str:
 
 
 def build_catalog(
-    books: Sequence[BookRow],
+    books: Sequence[RawBook],
     isbn_to_ol: dict[str, str],
     ol_works: dict[str, OLWork],
     min_subject_books: int = 2,

@@ -10,19 +10,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trainer.bx_reader import RatingRow
 from trainer.catalog import Catalog
 from trainer.errors import InputError
+from trainer.raw import RawRating
 
 FEEDBACK_FILE = Path("feedback") / "ratings.jsonl"
 
 
-def read_feedback(path: Path, catalog: Catalog) -> tuple[list[RatingRow], int]:
+def read_feedback(path: Path, catalog: Catalog) -> tuple[list[RawRating], int]:
     """(rows, unknown): ratings on works this catalogue no longer has are counted."""
     if not path.is_file():
         return [], 0
     first_isbn = {w.work_id: w.isbns[0] for w in catalog.works if w.isbns}
-    rows: list[RatingRow] = []
+    rows: list[RawRating] = []
     unknown = 0
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
@@ -37,5 +37,5 @@ def read_feedback(path: Path, catalog: Catalog) -> tuple[list[RatingRow], int]:
             if isbn is None:
                 unknown += 1
                 continue
-            rows.append(RatingRow(user, isbn, rating))
+            rows.append(RawRating(user, isbn, rating))
     return rows, unknown

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from trainer.bx_reader import RatingRow
 from trainer.isbn import normalize_isbn
+from trainer.raw import RawRating
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Interactions:
         return h.hexdigest()[:16]
 
 
-def consolidate(rows: Sequence[RatingRow], isbn_to_item: dict[str, int]) -> Interactions:
+def consolidate(rows: Sequence[RawRating], isbn_to_item: dict[str, int]) -> Interactions:
     best: dict[tuple[str, int], int] = {}
     invalid = unknown = 0
     for row in rows:

@@ -49,7 +49,8 @@ def run(cfg: TrainerConfig) -> RunResult:
     with _stage("read", times):
         books, books_report = bx_reader.read_books(data / bx_reader.BOOKS_FILE)
         ratings, ratings_report = bx_reader.read_ratings(data / bx_reader.RATINGS_FILE)
-        n_users, users_report = bx_reader.count_users(data / bx_reader.USERS_FILE)
+        users, users_report = bx_reader.read_users(data / bx_reader.USERS_FILE)
+        n_users = len(users)
         editions_path = openlibrary.find(data, openlibrary.EDITIONS_FILE)
         works_path = openlibrary.find(data, openlibrary.WORKS_FILE)
         isbn_to_ol = openlibrary.read_editions(editions_path) if editions_path else {}
