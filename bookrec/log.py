@@ -33,6 +33,8 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # faiss announces which CPU build it loaded at INFO on every import.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 def kv(**fields: Any) -> dict[str, Any]:

@@ -50,8 +50,14 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_artifact(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One artifact trained on the tiny set (read-only for tests: copy before changing)."""
+    import asyncio
+
     from trainer.config import TrainerConfig
     from trainer.pipeline import run
 
     root = tmp_path_factory.mktemp("artifacts")
-    return run(TrainerConfig(data_dir=tiny_data, artifacts_dir=root, threads=1)).artifact
+    store = tmp_path_factory.mktemp("store") / "bookrec.sqlite"
+    cfg = TrainerConfig(
+        data_dir=tiny_data, artifacts_dir=root, store_url=f"sqlite:///{store}", threads=1
+    )
+    return asyncio.run(run(cfg)).artifact

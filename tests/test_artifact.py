@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def test_published_artifact_verifies_and_maps(tiny_artifact: Path) -> None:
     factors = artifact.load_array(tiny_artifact, manifest, "item_factors")
     assert isinstance(factors, np.memmap)
     assert factors.dtype == np.float32
-    assert manifest.split_id.startswith("all-")
+    assert re.fullmatch(r"[0-9a-f]{16}", manifest.split_id)
     assert manifest.model_version == tiny_artifact.name
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from trainer.catalog import UNKNOWN_AUTHOR, build_catalog
-from trainer.interactions import consolidate
-from trainer.openlibrary import OLWork
+from trainer.catalog import UNKNOWN_AUTHOR, build_works
+from trainer.interactions import KCore, consolidate, kcore
 from trainer.raw import RawBook, RawRating
+from trainer.report import CleaningReport
 from trainer.subjects import build_vocab, split_subject
 
 
@@ -13,24 +13,29 @@ def test_compound_and_variant_subjects_reduce_to_one_vocabulary() -> None:
     assert split_subject("Fiction, science fiction, general") == ["science fiction"]
     assert split_subject("SCIENCE FICTION.") == ["science fiction"]
     assert split_subject("Science-fiction") == ["science fiction"]
+    assert split_subject("Children's stories") == ["childrens stories"]
     vocab = build_vocab(
-        [["Science fiction", "Fiction"], ["SCIENCE-FICTION.", "Space opera"], ["one-off"]]
+        [
+            split_subject("Science fiction") + split_subject("Fiction"),
+            split_subject("SCIENCE-FICTION.") + split_subject("Space opera"),
+            split_subject("one-off"),
+        ]
     )
     assert vocab.slugs == ("science-fiction",)  # generic and rare parts dropped
 
 
-def test_editions_merge_into_works() -> None:
+def test_editions_merge_into_works_and_generic_subjects_never_lead() -> None:
     books = [
         RawBook("0441172717", "Dune (Dune Chronicles, #1)", "Frank Herbert", "1965", "Ace"),
         RawBook("0-441-01359-7", "Dune (Dune Chronicles, #1)", "FRANK HERBERT", "1984", "Ace"),
         RawBook("0451524934", "1984", "", "0", "Signet"),
         RawBook("0451524935", "bad check digit", "X", "1999", "P"),
     ]
-    ol = {"9780441172719": "OL1W"}
-    works = {"OL1W": OLWork("OL1W", "Dune", ("Science fiction",))}
-    cat = build_catalog(books, ol, works, min_subject_books=1)
-    assert cat.invalid_isbns == 1
-    dune = next(w for w in cat.works if w.work_id == "OL1W")
+    report = CleaningReport()
+    works = build_works(
+        books, {"9780441172719": "OL1W"}, {"OL1W": ["Fiction", "Science fiction"]}, report
+    )
+    dune = next(w for w in works.works if w.work_id == "OL1W")
     # The unmapped edition with the same normalised title and author joins the OL work.
     assert sorted(dune.isbns) == ["9780441013593", "9780441172719"]
     assert (dune.title, dune.series, dune.series_volume, dune.year) == (
@@ -39,26 +44,58 @@ def test_editions_merge_into_works() -> None:
         1,
         1965,
     )
-    orwell = next(w for w in cat.works if w.work_id != "OL1W")
+    assert dune.subjects == ["science fiction"]
+    orwell = next(w for w in works.works if w.work_id != "OL1W")
     assert orwell.work_id.startswith("BX")
-    assert orwell.author == UNKNOWN_AUTHOR
-    assert orwell.year == 0
+    assert (orwell.author, orwell.year) == (UNKNOWN_AUTHOR, None)
+    assert orwell.pages_imputed
+    rules = {r.rule: r for r in report.rules}
+    assert rules["books: valid ISBN"].dropped == 1
+    assert rules["editions -> works"].rows_out == 2
 
 
 def test_ratings_consolidate_one_per_user_and_work() -> None:
-    isbn_to_item = {"9780441172719": 0, "9780441013593": 0, "9780451524935": 1}
+    isbn_to_work = {"9780441172719": "W1", "9780441013593": "W1", "9780451524935": "W2"}
     rows = [
         RawRating("u1", "0441172717", 0),
         RawRating("u1", "0441013597", 8),  # other edition, explicit wins
         RawRating("u1", "0441013597", 6),  # lower explicit loses
+        RawRating("u1", "0441013597", 6),  # exact duplicate
         RawRating("u2", "0441172718", 5),  # invalid check digit
         RawRating("u2", "0439023483", 5),  # valid ISBN, unknown book
         RawRating("u2", "0451524934", 0),
+        RawRating("u3", "", 4, book_key="gb:1"),  # a source that names books by key
     ]
-    inter = consolidate(rows, isbn_to_item)
-    assert inter.user_ids == ["u1", "u2"]
-    assert list(zip(inter.users, inter.items, inter.ratings, strict=True)) == [
-        (0, 0, 8),
-        (1, 1, 0),
+    report = CleaningReport()
+    inter = consolidate(rows, isbn_to_work, {"gb:1": "W2"}, report)
+    assert inter == [("u1", "W1", 8, -1), ("u2", "W2", 0, -1), ("u3", "W2", 4, -1)]
+    dropped = {r.rule: r.dropped for r in report.rules}
+    assert dropped["ratings: valid ISBN"] == 1
+    assert dropped["ratings: known book"] == 1
+    assert dropped["ratings: exact duplicates"] == 1
+    assert dropped["ratings: one per user and work"] == 2
+
+
+def test_latest_explicit_rating_wins_when_timestamps_exist() -> None:
+    rows = [
+        RawRating("u", "0441172717", 9, timestamp=10),
+        RawRating("u", "0441172717", 3, timestamp=20),
     ]
-    assert (inter.invalid_isbn, inter.unknown_book, inter.merged) == (1, 1, 2)
+    inter = consolidate(rows, {"9780441172719": "W"}, {}, CleaningReport())
+    assert inter == [("u", "W", 3, 20)]
+
+
+def test_kcore_iterates_to_a_fixed_point() -> None:
+    # u3 has 2 ratings, one on W3 which only u3 read: dropping W3 leaves u3 below 2.
+    rows = [
+        ("u1", "W1", 5, -1),
+        ("u1", "W2", 5, -1),
+        ("u2", "W1", 5, -1),
+        ("u2", "W2", 5, -1),
+        ("u3", "W1", 5, -1),
+        ("u3", "W3", 5, -1),
+    ]
+    report = CleaningReport()
+    kept = kcore(rows, KCore(min_user_interactions=2, min_work_interactions=2), report)
+    assert {r[0] for r in kept} == {"u1", "u2"}
+    assert "rounds" in report.rules[-1].why

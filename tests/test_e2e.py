@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from bookrec.artifact import read_manifest
+from bookrec.artifact import load_strings, read_manifest
 from bookrec.v1 import catalog_pb2, common_pb2, feedback_pb2, recommender_pb2
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
@@ -63,6 +63,13 @@ def rated_isbns(tiny_data: Path) -> dict[str, set[str]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def served_users(tiny_artifact: Path, rated_isbns: dict[str, set[str]]) -> list[str]:
+    """Users the model has history for (cold users held out by the split are not)."""
+    users = load_strings(tiny_artifact, read_manifest(tiny_artifact), "user_ids").to_list()
+    return sorted(u for u in users if len(rated_isbns[u]) >= 5)
+
+
 def all_books(cat: CatalogServiceStub) -> list[common_pb2.Book]:
     books: list[common_pb2.Book] = []
     token = ""
@@ -93,10 +100,13 @@ def test_model_version_is_the_manifests(
 
 
 def test_recommend_never_returns_a_rated_book(
-    rec: RecommenderServiceStub, rated_isbns: dict[str, set[str]], tiny_artifact: Path
+    rec: RecommenderServiceStub,
+    rated_isbns: dict[str, set[str]],
+    served_users: list[str],
+    tiny_artifact: Path,
 ) -> None:
     version = read_manifest(tiny_artifact).model_version
-    users = sorted(u for u, s in rated_isbns.items() if len(s) >= 5)[:40]
+    users = served_users[:40]
     assert len(users) == 40
     for user in users:
         reply = rec.Recommend(recommender_pb2.RecommendRequest(user_id=user, k=50))
@@ -111,9 +121,9 @@ def test_recommend_never_returns_a_rated_book(
 
 
 def test_recommend_pages_continue_without_overlap(
-    rec: RecommenderServiceStub, rated_isbns: dict[str, set[str]]
+    rec: RecommenderServiceStub, served_users: list[str]
 ) -> None:
-    user = sorted(u for u, s in rated_isbns.items() if len(s) >= 5)[0]
+    user = served_users[0]
     whole = rec.Recommend(recommender_pb2.RecommendRequest(user_id=user, k=30))
     first = rec.Recommend(recommender_pb2.RecommendRequest(user_id=user, k=15))
     second = rec.Recommend(
@@ -125,9 +135,9 @@ def test_recommend_pages_continue_without_overlap(
 
 
 def test_recommend_explains_with_rated_books(
-    rec: RecommenderServiceStub, rated_isbns: dict[str, set[str]]
+    rec: RecommenderServiceStub, served_users: list[str]
 ) -> None:
-    user = sorted(u for u, s in rated_isbns.items() if len(s) >= 5)[0]
+    user = served_users[0]
     reply = rec.Recommend(recommender_pb2.RecommendRequest(user_id=user, k=5, explain=True))
     for item in reply.items:
         kinds = [r.kind for r in item.reasons]

@@ -1,8 +1,17 @@
-"""Trainer command line: `python -m trainer {demo-data,run} ...`."""
+"""Trainer command line: `python -m trainer COMMAND`.
+
+demo-data  write a synthetic Book-Crossing-format data set
+ingest     read + clean --data and load it into the store
+split      freeze the train/val/test split of what the store holds
+export     write the store's snapshot of a split to a directory (reproducible)
+run        the whole pipeline, publishing an artifact
+runs       list recorded runs
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from dataclasses import asdict
@@ -13,31 +22,81 @@ from bookrec.artifact import newest_valid
 from bookrec.log import kv
 from trainer.config import TrainerConfig
 from trainer.errors import InputError, ModelFitError
+from trainer.store.drivers import StoreError
 
 log = logging.getLogger("trainer")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="trainer", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="trainer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--log-level", default="INFO")
     sub = p.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo-data", help="write a synthetic Book-Crossing-format data set")
     demo.add_argument("--out", type=Path, default=Path("data"))
     demo.add_argument("--scale", choices=["tiny", "small", "bookcrossing"], default="small")
     demo.add_argument("--seed", type=int, default=0)
-    run = sub.add_parser("run", help="train on --data and publish an artifact to --artifacts")
-    run.add_argument("--data", dest="data_dir", type=Path)
-    run.add_argument("--artifacts", dest="artifacts_dir", type=Path)
-    run.add_argument("--seed", type=int)
-    run.add_argument("--factors", type=int)
-    run.add_argument("--regularization", type=float)
-    run.add_argument("--iterations", type=int)
-    run.add_argument("--alpha", type=float)
-    run.add_argument("--threads", type=int)
-    run.add_argument(
-        "--if-missing", action="store_true", help="do nothing if a valid artifact already exists"
-    )
+    commands = {
+        "ingest": "read + clean --data and load it into the store",
+        "split": "freeze the split of what the store holds",
+        "export": "write the store's snapshot of the split to --out",
+        "run": "the whole pipeline: publish an artifact to --artifacts",
+        "runs": "list recorded runs",
+    }
+    for name, text in commands.items():
+        c = sub.add_parser(name, help=text)
+        c.add_argument("--store", dest="store_url", help="sqlite:///PATH or mysql://USER@HOST/DB")
+        c.add_argument("--data", dest="data_dir", type=Path)
+        c.add_argument("--artifacts", dest="artifacts_dir", type=Path)
+        c.add_argument("--seed", type=int)
+        c.add_argument("--min-user-interactions", type=int)
+        c.add_argument("--min-work-interactions", type=int)
+        if name == "export":
+            c.add_argument("--out", type=Path, required=True)
+        if name == "run":
+            c.add_argument("--factors", type=int)
+            c.add_argument("--regularization", type=float)
+            c.add_argument("--iterations", type=int)
+            c.add_argument("--alpha", type=float)
+            c.add_argument("--threads", type=int)
+            c.add_argument(
+                "--if-missing", action="store_true", help="do nothing if a valid artifact exists"
+            )
     return p
+
+
+_NOT_CONFIG = ("command", "log_level", "if_missing", "out")
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    from trainer import pipeline
+    from trainer.store.store import Store
+
+    cfg = TrainerConfig.from_env().override(
+        **{k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    )
+    times: dict[str, float] = {}
+    if args.command == "ingest":
+        summary = await pipeline.ingest(cfg, times)
+        print(summary)
+    elif args.command in ("split", "export"):
+        async with await Store.open(cfg.store_url, progress=log.info) as store:
+            snap = await pipeline.freeze_and_export(store, cfg, times)
+        if args.command == "export":
+            snap.save(args.out)
+        print(snap.split_id)
+    elif args.command == "runs":
+        async with await Store.open(cfg.store_url) as store:
+            for r in await store.runs():
+                print(r)
+    else:
+        if args.if_missing and (existing := newest_valid(cfg.artifacts_dir)) is not None:
+            log.info("valid artifact exists, not training", extra=kv(path=str(existing[0])))
+            return 0
+        result = await pipeline.run(cfg)
+        print(result.artifact)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,20 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             summary = generate(args.out, args.scale, args.seed, progress=log.info)
             log.info("demo data written", extra=kv(out=str(args.out), **asdict(summary)))
             return 0
-        from trainer.pipeline import run
-
-        skip = ("command", "log_level", "if_missing")
-        values = {k: v for k, v in vars(args).items() if k not in skip}
-        cfg = TrainerConfig.from_env().override(**values)
-        if args.if_missing:
-            existing = newest_valid(cfg.artifacts_dir)
-            if existing is not None:
-                log.info("valid artifact exists, not training", extra=kv(path=str(existing[0])))
-                return 0
-        result = run(cfg)
-        print(result.artifact)
-        return 0
-    except (InputError, ModelFitError, ValueError) as e:
+        return asyncio.run(_dispatch(args))
+    except (InputError, ModelFitError, StoreError, ValueError) as e:
         log.error("failed", extra=kv(error=str(e)))
         print(f"trainer: error: {e}", file=sys.stderr)
         return 2

@@ -1,10 +1,11 @@
-"""Merge editions into works and build the book table the models index.
+"""Merge editions into works: the book table every model indexes.
 
-A work is identified by its Open Library work key when an editions dump maps
-one of its ISBNs; otherwise by the rule documented in docs/artifact-format.md:
-``BX`` + the first 10 hex digits of sha1(normalised title | normalised author),
-so that every edition of one text lands on one stable id. An unmapped edition
-whose normalised title and author match an Open Library work joins that work.
+A work's id is, in order of preference: the source's own work id (goodbooks
+``GR<work_id>``); the Open Library work key of one of its ISBNs (``OL123W``);
+the id of an already-known work with the same normalised title and primary
+author; else ``BX`` + the first 10 hex digits (upper case) of
+sha1(normalised title | normalised author). So every edition of one text lands
+on one stable id, whatever order the rows come in.
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import re
+import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from trainer.isbn import normalize_isbn
-from trainer.openlibrary import OLWork
 from trainer.raw import RawBook
-from trainer.subjects import SubjectVocab, build_vocab, normalize_part
+from trainer.report import CleaningReport
+from trainer.subjects import normalize_part, split_subject
 
 UNKNOWN_AUTHOR = "Unknown Author"
-MAX_SUBJECTS_PER_BOOK = 8
+WORK_KEY_PREFIX = "work:"  # book_key form that names a work id directly
+MIN_YEAR = 1000
+MIN_PAGES, MAX_PAGES = 10, 5000
 _SERIES = re.compile(r"^(?P<title>.*?)\s*\((?P<series>[^()]*?),?\s*#(?P<vol>\d+)\)\s*$")
-_UNKNOWN_AUTHORS = {"", "unknown", "unknown author", "n a", "anonymous"}
+_UNKNOWN_AUTHORS = {"", "unknown", "unknown author", "n a", "anonymous", "various"}
 
 
 @dataclass
@@ -31,21 +36,21 @@ class Work:
     work_id: str
     title: str
     author: str
-    year: int
+    year: int | None
     series: str
     series_volume: int
+    pages: int | None = None
+    pages_imputed: bool = False
     isbns: list[str] = field(default_factory=list)
-    raw_subjects: tuple[str, ...] = ()
+    # Normalised subject parts, main subject first; generic shelves never appear.
+    subjects: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class Catalog:
-    works: list[Work]  # item_idx -> work
-    isbn_to_item: dict[str, int]
-    vocab: SubjectVocab
-    book_subjects: list[list[int]]  # item_idx -> subject indices
-    invalid_isbns: int
-    unmapped_isbns: int
+class Works:
+    works: list[Work]  # sorted by work_id
+    isbn_to_work: dict[str, str]
+    key_to_work: dict[str, str]  # source book key ("gb:12") -> work_id
 
 
 def split_series(title: str) -> tuple[str, str, int]:
@@ -56,72 +61,123 @@ def split_series(title: str) -> tuple[str, str, int]:
     return m.group("title"), m.group("series").strip(), int(m.group("vol"))
 
 
-def _author(raw: str) -> str:
+def primary_author(raw: str) -> str:
     first = raw.split(",", maxsplit=1)[0].strip() if raw else ""
     return UNKNOWN_AUTHOR if normalize_part(first) in _UNKNOWN_AUTHORS else first
 
 
-def _year(raw: str) -> int:
+def clean_year(raw: str) -> int | None:
+    """Impossible years (0, the future, before MIN_YEAR) are unknown."""
     try:
-        y = int(raw)
+        y = int(float(raw))
     except ValueError:
-        return 0
-    return y if 1000 <= y <= _dt.date.today().year else 0
+        return None
+    return y if MIN_YEAR <= y <= _dt.date.today().year else None
 
 
-def _fallback_id(title: str, author: str) -> str:
+def _pages(raw: str) -> int | None:
+    try:
+        p = int(float(raw))
+    except ValueError:
+        return None
+    return p if MIN_PAGES <= p <= MAX_PAGES else None
+
+
+def fallback_work_id(title: str, author: str) -> str:
     key = f"{normalize_part(title)}|{normalize_part(author)}"
     return "BX" + hashlib.sha1(key.encode()).hexdigest()[:10].upper()
 
 
-def build_catalog(
+def _subject_parts(raws: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for raw in raws:
+        for part in split_subject(raw):
+            if part not in out:
+                out.append(part)
+    return out
+
+
+def build_works(
     books: Sequence[RawBook],
-    isbn_to_ol: dict[str, str],
-    ol_works: dict[str, OLWork],
-    min_subject_books: int = 2,
-) -> Catalog:
+    isbn_to_work: dict[str, str],
+    work_subjects: dict[str, list[str]],
+    report: CleaningReport,
+) -> Works:
     works: dict[str, Work] = {}
     by_title_author: dict[tuple[str, str], str] = {}
-    isbn_to_work: dict[str, str] = {}
-    invalid = unmapped = 0
-    # Open Library-mapped editions first so unmapped twins can join their work.
-    mapped, rest = [], []
-    for row in books:
-        isbn = normalize_isbn(row.isbn)
-        if isbn is None:
-            invalid += 1
-        elif isbn in isbn_to_ol:
-            mapped.append((isbn, row))
-        else:
-            rest.append((isbn, row))
-    for isbn, row in [*mapped, *rest]:
-        if isbn in isbn_to_work:
-            continue  # duplicate ISBN line: the first one wins
-        title, series, volume = split_series(row.title)
-        author = _author(row.author)
-        key = (normalize_part(row.title), normalize_part(author))
-        wid = isbn_to_ol.get(isbn) or by_title_author.get(key) or _fallback_id(row.title, author)
-        if isbn not in isbn_to_ol:
-            unmapped += 1
-        work = works.get(wid)
-        if work is None:
-            ol = ol_works.get(wid)
-            work = Work(wid, title, author, _year(row.year), series, volume)
-            work.raw_subjects = ol.subjects if ol else ()
-            works[wid] = work
-        elif work.year == 0 or 0 < _year(row.year) < work.year:
-            work.year = _year(row.year) or work.year
-        work.isbns.append(isbn)
-        by_title_author.setdefault(key, wid)
-        isbn_to_work[isbn] = wid
-    ordered = sorted(works.values(), key=lambda w: w.work_id)
-    item_of = {w.work_id: i for i, w in enumerate(ordered)}
-    vocab = build_vocab([w.raw_subjects for w in ordered], min_books=min_subject_books)
-    return Catalog(
-        works=ordered,
-        isbn_to_item={isbn: item_of[w] for isbn, w in isbn_to_work.items()},
-        vocab=vocab,
-        book_subjects=[vocab.encode(w.raw_subjects, MAX_SUBJECTS_PER_BOOK) for w in ordered],
-        invalid_isbns=invalid,
-        unmapped_isbns=unmapped,
+    isbn_work: dict[str, str] = {}
+    key_work: dict[str, str] = {}
+    invalid = duplicate = 0
+    # Rows that carry a work id first, so unmapped twins can join their work.
+    ordered = sorted(
+        books, key=lambda b: 0 if b.work_key or normalize_isbn(b.isbn) in isbn_to_work else 1
     )
+    for row in ordered:
+        isbn = normalize_isbn(row.isbn) if row.isbn else None
+        if isbn is None and not row.book_key:
+            invalid += 1
+            continue
+        if isbn is not None and isbn in isbn_work:
+            duplicate += 1
+            continue
+        title, series, volume = split_series(row.title)
+        author = primary_author(row.author)
+        key = (normalize_part(title), normalize_part(author))
+        wid = (
+            row.work_key
+            or (isbn_to_work.get(isbn) if isbn else None)
+            or by_title_author.get(key)
+            or fallback_work_id(title, author)
+        )
+        work = works.get(wid)
+        year = clean_year(row.year)
+        if work is None:
+            work = Work(wid, title, author, year, series, volume, _pages(row.pages))
+            work.subjects = _subject_parts(work_subjects.get(wid, []))
+            works[wid] = work
+        else:
+            if year is not None and (work.year is None or year < work.year):
+                work.year = year  # the first edition's year
+            work.pages = work.pages or _pages(row.pages)
+        if isbn is not None:
+            work.isbns.append(isbn)
+            isbn_work[isbn] = wid
+        if row.book_key:
+            key_work[row.book_key] = wid
+        by_title_author.setdefault(key, wid)
+    report.add("books: valid ISBN", len(books), len(books) - invalid, "bad check digit or length")
+    report.add(
+        "books: one row per ISBN",
+        len(books) - invalid,
+        len(books) - invalid - duplicate,
+        "same ISBN listed twice; the first row wins",
+    )
+    report.add(
+        "editions -> works",
+        len(books) - invalid - duplicate,
+        len(works),
+        "editions of one text merged (work key, Open Library, title + author)",
+    )
+    _impute_pages(list(works.values()), report)
+    # Ratings recorded by the server name works directly (trainer/feedback.py).
+    key_work.update({f"{WORK_KEY_PREFIX}{wid}": wid for wid in works})
+    return Works(sorted(works.values(), key=lambda w: w.work_id), isbn_work, key_work)
+
+
+def _impute_pages(works: list[Work], report: CleaningReport) -> None:
+    """Missing page counts take the median of works sharing the main subject."""
+    by_subject: dict[str, list[int]] = {}
+    for w in works:
+        if w.pages is not None and w.subjects:
+            by_subject.setdefault(w.subjects[0], []).append(w.pages)
+    known = [w.pages for w in works if w.pages is not None]
+    overall = int(statistics.median(known)) if known else 250
+    medians = {s: int(statistics.median(v)) for s, v in by_subject.items()}
+    imputed = Counter[str]()
+    for w in works:
+        if w.pages is None:
+            subject = w.subjects[0] if w.subjects else ""
+            w.pages = medians.get(subject, overall)
+            w.pages_imputed = True
+            imputed["subject" if subject in medians else "overall"] += 1
+    report.notes["pages_imputed"] = dict(imputed)

@@ -18,7 +18,18 @@ ENV_PREFIX = "BOOKREC_TRAIN_"
 class TrainerConfig:
     data_dir: Path = Path("data")
     artifacts_dir: Path = Path("artifacts")
+    # sqlite:///PATH (embedded default) or mysql://USER:PASSWORD@HOST:PORT/DB (asyncmy)
+    store_url: str = "sqlite:///data/bookrec.sqlite"
     seed: int = 0
+    # cleaning: users / works with fewer interactions are dropped (to a fixed point)
+    min_user_interactions: int = 1
+    min_work_interactions: int = 1
+    # split
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    cold_user_fraction: float = 0.05
+    min_holdout: int = 5
+    max_subjects: int = 1000
     factors: int = 64
     regularization: float = 0.05
     iterations: int = 15

@@ -14,9 +14,9 @@ import scipy.sparse as sp
 
 from bookrec.artifact import ArtifactWriter, new_model_version
 from trainer.als import ALSModel
-from trainer.catalog import MAX_SUBJECTS_PER_BOOK, Catalog
-from trainer.interactions import Interactions
-from trainer.popularity import Popularity
+from trainer.features import Features
+from trainer.snapshot import Snapshot
+from trainer.split import TRAIN
 
 
 def _normalized(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -25,81 +25,72 @@ def _normalized(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return out
 
 
-def _padded(rows: list[list[int]], width: int) -> npt.NDArray[np.int32]:
-    out = np.full((len(rows), width), -1, dtype=np.int32)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
 def _subject_idf(book_subjects: npt.NDArray[np.int32], n_subjects: int) -> npt.NDArray[np.float32]:
     df = np.bincount(book_subjects[book_subjects >= 0], minlength=n_subjects)
     return np.log((1 + len(book_subjects)) / (1 + df)).astype(np.float32) + 1.0
 
 
-def _warmup(
-    catalog: Catalog, inter: Interactions, pop: Popularity, n: int = 5
-) -> dict[str, list[str]]:
-    """Queries the server runs on a new bundle before it may serve."""
-    top_items = np.argsort(-pop.prior, kind="stable")[:n]
-    users = np.unique(inter.users)[:n]
-    return {
-        "user_ids": [inter.user_ids[int(u)] for u in users],
-        "book_ids": [catalog.works[int(i)].work_id for i in top_items],
-        "subject_ids": list(catalog.vocab.slugs[:n]),
-    }
-
-
 def write_artifact(
     root: Path,
-    catalog: Catalog,
-    inter: Interactions,
-    user_items: sp.csr_matrix,
+    snap: Snapshot,
+    feats: Features,
     als: ALSModel,
-    pop: Popularity,
-    split_id: str,
     params: dict[str, Any],
     counts: dict[str, int],
 ) -> Path:
-    n_books = len(catalog.works)
-    version = new_model_version(f"{split_id}|{json.dumps(params, sort_keys=True)}")
+    """Users without training interactions get no row: the server treats them as new."""
+    version = new_model_version(f"{snap.split_id}|{json.dumps(params, sort_keys=True)}")
     writer = ArtifactWriter(root, version)
     try:
-        in_als = pop.count > 0
+        train = snap.mask(TRAIN)
+        served_users = np.unique(snap.users[train])
+        in_als = feats.book.count > 0
         item_factors = np.where(in_als[:, None], als.item_factors, 0.0).astype(np.float32)
         writer.save_array("item_factors", item_factors)
         writer.save_array("item_in_als", in_als)
-        writer.save_array("user_factors", als.user_factors)
-        rated = (user_items > 0).astype(np.int8).tocsr()
+        writer.save_array("user_factors", als.user_factors[served_users])
+        # Never recommend what a user rated in any part of the split.
+        row_of = np.full(snap.n_users, -1, dtype=np.int64)
+        row_of[served_users] = np.arange(len(served_users))
+        keep = row_of[snap.users] >= 0
+        rated = sp.csr_matrix(
+            (np.ones(int(keep.sum()), np.int8), (row_of[snap.users[keep]], snap.items[keep])),
+            shape=(len(served_users), snap.n_items),
+        )
+        rated.sum_duplicates()
         rated.sort_indices()
         writer.save_array("user_items_indptr", rated.indptr.astype(np.int64))
         writer.save_array("user_items_indices", rated.indices.astype(np.int32))
-        writer.save_array("popularity", pop.prior)
-        writer.save_array("rating_count", pop.count)
-        writer.save_array("mean_rating", pop.mean_rating)
-        writer.save_array("year", np.array([w.year for w in catalog.works], dtype=np.int16))
-        writer.save_array(
-            "series_volume", np.array([w.series_volume for w in catalog.works], dtype=np.int16)
-        )
-        subjects = _padded(catalog.book_subjects, MAX_SUBJECTS_PER_BOOK)
-        writer.save_array("book_subjects", subjects)
-        writer.save_array("subject_idf", _subject_idf(subjects, len(catalog.vocab.slugs)))
-        writer.save_strings("book_ids", [w.work_id for w in catalog.works])
-        writer.save_strings("titles", [w.title for w in catalog.works])
-        writer.save_strings("authors", [w.author for w in catalog.works])
-        writer.save_strings("series", [w.series for w in catalog.works])
-        writer.save_strings("isbns", [" ".join(w.isbns) for w in catalog.works])
-        writer.save_strings("user_ids", inter.user_ids)
-        writer.save_strings("subject_ids", list(catalog.vocab.slugs))
-        writer.save_strings("subject_names", list(catalog.vocab.names))
+        writer.save_array("popularity", feats.popularity.prior)
+        writer.save_array("rating_count", feats.book.count)
+        writer.save_array("mean_rating", feats.book.mean)
+        writer.save_array("year", snap.years.astype(np.int16))
+        writer.save_array("series_volume", snap.series_volume.astype(np.int16))
+        writer.save_array("book_subjects", feats.book_subjects)
+        writer.save_array("subject_idf", _subject_idf(feats.book_subjects, len(feats.vocab.slugs)))
+        writer.save_strings("book_ids", snap.work_ids)
+        writer.save_strings("titles", snap.titles)
+        writer.save_strings("authors", snap.authors)
+        writer.save_strings("series", snap.series)
+        writer.save_strings("isbns", [" ".join(i) for i in snap.isbns])
+        writer.save_strings("user_ids", [snap.user_ids[u] for u in served_users.tolist()])
+        writer.save_strings("subject_ids", list(feats.vocab.slugs))
+        writer.save_strings("subject_names", list(feats.vocab.names))
         # Exact inner product over unit vectors = cosine; flat indexes can be memory-mapped.
         index = faiss.IndexFlatIP(item_factors.shape[1])
         index.add(_normalized(item_factors))
         faiss.write_index(index, str(writer.path_for("item_index.faiss")))
         writer.record_file("item_index.faiss")
-        warmup = _warmup(catalog, inter, pop)
+        top = np.argsort(-feats.popularity.prior, kind="stable")[:5]
+        warmup = {
+            "user_ids": [snap.user_ids[int(u)] for u in served_users[:5]],
+            "book_ids": [snap.work_ids[int(i)] for i in top],
+            "subject_ids": list(feats.vocab.slugs[:5]),
+        }
         writer.save_bytes("warmup.json", json.dumps(warmup, indent=1).encode())
-        return writer.publish(split_id, params, {**counts, "books": n_books}, metrics={})
+        return writer.publish(
+            snap.split_id, params, {**counts, "books": snap.n_items, "users": len(served_users)}, {}
+        )
     except BaseException:
         writer.discard()
         raise

@@ -1,71 +1,114 @@
-"""Turn rating rows into one interaction per (user, work).
+"""Ratings -> one interaction per (user, work), filtered to a k-core.
 
-Ratings on different editions of one work are consolidated: an explicit rating
-wins over an implicit one (0), and the highest explicit rating wins among
-several. Rows whose ISBN is invalid or names no known book are counted.
+Consolidation: ratings on different editions of one work collapse to one. An
+explicit rating (1..10) wins over an implicit one (0); among explicit ratings
+the latest wins when timestamps exist, else the highest. Then users and works
+with too few interactions are dropped, repeatedly, until both thresholds hold
+at once (a fixed point: dropping a book can push a user under the threshold).
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-
 from trainer.isbn import normalize_isbn
 from trainer.raw import RawRating
+from trainer.report import CleaningReport
+
+# (user_id, work_id, rating, timestamp or -1)
+Interaction = tuple[str, str, int, int]
 
 
 @dataclass(frozen=True)
-class Interactions:
-    user_ids: list[str]  # user row -> external id, sorted
-    users: npt.NDArray[np.int32]  # per interaction
-    items: npt.NDArray[np.int32]
-    ratings: npt.NDArray[np.int8]  # 0 implicit, 1..10 explicit
-    rows_in: int
-    invalid_isbn: int
-    unknown_book: int
-    merged: int  # rows folded into another row of the same user and work
-
-    def fingerprint(self) -> str:
-        """Identifies exactly this interaction set (used as the split id for now)."""
-        h = hashlib.sha256()
-        for arr in (self.users, self.items, self.ratings):
-            h.update(np.ascontiguousarray(arr).tobytes())
-        h.update("\n".join(self.user_ids).encode())
-        return h.hexdigest()[:16]
+class KCore:
+    min_user_interactions: int = 1
+    min_work_interactions: int = 1
 
 
-def consolidate(rows: Sequence[RawRating], isbn_to_item: dict[str, int]) -> Interactions:
-    best: dict[tuple[str, int], int] = {}
-    invalid = unknown = 0
+def consolidate(
+    rows: Sequence[RawRating],
+    isbn_to_work: dict[str, str],
+    key_to_work: dict[str, str],
+    report: CleaningReport,
+) -> list[Interaction]:
+    best: dict[tuple[str, str], tuple[int, int]] = {}
+    invalid = unknown = out_of_range = exact_dup = 0
+    seen_rows: set[tuple[str, str, int, int]] = set()
     for row in rows:
-        isbn = normalize_isbn(row.isbn)
-        if isbn is None:
-            invalid += 1
+        if not 0 <= row.rating <= 10:
+            out_of_range += 1
             continue
-        item = isbn_to_item.get(isbn)
-        if item is None:
+        if row.book_key:
+            work = key_to_work.get(row.book_key)
+        else:
+            isbn = normalize_isbn(row.isbn)
+            if isbn is None:
+                invalid += 1
+                continue
+            work = isbn_to_work.get(isbn)
+        if work is None:
             unknown += 1
             continue
-        key = (row.user_id, item)
+        ts = row.timestamp if row.timestamp is not None else -1
+        fingerprint = (row.user_id, work, row.rating, ts)
+        if fingerprint in seen_rows:
+            exact_dup += 1
+            continue
+        seen_rows.add(fingerprint)
+        key = (row.user_id, work)
         prev = best.get(key)
-        if prev is None or row.rating > prev:
-            best[key] = row.rating
-    kept = len(best)
-    user_ids = sorted({u for u, _ in best})
-    user_row = {u: i for i, u in enumerate(user_ids)}
-    triples = sorted((user_row[u], i, r) for (u, i), r in best.items())
-    arr = np.array(triples, dtype=np.int64).reshape(-1, 3)
-    return Interactions(
-        user_ids=user_ids,
-        users=arr[:, 0].astype(np.int32),
-        items=arr[:, 1].astype(np.int32),
-        ratings=arr[:, 2].astype(np.int8),
-        rows_in=len(rows),
-        invalid_isbn=invalid,
-        unknown_book=unknown,
-        merged=len(rows) - invalid - unknown - kept,
+        if prev is None or _wins((row.rating, ts), prev):
+            best[key] = (row.rating, ts)
+    n = len(rows)
+    steps = [
+        ("ratings: value in 0..10", out_of_range, "rating outside the scale"),
+        ("ratings: valid ISBN", invalid, "ISBN with a bad check digit or length"),
+        ("ratings: known book", unknown, "the book is not in the catalogue"),
+        ("ratings: exact duplicates", exact_dup, "the same row twice"),
+    ]
+    for rule, dropped, why in steps:
+        report.add(rule, n, n - dropped, why)
+        n -= dropped
+    report.add(
+        "ratings: one per user and work",
+        n,
+        len(best),
+        "editions merged; explicit beats implicit, then latest, then highest",
     )
+    return sorted((u, w, r, t) for (u, w), (r, t) in best.items())
+
+
+def _wins(new: tuple[int, int], old: tuple[int, int]) -> bool:
+    (r_new, t_new), (r_old, t_old) = new, old
+    if (r_new > 0) != (r_old > 0):
+        return r_new > 0
+    if t_new != t_old and t_new >= 0 and t_old >= 0:
+        return t_new > t_old
+    return r_new > r_old
+
+
+def kcore(rows: list[Interaction], k: KCore, report: CleaningReport) -> list[Interaction]:
+    n_in = len(rows)
+    rounds = 0
+    while True:
+        users = Counter(r[0] for r in rows)
+        works = Counter(r[1] for r in rows)
+        kept = [
+            r
+            for r in rows
+            if users[r[0]] >= k.min_user_interactions and works[r[1]] >= k.min_work_interactions
+        ]
+        rounds += 1
+        if len(kept) == len(rows):
+            break
+        rows = kept
+    report.add(
+        "ratings: k-core",
+        n_in,
+        len(rows),
+        f"users < {k.min_user_interactions} or works < {k.min_work_interactions} "
+        f"interactions ({rounds} rounds to a fixed point)",
+    )
+    return rows

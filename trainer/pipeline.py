@@ -1,4 +1,5 @@
-"""`trainer run`: read the raw files, train, publish one artifact."""
+"""The training pipeline: ingest -> clean -> store -> frozen split -> export ->
+features -> models -> artifact. Each step is also a CLI command of its own."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from pathlib import Path
 
 from bookrec.artifact import clean_stale_tmp
 from bookrec.log import kv
-from trainer import bx_reader, openlibrary
 from trainer.als import ALSParams, confidence_matrix, train_als
-from trainer.catalog import build_catalog
+from trainer.cleaning import CleanData, clean
 from trainer.config import TrainerConfig
-from trainer.errors import InputError
 from trainer.export import params_of, write_artifact
-from trainer.feedback import FEEDBACK_FILE, read_feedback
-from trainer.interactions import consolidate
-from trainer.popularity import bayesian_prior
+from trainer.features import build_features
+from trainer.ingest import read_data_dir
+from trainer.interactions import KCore
+from trainer.snapshot import Snapshot
+from trainer.split import TRAIN, SplitConfig
+from trainer.store.store import LoadSummary, Store
 
 log = logging.getLogger("trainer")
 
@@ -32,7 +34,7 @@ class RunResult:
 
 
 @contextmanager
-def _stage(name: str, times: dict[str, float]) -> Iterator[None]:
+def stage(name: str, times: dict[str, float]) -> Iterator[None]:
     log.info("stage started", extra=kv(stage=name))
     start = time.perf_counter()
     yield
@@ -40,74 +42,89 @@ def _stage(name: str, times: dict[str, float]) -> Iterator[None]:
     log.info("stage done", extra=kv(stage=name, seconds=times[name]))
 
 
-def run(cfg: TrainerConfig) -> RunResult:
+def split_config(cfg: TrainerConfig) -> SplitConfig:
+    return SplitConfig(
+        cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.cold_user_fraction, cfg.min_holdout
+    )
+
+
+def clean_data_dir(cfg: TrainerConfig, times: dict[str, float]) -> CleanData:
+    with stage("read", times):
+        raw = read_data_dir(cfg.data_dir)
+    with stage("clean", times):
+        data = clean(raw, KCore(cfg.min_user_interactions, cfg.min_work_interactions))
+    log.info("cleaning report\n" + data.report.markdown())
+    return data
+
+
+async def ingest(cfg: TrainerConfig, times: dict[str, float]) -> LoadSummary:
+    """Read and clean the data directory, then load it into the store."""
+    data = clean_data_dir(cfg, times)
+    async with await Store.open(cfg.store_url, progress=log.info) as store:
+        with stage("load", times):
+            return await store.load(data)
+
+
+async def freeze_and_export(store: Store, cfg: TrainerConfig, times: dict[str, float]) -> Snapshot:
+    with stage("split", times):
+        split_id = await store.freeze_split(split_config(cfg))
+    with stage("export", times):
+        return await store.export(split_id)
+
+
+async def run(cfg: TrainerConfig) -> RunResult:
+    """The whole pipeline; the run is recorded in the store's runs table."""
     times: dict[str, float] = {}
-    data = cfg.data_dir
-    if not data.is_dir():
-        raise InputError(f"{data}: data directory not found (run `trainer demo-data --out {data}`)")
     clean_stale_tmp(cfg.artifacts_dir)
-    with _stage("read", times):
-        books, books_report = bx_reader.read_books(data / bx_reader.BOOKS_FILE)
-        ratings, ratings_report = bx_reader.read_ratings(data / bx_reader.RATINGS_FILE)
-        users, users_report = bx_reader.read_users(data / bx_reader.USERS_FILE)
-        n_users = len(users)
-        editions_path = openlibrary.find(data, openlibrary.EDITIONS_FILE)
-        works_path = openlibrary.find(data, openlibrary.WORKS_FILE)
-        isbn_to_ol = openlibrary.read_editions(editions_path) if editions_path else {}
-        ol_works = openlibrary.read_works(works_path) if works_path else {}
-        for report in (books_report, ratings_report, users_report):
-            log.info("read file", extra=kv(**vars(report)))
-    with _stage("catalog", times):
-        catalog = build_catalog(books, isbn_to_ol, ol_works, cfg.min_subject_books)
-        feedback, feedback_unknown = read_feedback(data / FEEDBACK_FILE, catalog)
-        inter = consolidate([*ratings, *feedback], catalog.isbn_to_item)
-        log.info(
-            "catalog built",
-            extra=kv(
-                works=len(catalog.works),
-                subjects=len(catalog.vocab.slugs),
-                invalid_isbns=catalog.invalid_isbns,
-                isbns_without_open_library=catalog.unmapped_isbns,
-                interactions=len(inter.users),
-                ratings_invalid_isbn=inter.invalid_isbn,
-                ratings_unknown_book=inter.unknown_book,
-                ratings_merged=inter.merged,
-                feedback_ratings=len(feedback),
-                feedback_unknown_book=feedback_unknown,
-            ),
+    data = clean_data_dir(cfg, times)
+    async with await Store.open(cfg.store_url, progress=log.info) as store:
+        run_id = await store.start_run()
+        split_id: str | None = None
+        try:
+            with stage("load", times):
+                await store.load(data)
+            del data
+            snap = await freeze_and_export(store, cfg, times)
+            split_id = snap.split_id
+            result = train_and_publish(cfg, snap, times)
+        except BaseException as e:
+            await store.finish_run(run_id, "failed", split_id, message=f"{type(e).__name__}: {e}")
+            raise
+        await store.finish_run(
+            run_id, "published", split_id, result.artifact.name, metrics={"seconds": times}
         )
-    if len(inter.users) == 0:
-        raise InputError(f"{data / bx_reader.RATINGS_FILE}: no rating names a known book")
-    # Until the frozen split exists every interaction trains the model; the id
-    # names exactly that interaction set so artifacts stay traceable.
-    split_id = f"all-{inter.fingerprint()}"
-    n_items = len(catalog.works)
+    log.info("artifact published", extra=kv(path=str(result.artifact), split_id=split_id, **times))
+    return result
+
+
+def train_and_publish(cfg: TrainerConfig, snap: Snapshot, times: dict[str, float]) -> RunResult:
+    with stage("features", times):
+        feats = build_features(snap, cfg.min_subject_books, cfg.max_subjects, cfg.prior_strength)
     als_params = ALSParams(
         cfg.factors, cfg.regularization, cfg.iterations, cfg.alpha, cfg.seed, cfg.threads
     )
-    with _stage("als", times):
+    train = snap.mask(TRAIN)
+    with stage("als", times):
         conf = confidence_matrix(
-            inter.users, inter.items, inter.ratings, len(inter.user_ids), n_items, cfg.alpha
+            snap.users[train],
+            snap.items[train],
+            snap.ratings[train],
+            snap.n_users,
+            snap.n_items,
+            cfg.alpha,
         )
         als = train_als(conf, als_params)
-    with _stage("popularity", times):
-        pop = bayesian_prior(inter.items, inter.ratings, n_items, cfg.prior_strength)
-    with _stage("export", times):
+    with stage("artifact", times):
         artifact = write_artifact(
             cfg.artifacts_dir,
-            catalog,
-            inter,
-            conf,
+            snap,
+            feats,
             als,
-            pop,
-            split_id,
-            params={"als": params_of(als_params), "prior_strength": cfg.prior_strength},
-            counts={
-                "users": len(inter.user_ids),
-                "users_in_file": n_users,
-                "interactions": len(inter.users),
-                "subjects": len(catalog.vocab.slugs),
+            params={
+                "als": params_of(als_params),
+                "split": params_of(split_config(cfg)),
+                "prior_strength": cfg.prior_strength,
             },
+            counts={**snap.counts(), "subjects": len(feats.vocab.slugs)},
         )
-    log.info("artifact published", extra=kv(path=str(artifact), split_id=split_id, **times))
-    return RunResult(artifact, split_id, times)
+    return RunResult(artifact, snap.split_id, times)

@@ -56,28 +56,34 @@ class SubjectVocab:
     names: tuple[str, ...]  # subject_idx -> "Science fiction"
     index: dict[str, int]  # normalised part -> subject_idx
 
-    def encode(self, raw_subjects: Iterable[str], limit: int) -> list[int]:
-        """Subject indices of one book, first-mentioned first, deduplicated."""
+    def encode(self, parts: Iterable[str], limit: int) -> list[int]:
+        """Subject indices of one book, in the book's order, deduplicated."""
         out: list[int] = []
-        for raw in raw_subjects:
-            for part in split_subject(raw):
-                idx = self.index.get(part)
-                if idx is not None and idx not in out:
-                    out.append(idx)
+        for part in parts:
+            idx = self.index.get(part)
+            if idx is not None and idx not in out:
+                out.append(idx)
         return out[:limit]
 
 
+def slug_of(part: str) -> str:
+    return part.replace(" ", "-")
+
+
 def build_vocab(
-    books_raw_subjects: Sequence[Iterable[str]], min_books: int = 2, max_subjects: int = 1000
+    books_parts: Sequence[Iterable[str]], min_books: int = 2, max_subjects: int = 1000
 ) -> SubjectVocab:
-    """Most common parts first; ties broken by name so the vocabulary is reproducible."""
+    """Parts carried by at least ``min_books`` of the given books, most common first
+    (ties by name, so the vocabulary is reproducible), at most ``max_subjects``.
+
+    Pass only books seen in the training split: the vocabulary is a feature."""
     counts: Counter[str] = Counter()
-    for raws in books_raw_subjects:
-        counts.update({part for raw in raws for part in split_subject(raw)})
+    for parts in books_parts:
+        counts.update(set(parts))
     kept = sorted((p for p, c in counts.items() if c >= min_books), key=lambda p: (-counts[p], p))
     kept = kept[:max_subjects]
     return SubjectVocab(
-        slugs=tuple(p.replace(" ", "-") for p in kept),
+        slugs=tuple(slug_of(p) for p in kept),
         names=tuple(p.capitalize() for p in kept),
         index={p: i for i, p in enumerate(kept)},
     )

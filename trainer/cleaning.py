@@ -1,0 +1,52 @@
+"""Raw rows -> clean, consolidated data ready for the store, with a report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trainer.catalog import Work, build_works
+from trainer.interactions import Interaction, KCore, consolidate, kcore
+from trainer.raw import RawDataset
+from trainer.report import CleaningReport
+from trainer.users import age_bucket, clean_age, country_of
+
+
+@dataclass(frozen=True)
+class CleanUser:
+    user_id: str
+    age: int | None
+    age_bucket: str
+    country: str
+
+
+@dataclass
+class CleanData:
+    works: list[Work]  # sorted by work_id
+    users: list[CleanUser]  # sorted by user_id
+    interactions: list[Interaction]  # sorted by (user_id, work_id)
+    report: CleaningReport = field(default_factory=CleaningReport)
+
+
+def clean(raw: RawDataset, k: KCore) -> CleanData:
+    report = CleaningReport()
+    for r in raw.reports:
+        report.add(f"read {r.file}", r.lines, r.rows, f"{r.recovered} recovered; unparseable lines")
+        if r.rejected_examples:
+            report.notes[f"rejected {r.file}"] = r.rejected_examples
+    works = build_works(raw.books, raw.isbn_to_work, raw.work_subjects, report)
+    inter = consolidate(raw.ratings, works.isbn_to_work, works.key_to_work, report)
+    inter = kcore(inter, k, report)
+    profiles = {}
+    for u in raw.users:
+        age = clean_age(u.age)
+        profiles[u.user_id] = CleanUser(u.user_id, age, age_bucket(age), country_of(u.location))
+    for user_id in {i[0] for i in inter} - profiles.keys():
+        profiles[user_id] = CleanUser(user_id, None, age_bucket(None), "")
+    users = sorted(profiles.values(), key=lambda u: u.user_id)
+    report.notes["users"] = {
+        "total": len(users),
+        "age_unknown": sum(u.age is None for u in users),
+        "country_unknown": sum(not u.country for u in users),
+        "with_interactions": len({i[0] for i in inter}),
+    }
+    return CleanData(works.works, users, inter, report)

@@ -1,0 +1,58 @@
+"""Find and read whatever raw data a directory holds into one RawDataset.
+
+Book-Crossing CSVs (with Open Library dumps for work keys and subjects when
+present) or goodbooks-10k CSVs, plus the ratings the server recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bookrec.log import kv
+from trainer import bx_reader, openlibrary
+from trainer.errors import InputError
+from trainer.feedback import FEEDBACK_FILE, read_feedback
+from trainer.raw import RawDataset
+
+log = logging.getLogger("trainer.ingest")
+
+
+def read_data_dir(data: Path) -> RawDataset:
+    if not data.is_dir():
+        raise InputError(f"{data}: data directory not found (run `trainer demo-data --out {data}`)")
+    if (data / bx_reader.RATINGS_FILE).exists() or (data / bx_reader.BOOKS_FILE).exists():
+        raw = _read_bx(data)
+    elif (data / "books.csv").exists():
+        from trainer.goodbooks import read_goodbooks
+
+        raw = read_goodbooks(data)
+    else:
+        raise InputError(
+            f"{data}: no {bx_reader.BOOKS_FILE} (Book-Crossing) or books.csv (goodbooks-10k); "
+            "run `trainer demo-data` to make a demo set"
+        )
+    feedback, report = read_feedback(data / FEEDBACK_FILE)
+    raw.ratings.extend(feedback)
+    if report.lines:
+        raw.reports.append(report)
+    for r in raw.reports:
+        log.info("read file", extra=kv(**vars(r)))
+    return raw
+
+
+def _read_bx(data: Path) -> RawDataset:
+    books, books_report = bx_reader.read_books(data / bx_reader.BOOKS_FILE)
+    ratings, ratings_report = bx_reader.read_ratings(data / bx_reader.RATINGS_FILE)
+    users, users_report = bx_reader.read_users(data / bx_reader.USERS_FILE)
+    raw = RawDataset("bookcrossing", books, ratings, users)
+    raw.reports += [books_report, ratings_report, users_report]
+    editions = openlibrary.find(data, openlibrary.EDITIONS_FILE)
+    works = openlibrary.find(data, openlibrary.WORKS_FILE)
+    if editions:
+        raw.isbn_to_work = openlibrary.read_editions(editions)
+    if works:
+        raw.work_subjects = {
+            w.work_id: list(w.subjects) for w in openlibrary.read_works(works).values()
+        }
+    return raw

@@ -1,0 +1,1 @@
+"""The normalized SQL store: SQLite embedded by default, MySQL/MariaDB via asyncmy."""

@@ -1,0 +1,154 @@
+"""Two small database drivers behind one async interface.
+
+SQL is written once with ``?`` placeholders; the MySQL driver rewrites them to
+``%s``. SQLite calls run inline (the trainer is one task; there is nothing to
+overlap with); asyncmy is asyncio-native.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+from trainer.store.schema import MYSQL, SQLITE
+
+Row = tuple[Any, ...]
+
+
+class StoreError(Exception):
+    """The store cannot be reached or refused an operation; the message says what to do."""
+
+
+class Driver(Protocol):
+    dialect: str
+    url: str
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    async def begin(self, consistent_snapshot: bool = False) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def redact(url: str) -> str:
+    p = urlparse(url)
+    if p.password:
+        return url.replace(f":{p.password}@", ":***@")
+    return url
+
+
+class SQLiteDriver:
+    dialect = SQLITE
+
+    def __init__(self, path: Path) -> None:
+        self.url = f"sqlite:///{path}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open SQLite store {path}: {e}") from e
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, tuple(params))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.conn.execute(sql, tuple(params)).fetchall()
+
+    async def begin(self, consistent_snapshot: bool = False) -> None:
+        # A read transaction in SQLite is a snapshot; IMMEDIATE takes the write lock early.
+        self.conn.execute("BEGIN" if consistent_snapshot else "BEGIN IMMEDIATE")
+
+    async def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+class MySQLDriver:
+    dialect = MYSQL
+
+    def __init__(self, url: str, conn: Any) -> None:
+        self.url = url
+        self.conn = conn
+
+    @staticmethod
+    async def connect(url: str) -> MySQLDriver:
+        import asyncmy
+
+        p = urlparse(url)
+        try:
+            conn = await asyncmy.connect(
+                host=p.hostname or "127.0.0.1",
+                port=p.port or 3306,
+                user=unquote(p.username or "root"),
+                password=unquote(p.password or ""),
+                database=(p.path or "/test").lstrip("/") or "test",
+                charset="utf8mb4",
+                autocommit=True,
+                connect_timeout=5,
+            )
+        except Exception as e:  # asyncmy raises OperationalError or OSError subclasses
+            raise StoreError(
+                f"cannot connect to {redact(url)}: {e}. Is the server running, and are the "
+                "user, password and database right?"
+            ) from e
+        return MySQLDriver(url, conn)
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        async with self.conn.cursor() as cur:
+            await cur.execute(self._sql(sql), tuple(params))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            async with self.conn.cursor() as cur:
+                await cur.executemany(self._sql(sql), rows)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async with self.conn.cursor() as cur:
+            await cur.execute(self._sql(sql), tuple(params))
+            rows: list[Row] = list(await cur.fetchall())
+            return rows
+
+    async def begin(self, consistent_snapshot: bool = False) -> None:
+        if consistent_snapshot:
+            await self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            await self.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        else:
+            await self.execute("START TRANSACTION")
+
+    async def commit(self) -> None:
+        await self.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        await self.execute("ROLLBACK")
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+async def connect(url: str) -> Driver:
+    """``sqlite:///relative/or/absolute.db`` or ``mysql://user:password@host:port/db``."""
+    if url.startswith("sqlite:///"):
+        return SQLiteDriver(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("mysql://", "mariadb://")):
+        return await MySQLDriver.connect(url)
+    raise StoreError(f"unsupported store URL {url!r}: use sqlite:///PATH or mysql://USER@HOST/DB")
