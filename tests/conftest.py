@@ -48,7 +48,15 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_artifact(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URL of the SQLite store the tiny artifact was trained from."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'bookrec.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(
+    tiny_data: Path, tiny_store: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """One artifact trained on the tiny set (read-only for tests: copy before changing)."""
     import asyncio
 
@@ -56,8 +64,5 @@ def tiny_artifact(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from trainer.pipeline import run
 
     root = tmp_path_factory.mktemp("artifacts")
-    store = tmp_path_factory.mktemp("store") / "bookrec.sqlite"
-    cfg = TrainerConfig(
-        data_dir=tiny_data, artifacts_dir=root, store_url=f"sqlite:///{store}", threads=1
-    )
+    cfg = TrainerConfig(data_dir=tiny_data, artifacts_dir=root, store_url=tiny_store, threads=1)
     return asyncio.run(run(cfg)).artifact
