@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from trainer.catalog import UNKNOWN_AUTHOR, build_works
 from trainer.interactions import KCore, consolidate, kcore
 from trainer.raw import RawBook, RawRating
@@ -99,3 +101,23 @@ def test_kcore_iterates_to_a_fixed_point() -> None:
     kept = kcore(rows, KCore(min_user_interactions=2, min_work_interactions=2), report)
     assert {r[0] for r in kept} == {"u1", "u2"}
     assert "rounds" in report.rules[-1].why
+
+
+def test_open_library_dumps_read_plain_and_gzip(tmp_path: Path) -> None:
+    import gzip
+
+    from trainer import openlibrary
+
+    edition = (
+        '/type/edition\t/books/OL1M\t1\t2020-01-01\t{"key": "/books/OL1M", '
+        '"isbn_10": ["0441172717"], "works": [{"key": "/works/OL9W"}]}\n'
+    )
+    work = '/type/work\t/works/OL9W\t1\t2020-01-01\t{"key": "/works/OL9W", "subjects": ["Dunes"]}\n'
+    (tmp_path / "ol_dump_editions.txt.gz").write_bytes(gzip.compress(edition.encode()))
+    (tmp_path / "ol_dump_works.txt").write_text(work)
+    editions = openlibrary.find(tmp_path, openlibrary.EDITIONS_FILE)
+    assert editions is not None and editions.suffix == ".gz"
+    assert openlibrary.read_editions(editions) == {"9780441172719": "OL9W"}
+    works = openlibrary.find(tmp_path, openlibrary.WORKS_FILE)
+    assert works is not None
+    assert openlibrary.read_works(works)["OL9W"].subjects == ("Dunes",)

@@ -70,3 +70,10 @@ def test_vocabulary_and_aggregates_cover_only_training_books(
     assert set(np.flatnonzero(feats.book.count).tolist()) == train_items
     for subject in feats.vocab.index:
         assert sum(subject in snap.subjects[i] for i in train_items) >= 2
+
+
+def test_year_buckets() -> None:
+    from trainer.features import year_buckets
+
+    years = np.array([0, 1850, 1900, 1999, 2005, 2026], dtype=np.int16)
+    assert year_buckets(years).tolist() == [0, 1, 2, 11, 12, 14]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import resource
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from bookrec import log as logsetup
 from bookrec.artifact import newest_valid
 from bookrec.log import kv
 from trainer.config import TrainerConfig
+from trainer.demo_data import SCALES
 from trainer.errors import InputError, ModelFitError
 from trainer.store.drivers import StoreError
 
@@ -35,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo-data", help="write a synthetic Book-Crossing-format data set")
     demo.add_argument("--out", type=Path, default=Path("data"))
-    demo.add_argument("--scale", choices=["tiny", "small", "bookcrossing"], default="small")
+    demo.add_argument("--scale", choices=sorted(SCALES), default="small")
     demo.add_argument("--seed", type=int, default=0)
     commands = {
         "ingest": "read + clean --data and load it into the store",
@@ -102,6 +105,22 @@ async def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logsetup.configure(args.log_level)
+    start = time.perf_counter()
+    try:
+        return _main(args)
+    finally:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        log.info(
+            "command finished",
+            extra=kv(
+                command=args.command,
+                seconds=round(time.perf_counter() - start, 3),
+                peak_rss_mb=round(peak_mb, 1),
+            ),
+        )
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo-data":
             from trainer.demo_data import generate

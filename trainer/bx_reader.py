@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import csv
 import html
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from bookrec.log import kv
 from trainer.errors import InputError
 from trainer.raw import RawBook, RawRating, RawUser, ReadReport
 
@@ -32,13 +34,53 @@ BOOKS_HEADER = (
     "Image-URL-L",
 )
 USERS_HEADER = ("User-ID", "Location", "Age")
+log = logging.getLogger("trainer.ingest")
 RATINGS_HEADER = ("User-ID", "ISBN", "Book-Rating")
+
+
+PROGRESS_LINES = 500_000
+
+
+def detect_encoding(path: Path) -> str:
+    """latin-1 as the real files are; UTF-8 when the file evidently is (a re-saved copy).
+
+    UTF-16 or binary data (NUL bytes) is refused: decoding it as latin-1 would
+    silently turn every row into garbage."""
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    if b"\x00" in head:
+        raise InputError(
+            f"{path}: contains NUL bytes (UTF-16 or binary?); Book-Crossing files are latin-1 "
+            "text: convert it with `iconv -f utf-16 -t latin1`"
+        )
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # A cut multi-byte sequence at the end of the sample is still UTF-8.
+        if e.start < len(head) - 4:
+            return "latin-1"
+    return "utf-8" if any(b > 0x7F for b in head) else "latin-1"
+
+
+def _split(text: str, n: int) -> list[str]:
+    """Fast path for the common, well-formed line; the csv module for everything else."""
+    if (
+        text.startswith('"')
+        and text.endswith('"')
+        and text.count('"') == 2 * n
+        and text.count(";") == n - 1
+    ):
+        return text[1:-1].split('";"')
+    return next(csv.reader([text], delimiter=";", quotechar='"'))
 
 
 def _lines(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     if not path.is_file():
         raise InputError(f"{path}: file not found (run `trainer demo-data` or point --data at it)")
-    with path.open("r", encoding="latin-1", newline="") as f:
+    encoding = detect_encoding(path)
+    with path.open("r", encoding=encoding, errors="replace", newline="") as f:
         first = f.readline()
         if not first.strip():
             raise InputError(f"{path}: file is empty; expected header {';'.join(header)}")
@@ -49,9 +91,11 @@ def _lines(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]
                 "(expected `;`-separated, quoted, latin-1)"
             )
         for lineno, line in enumerate(f, start=2):
+            if lineno % PROGRESS_LINES == 0:
+                log.info("reading", extra=kv(file=path.name, lines=lineno))
             text = line.rstrip("\r\n")
             if text:
-                yield lineno, next(csv.reader([text], delimiter=";", quotechar='"'))
+                yield lineno, _split(text, len(header))
 
 
 def read_books(path: Path) -> tuple[list[RawBook], ReadReport]:

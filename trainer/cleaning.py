@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainer.catalog import Work, build_works
+from trainer.errors import InputError
 from trainer.interactions import Interaction, KCore, consolidate, kcore
 from trainer.raw import RawDataset
 from trainer.report import CleaningReport
@@ -35,12 +36,23 @@ def clean(raw: RawDataset, k: KCore) -> CleanData:
             report.notes[f"rejected {r.file}"] = r.rejected_examples
     works = build_works(raw.books, raw.isbn_to_work, raw.work_subjects, report)
     inter = consolidate(raw.ratings, works.isbn_to_work, works.key_to_work, report)
+    if not inter:
+        kept = {r.rule: r for r in report.rules}
+        raise InputError(
+            f"{raw.source}: no rating names a known book "
+            f"({len(raw.ratings)} rating rows; invalid ISBNs "
+            f"{kept['ratings: valid ISBN'].dropped}, unknown books "
+            f"{kept['ratings: known book'].dropped}): check that the ratings and books files "
+            "belong together"
+        )
     inter = kcore(inter, k, report)
     profiles = {}
     for u in raw.users:
         age = clean_age(u.age)
         profiles[u.user_id] = CleanUser(u.user_id, age, age_bucket(age), country_of(u.location))
-    for user_id in {i[0] for i in inter} - profiles.keys():
+    without_profile = {i[0] for i in inter} - profiles.keys()
+    report.notes["users_without_profile"] = len(without_profile)
+    for user_id in without_profile:
         profiles[user_id] = CleanUser(user_id, None, age_bucket(None), "")
     users = sorted(profiles.values(), key=lambda u: u.user_id)
     report.notes["users"] = {

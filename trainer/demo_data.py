@@ -107,6 +107,18 @@ SCALES: dict[str, Scale] = {
         activity_sigma=1.8,
         broken_lines_per_kind=5,
     ),
+    # Four times the real data set, for benchmarks of how cost grows.
+    "bookcrossing4x": Scale(
+        n_users=420_000,
+        n_works=760_000,
+        n_ratings=4_600_000,
+        n_subjects=150,
+        editions_per_work=1.42,
+        series_fraction=0.2,
+        popularity_exponent=0.95,
+        activity_sigma=1.8,
+        broken_lines_per_kind=5,
+    ),
 }
 
 

@@ -30,6 +30,14 @@ class Aggregates:
     std: npt.NDArray[np.float32]
 
 
+def year_buckets(years: npt.NDArray[np.int16]) -> npt.NDArray[np.int8]:
+    """0 = unknown year, 1 = before 1900, then one bucket per decade up to 2020s."""
+    y = years.astype(np.int32)
+    buckets = np.where(y < 1900, 1, 2 + (np.minimum(y, 2029) - 1900) // 10)
+    out: npt.NDArray[np.int8] = np.where(y == 0, 0, buckets).astype(np.int8)
+    return out
+
+
 @dataclass(frozen=True)
 class Features:
     vocab: SubjectVocab
@@ -38,6 +46,7 @@ class Features:
     user: Aggregates
     popularity: Popularity
     favourite_subjects: npt.NDArray[np.int32]  # (n_users, FAVOURITE_SUBJECTS), -1 padded
+    year_bucket: npt.NDArray[np.int8]  # per book, see year_buckets
 
 
 def aggregates(keys: npt.NDArray[np.int32], ratings: npt.NDArray[np.int8], n: int) -> Aggregates:
@@ -109,4 +118,5 @@ def build_features(
         user=aggregates(users, ratings, snap.n_users),
         popularity=bayesian_prior(items, ratings, snap.n_items, prior_strength),
         favourite_subjects=favourites,
+        year_bucket=year_buckets(snap.years),
     )

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from operator import mul
 
 _STRIP = re.compile(r"[\s\-]")
 
 
+_W10 = tuple(range(10, 1, -1))
+_W13 = (1, 3) * 6
+
+
 def _isbn10_check(body: str) -> str:
-    total = sum((10 - i) * int(c) for i, c in enumerate(body))
+    total = sum(map(mul, _W10, map(int, body)))
     check = (11 - total % 11) % 11
     return "X" if check == 10 else str(check)
 
 
 def _isbn13_check(body: str) -> str:
-    total = sum((3 if i % 2 else 1) * int(c) for i, c in enumerate(body))
+    total = sum(map(mul, _W13, map(int, body)))
     return str((10 - total % 10) % 10)
 
 
+@lru_cache(maxsize=1 << 20)  # ratings repeat the same ISBNs millions of times
 def normalize_isbn(raw: str) -> str | None:
     """Canonical ISBN-13 for a raw ISBN-10/13, or None when it is not a valid ISBN.
 
