@@ -34,7 +34,12 @@ async def _fresh_mysql_db(server: str, name: str) -> str:
         password=p.password or "",
     )
     async with conn.cursor() as cur:
-        await cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        # IF EXISTS would still warn, and asyncmy raises warnings.
+        await cur.execute(
+            "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)
+        )
+        if await cur.fetchall():
+            await cur.execute(f"DROP DATABASE {name}")
         await cur.execute(f"CREATE DATABASE {name}")
     conn.close()
     return f"{server.rstrip('/')}/{name}"
