@@ -15,15 +15,15 @@ import argparse
 import asyncio
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from bench.common import demo_data, trainer, write_results
 
 
-async def _fresh_mysql_db(server: str, name: str) -> str:
-    from urllib.parse import urlparse
-
+async def _mysql(server: str, statement: str) -> None:
     import asyncmy
 
     p = urlparse(server)
@@ -34,29 +34,26 @@ async def _fresh_mysql_db(server: str, name: str) -> str:
         password=p.password or "",
     )
     async with conn.cursor() as cur:
-        # IF EXISTS would still warn, and asyncmy raises warnings.
-        await cur.execute(
-            "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)
-        )
-        if await cur.fetchall():
-            await cur.execute(f"DROP DATABASE {name}")
-        await cur.execute(f"CREATE DATABASE {name}")
+        await cur.execute(statement)
     conn.close()
-    return f"{server.rstrip('/')}/{name}"
 
 
 def measure(scale: str, backend: str, mysql: str) -> dict[str, Any]:
     data = demo_data(scale)
     work = Path(tempfile.mkdtemp(prefix="bookrec-bench-"))
+    database = f"bookrec_bench_{uuid.uuid4().hex[:8]}"
+    if backend == "sqlite":
+        url = f"sqlite:///{work / 'store.sqlite'}"
+    else:
+        asyncio.run(_mysql(mysql, f"CREATE DATABASE {database}"))
+        url = f"{mysql.rstrip('/')}/{database}"
     try:
-        if backend == "sqlite":
-            url = f"sqlite:///{work / 'store.sqlite'}"
-        else:
-            url = asyncio.run(_fresh_mysql_db(mysql, f"bookrec_bench_{scale}"))
         ingest = trainer("ingest", "--data", str(data), "--store", url)
         export = trainer("export", "--store", url, "--out", str(work / "export"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if backend == "mysql":
+            asyncio.run(_mysql(mysql, f"DROP DATABASE {database}"))
     stages = {**ingest["stages"], **export["stages"]}
     return {
         "scale": scale,

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
+REJECTED_PREFIX = ".rejected-"
 _VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 # Arrays every artifact of this format version holds: name -> (dtype, ndim).
@@ -46,6 +47,11 @@ REQUIRED_ARRAYS: dict[str, tuple[str, int]] = {
     "series_volume": ("int16", 1),  # 0 when not in a series
     "book_subjects": ("int32", 2),  # (n_books, max_subjects) subject_idx, padded with -1
     "subject_idf": ("float32", 1),  # (n_subjects,) inverse document frequency
+    "subject_vectors": ("float32", 2),  # (n_subjects, d) learned subject embeddings
+    "book_subject_vectors": ("float32", 2),  # (n_books, d) pooled, L2-normalised; zero = none
+    "book_rating_std": ("float32", 1),  # std of explicit ratings per book (train split)
+    "user_stats": ("float32", 2),  # (n_users, 3): interactions, mean, std (train split)
+    "user_favourite_subjects": ("int32", 2),  # (n_users, 5) subject_idx, -1 padded
 }
 # String columns: name -> what a row is.
 REQUIRED_STRINGS: dict[str, str] = {
@@ -58,7 +64,16 @@ REQUIRED_STRINGS: dict[str, str] = {
     "subject_ids": "slug per subject_idx",
     "subject_names": "display name per subject_idx",
 }
-REQUIRED_FILES: tuple[str, ...] = ("item_index.faiss", "warmup.json")
+REQUIRED_FILES: tuple[str, ...] = (
+    "item_index.faiss",  # IndexFlatIP over L2-normalised item factors
+    "subject_index.faiss",  # IndexFlatIP over book_subject_vectors
+    "warmup.json",
+    "evaluation.json",  # the metrics of docs/models.md, also in the manifest
+)
+# Present only when the trainer decided to serve the reranker (manifest metrics.served).
+RERANKER_FILES: tuple[str, ...] = ("reranker.txt", "reranker_features.json")
+# Subject pooling weights: subject_pool_<name>.npy, names per pooling in the manifest params.
+POOL_PREFIX = "subject_pool_"
 
 
 class ArtifactError(Exception):
@@ -222,8 +237,12 @@ class ArtifactWriter:
         params: Mapping[str, Any],
         counts: Mapping[str, int],
         metrics: Mapping[str, Any],
+        visible: bool = True,
     ) -> Path:
-        """Write the manifest last, fsync, rename: the artifact appears whole or not at all."""
+        """Write the manifest last, fsync, rename: the artifact appears whole or not at all.
+
+        ``visible=False`` (a run the quality gate refused) renames it to
+        ``.rejected-<version>`` instead: complete and inspectable, never served."""
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             model_version=self.model_version,
@@ -241,7 +260,9 @@ class ArtifactWriter:
             _fsync_file(self.tmp / name)
         (self.tmp / MANIFEST).write_text(manifest.to_json())
         _fsync_file(self.tmp / MANIFEST)
-        final = self.root / self.model_version
+        final = self.root / (
+            self.model_version if visible else REJECTED_PREFIX + self.model_version
+        )
         os.rename(self.tmp, final)
         _fsync_dir(self.root)
         return final
@@ -270,6 +291,10 @@ def expected_files() -> set[str]:
     names = {f"{n}.npy" for n in REQUIRED_ARRAYS}
     names |= {f"{n}.{part}.npy" for n in REQUIRED_STRINGS for part in ("offsets", "utf8")}
     return names | set(REQUIRED_FILES)
+
+
+def has_reranker(manifest: Manifest) -> bool:
+    return all(name in manifest.files for name in RERANKER_FILES)
 
 
 def read_manifest(directory: Path) -> Manifest:
@@ -363,3 +388,44 @@ def clean_stale_tmp(root: Path, keep: Iterable[Path] = ()) -> list[Path]:
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
     return removed
+
+
+# -- leases: which versions servers are using (so retention never deletes them) ----------
+
+LEASES_DIR = ".leases"
+
+
+def _lease_path(root: Path, holder: str) -> Path:
+    return root / LEASES_DIR / f"{holder}.json"
+
+
+def write_lease(root: Path, holder: str, version: str) -> None:
+    """A server records the version it serves; replaced atomically on every swap."""
+    path = _lease_path(root, holder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"version": version, "pid": os.getpid(), "holder": holder}))
+    os.replace(tmp, path)
+
+
+def remove_lease(root: Path, holder: str) -> None:
+    _lease_path(root, holder).unlink(missing_ok=True)
+
+
+def leased_versions(root: Path) -> set[str]:
+    """Versions named by leases whose process is still alive (stale leases are ignored)."""
+    out: set[str] = set()
+    for path in (root / LEASES_DIR).glob("*.json") if (root / LEASES_DIR).is_dir() else []:
+        try:
+            doc = json.loads(path.read_text())
+            pid, version = int(doc["pid"]), str(doc["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass  # alive, owned by someone else
+        out.add(version)
+    return out

@@ -115,4 +115,5 @@ async def serve(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await server.stop(cfg.grace_seconds)
+        models.close()
         log.info("stopped")

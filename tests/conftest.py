@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 SHARED_ENV = "BOOKREC_SHARED_DATA"
+# Two grid points keep the session fixture quick while still exercising the search.
+TINY_ALS_GRID = "factors=64;alpha=5,20;scheme=log"
 
 
 def shared_data_dir() -> Path | None:
@@ -64,5 +66,12 @@ def tiny_artifact(
     from trainer.pipeline import run
 
     root = tmp_path_factory.mktemp("artifacts")
-    cfg = TrainerConfig(data_dir=tiny_data, artifacts_dir=root, store_url=tiny_store, threads=1)
+    cfg = TrainerConfig(
+        data_dir=tiny_data,
+        artifacts_dir=root,
+        store_url=tiny_store,
+        threads=1,
+        als_grid=TINY_ALS_GRID,
+        subject_epochs=2,
+    )
     return asyncio.run(run(cfg)).artifact

@@ -72,7 +72,9 @@ def test_other_format_version_is_refused(tiny_artifact: Path, tmp_path: Path) ->
     copy = tmp_path / tiny_artifact.name
     shutil.copytree(tiny_artifact, copy)
     text = (
-        (copy / "manifest.json").read_text().replace('"format_version": 1', '"format_version": 99')
+        (copy / "manifest.json")
+        .read_text()
+        .replace(f'"format_version": {artifact.FORMAT_VERSION}', '"format_version": 99')
     )
     (copy / "manifest.json").write_text(text)
     with pytest.raises(ArtifactError, match="format version 99"):

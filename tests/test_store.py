@@ -96,10 +96,10 @@ async def test_load_is_idempotent_and_indices_are_stable(store_url: str) -> None
 
 async def test_migrations_are_recorded_once(store_url: str) -> None:
     async with await Store.open(store_url) as store:
-        assert await store.migrate() == 1
+        assert await store.migrate() == 2
     async with await Store.open(store_url) as store:
         rows = await store.db.fetchall("SELECT version, name FROM schema_migrations")
-        assert [tuple(r) for r in rows] == [(1, "initial schema")]
+        assert [tuple(r) for r in rows] == [(1, "initial schema"), (2, "test evaluations")]
 
 
 async def test_failed_load_leaves_the_store_as_it_was(store_url: str) -> None:

@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         "export": "write the store's snapshot of the split to --out",
         "run": "the whole pipeline: publish an artifact to --artifacts",
         "runs": "list recorded runs",
+        "schedule": "run the pipeline on a cron expression (UTC), pruning old artifacts",
     }
     for name, text in commands.items():
         c = sub.add_parser(name, help=text)
@@ -57,19 +58,27 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--min-work-interactions", type=int)
         if name == "export":
             c.add_argument("--out", type=Path, required=True)
-        if name == "run":
+        if name == "schedule":
+            c.add_argument("--cron", default=None, help="five cron fields, default daily 03:00")
+            c.add_argument("--now", action="store_true", help="run once now and exit")
+            c.add_argument("--keep", type=int, default=3, help="published artifacts to keep")
+        if name in ("run", "schedule"):
             c.add_argument("--factors", type=int)
             c.add_argument("--regularization", type=float)
             c.add_argument("--iterations", type=int)
             c.add_argument("--alpha", type=float)
             c.add_argument("--threads", type=int)
+            c.add_argument("--als-grid", help='e.g. "factors=64,128;alpha=5,20;scheme=rating,log"')
+            c.add_argument("--subject-pooling", choices=["scalar", "vector", "attention"])
+            c.add_argument("--max-eval-users", type=int)
+        if name == "run":
             c.add_argument(
                 "--if-missing", action="store_true", help="do nothing if a valid artifact exists"
             )
     return p
 
 
-_NOT_CONFIG = ("command", "log_level", "if_missing", "out")
+_NOT_CONFIG = ("command", "log_level", "if_missing", "out", "cron", "now", "keep")
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
@@ -89,15 +98,29 @@ async def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "export":
             snap.save(args.out)
         print(snap.split_id)
+    elif args.command == "schedule":
+        from trainer.schedule import DAILY, Cron, run_and_prune, schedule
+
+        cron = Cron.parse(args.cron or DAILY)
+        if args.now:
+            return 0 if await run_and_prune(cfg, args.keep, pipeline.run) else 1
+        await schedule(cfg, cron, args.keep, pipeline.run)
     elif args.command == "runs":
         async with await Store.open(cfg.store_url) as store:
             for r in await store.runs():
                 print(r)
     else:
-        if args.if_missing and (existing := newest_valid(cfg.artifacts_dir)) is not None:
+        if (
+            getattr(args, "if_missing", False)
+            and (existing := newest_valid(cfg.artifacts_dir)) is not None
+        ):
             log.info("valid artifact exists, not training", extra=kv(path=str(existing[0])))
             return 0
         result = await pipeline.run(cfg)
+        print(pipeline.metrics_table(result.metrics))
+        if result.refused:
+            print(f"not published (kept at {result.artifact}): {result.refused}")
+            return 3
         print(result.artifact)
     return 0
 

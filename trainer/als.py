@@ -1,9 +1,16 @@
 """Implicit-feedback ALS (the implicit library) over user x work interactions.
 
-Confidence weighting: c_ui = 1 + alpha * s_ui with s_ui = 1 for an implicit
-interaction (rating 0) and s_ui = rating / 5 for an explicit rating 1..10,
-so a 10 counts twice an implicit read and a 1 a fifth of it. Every observed
-interaction is a positive preference; its confidence says how sure we are.
+Every observed interaction is a positive preference; its confidence says how
+sure we are. With s_ui = 1 for an implicit interaction (rating 0) and
+s_ui = rating / 5 for an explicit rating 1..10 (a 10 counts twice an implicit
+read, a 1 a fifth of it), the confidence schemes are:
+
+- ``rating``: c_ui = 1 + alpha * s_ui
+- ``log``:    c_ui = 1 + alpha * log(1 + s_ui)   (flattens the explicit scale)
+- ``binary``: c_ui = 1 + alpha                   (ignores the rating value)
+
+The scheme, factors, regularisation, iterations and alpha are tuned on the
+validation split (trainer/tuning.py); the grid and its results are recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ class ALSParams:
     regularization: float = 0.05
     iterations: int = 15
     alpha: float = 10.0
+    scheme: str = "rating"
     seed: int = 0
     threads: int = 0  # 0 = all cores
 
@@ -41,9 +49,18 @@ def confidence_matrix(
     n_users: int,
     n_items: int,
     alpha: float,
+    scheme: str = "rating",
 ) -> sp.csr_matrix:
     strength = np.where(ratings > 0, ratings.astype(np.float32) / 5.0, 1.0)
-    conf = (1.0 + alpha * strength).astype(np.float32)
+    if scheme == "rating":
+        conf = 1.0 + alpha * strength
+    elif scheme == "log":
+        conf = 1.0 + alpha * np.log1p(strength)
+    elif scheme == "binary":
+        conf = np.full(len(ratings), 1.0 + alpha)
+    else:
+        raise ValueError(f"unknown confidence scheme {scheme!r}: use rating, log or binary")
+    conf = conf.astype(np.float32)
     return sp.csr_matrix((conf, (users, items)), shape=(n_users, n_items), dtype=np.float32)
 
 

@@ -18,12 +18,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bookrec import rerank_features
 from trainer.isbn import normalize_isbn
 from trainer.raw import RawBook
 from trainer.report import CleaningReport
 from trainer.subjects import normalize_part, split_subject
 
-UNKNOWN_AUTHOR = "Unknown Author"
+UNKNOWN_AUTHOR = rerank_features.UNKNOWN_AUTHOR
 WORK_KEY_PREFIX = "work:"  # book_key form that names a work id directly
 MIN_YEAR = 1000
 MIN_PAGES, MAX_PAGES = 10, 5000

@@ -30,9 +30,21 @@ class TrainerConfig:
     cold_user_fraction: float = 0.05
     min_holdout: int = 5
     max_subjects: int = 1000
+    # models (docs/models.md); the ALS fields above are the base of every grid point
+    als_grid: str = "factors=64,128;alpha=5,20;scheme=rating,log"
+    subject_dim: int = 32
+    subject_pooling: str = "attention"
+    subject_epochs: int = 4
+    rerank_candidates: int = 300
+    rerank_trees: int = 150
+    reranker_min_gain: float = 0.02
+    max_eval_users: int = 4000
+    # quality gate: refuse to publish when NDCG@10 drops more than this below the
+    # published artifact's on the same split
+    gate_tolerance: float = 0.01
     factors: int = 64
     regularization: float = 0.05
-    iterations: int = 15
+    iterations: int = 12
     alpha: float = 10.0
     threads: int = 0
     prior_strength: float = 10.0

@@ -12,9 +12,11 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from bookrec.artifact import ArtifactWriter, new_model_version
-from trainer.als import ALSModel
+from bookrec.artifact import POOL_PREFIX, ArtifactWriter, new_model_version
+from bookrec.rerank_features import FEATURES
 from trainer.features import Features
+from trainer.modeling import Models
+from trainer.plots import ndcg_curves
 from trainer.snapshot import Snapshot
 from trainer.split import TRAIN
 
@@ -30,17 +32,28 @@ def _subject_idf(book_subjects: npt.NDArray[np.int32], n_subjects: int) -> npt.N
     return np.log((1 + len(book_subjects)) / (1 + df)).astype(np.float32) + 1.0
 
 
+def _flat_index(vectors: npt.NDArray[np.float32], path: Path) -> None:
+    """Exact inner product over unit vectors = cosine; flat indexes can be memory-mapped."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors))
+    faiss.write_index(index, str(path))
+
+
 def write_artifact(
     root: Path,
     snap: Snapshot,
     feats: Features,
-    als: ALSModel,
+    models: Models,
     params: dict[str, Any],
     counts: dict[str, int],
+    visible: bool = True,
 ) -> Path:
-    """Users without training interactions get no row: the server treats them as new."""
+    """Users without training interactions get no row: the server treats them as new.
+
+    ``visible=False`` publishes it as ``.rejected-<version>`` (quality gate)."""
     version = new_model_version(f"{snap.split_id}|{json.dumps(params, sort_keys=True)}")
     writer = ArtifactWriter(root, version)
+    als = models.als
     try:
         train = snap.mask(TRAIN)
         served_users = np.unique(snap.users[train])
@@ -76,11 +89,24 @@ def write_artifact(
         writer.save_strings("user_ids", [snap.user_ids[u] for u in served_users.tolist()])
         writer.save_strings("subject_ids", list(feats.vocab.slugs))
         writer.save_strings("subject_names", list(feats.vocab.names))
-        # Exact inner product over unit vectors = cosine; flat indexes can be memory-mapped.
-        index = faiss.IndexFlatIP(item_factors.shape[1])
-        index.add(_normalized(item_factors))
-        faiss.write_index(index, str(writer.path_for("item_index.faiss")))
+        _flat_index(_normalized(item_factors), writer.path_for("item_index.faiss"))
         writer.record_file("item_index.faiss")
+        writer.save_array("subject_vectors", models.subject.subject_vectors)
+        for name, weights in sorted(models.subject.weights.items()):
+            writer.save_array(f"{POOL_PREFIX}{name}", weights.astype(np.float32))
+        writer.save_array("book_subject_vectors", models.book_subject_vectors)
+        _flat_index(models.book_subject_vectors, writer.path_for("subject_index.faiss"))
+        writer.record_file("subject_index.faiss")
+        writer.save_array("book_rating_std", feats.book.std)
+        stats = np.stack([feats.user.count, feats.user.mean, feats.user.std], axis=1)
+        writer.save_array("user_stats", stats[served_users].astype(np.float32))
+        writer.save_array("user_favourite_subjects", feats.favourite_subjects[served_users])
+        if models.use_reranker and models.booster is not None:
+            writer.save_bytes("reranker.txt", models.booster.model_to_string().encode())
+            writer.save_bytes("reranker_features.json", json.dumps(list(FEATURES)).encode())
+        writer.save_bytes("evaluation.json", json.dumps(models.metrics, indent=1).encode())
+        ndcg_curves(models.curves, writer.path_for("ndcg_at_k.png"), f"split {snap.split_id}")
+        writer.record_file("ndcg_at_k.png")
         top = np.argsort(-feats.popularity.prior, kind="stable")[:5]
         warmup = {
             "user_ids": [snap.user_ids[int(u)] for u in served_users[:5]],
@@ -88,8 +114,18 @@ def write_artifact(
             "subject_ids": list(feats.vocab.slugs[:5]),
         }
         writer.save_bytes("warmup.json", json.dumps(warmup, indent=1).encode())
+        params = {
+            **params,
+            "subject_pooling": models.subject.pooling,
+            "subject_pool_weights": sorted(models.subject.weights),
+            "cold_start_popularity_weight": models.popularity_weight,
+        }
         return writer.publish(
-            snap.split_id, params, {**counts, "books": snap.n_items, "users": len(served_users)}, {}
+            snap.split_id,
+            params,
+            {**counts, "books": snap.n_items, "users": len(served_users)},
+            models.metrics,
+            visible=visible,
         )
     except BaseException:
         writer.discard()

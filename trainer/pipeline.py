@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bookrec.artifact import clean_stale_tmp
 from bookrec.log import kv
-from trainer.als import ALSParams, confidence_matrix, train_als
 from trainer.cleaning import CleanData, clean
 from trainer.config import TrainerConfig
-from trainer.export import params_of, write_artifact
-from trainer.features import build_features
 from trainer.ingest import read_data_dir
 from trainer.interactions import KCore
 from trainer.snapshot import Snapshot
-from trainer.split import TRAIN, SplitConfig
+from trainer.split import SplitConfig
 from trainer.store.store import LoadSummary, Store
 
 log = logging.getLogger("trainer")
@@ -31,6 +29,8 @@ class RunResult:
     artifact: Path
     split_id: str
     stage_seconds: dict[str, float]
+    metrics: dict[str, Any]
+    refused: str | None  # why the quality gate kept the artifact unpublished
 
 
 @contextmanager
@@ -86,45 +86,56 @@ async def run(cfg: TrainerConfig) -> RunResult:
             del data
             snap = await freeze_and_export(store, cfg, times)
             split_id = snap.split_id
-            result = train_and_publish(cfg, snap, times)
+            from trainer.training import train_and_publish  # torch, LightGBM: load when needed
+
+            result = await train_and_publish(cfg, snap, store, times)
         except BaseException as e:
             await store.finish_run(run_id, "failed", split_id, message=f"{type(e).__name__}: {e}")
             raise
-        await store.finish_run(
-            run_id, "published", split_id, result.artifact.name, metrics={"seconds": times}
-        )
-    log.info("artifact published", extra=kv(path=str(result.artifact), split_id=split_id, **times))
+        summary = {
+            "seconds": times,
+            "served": result.metrics.get("served"),
+            "ndcg@10": served_ndcg(result.metrics),
+        }
+        if result.refused:
+            await store.finish_run(run_id, "rejected", split_id, None, summary, result.refused)
+            log.warning(
+                "artifact not published",
+                extra=kv(reason=result.refused, kept_at=str(result.artifact)),
+            )
+        else:
+            await store.finish_run(run_id, "published", split_id, result.artifact.name, summary)
+            log.info(
+                "artifact published",
+                extra=kv(path=str(result.artifact), split_id=split_id, **times),
+            )
     return result
 
 
-def train_and_publish(cfg: TrainerConfig, snap: Snapshot, times: dict[str, float]) -> RunResult:
-    with stage("features", times):
-        feats = build_features(snap, cfg.min_subject_books, cfg.max_subjects, cfg.prior_strength)
-    als_params = ALSParams(
-        cfg.factors, cfg.regularization, cfg.iterations, cfg.alpha, cfg.seed, cfg.threads
+def served_ndcg(metrics: Mapping[str, Any]) -> float | None:
+    try:
+        return float(metrics["warm"][metrics["served"]]["ndcg@10"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def metrics_table(metrics: Mapping[str, Any]) -> str:
+    """The markdown table printed at the end of training."""
+    lines = [
+        "| users | strategy | Recall@10 | Recall@50 | NDCG@10 | MAP@10 | Coverage@10 |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for group in ("warm", "cold"):
+        for name, row in metrics.get(group, {}).items():
+            served = " (served)" if group == "warm" and name == metrics.get("served") else ""
+            lines.append(
+                f"| {group} ({row['users']}) | {name}{served} | {row['recall@10']} | "
+                f"{row['recall@50']} | {row['ndcg@10']} | {row['map@10']} | {row['coverage@10']} |"
+            )
+    reranker = metrics.get("reranker", {})
+    lines.append("")
+    lines.append(
+        f"reranker: {'served' if reranker.get('used') else 'not served'}; "
+        f"{reranker.get('reason', '')}"
     )
-    train = snap.mask(TRAIN)
-    with stage("als", times):
-        conf = confidence_matrix(
-            snap.users[train],
-            snap.items[train],
-            snap.ratings[train],
-            snap.n_users,
-            snap.n_items,
-            cfg.alpha,
-        )
-        als = train_als(conf, als_params)
-    with stage("artifact", times):
-        artifact = write_artifact(
-            cfg.artifacts_dir,
-            snap,
-            feats,
-            als,
-            params={
-                "als": params_of(als_params),
-                "split": params_of(split_config(cfg)),
-                "prior_strength": cfg.prior_strength,
-            },
-            counts={**snap.counts(), "subjects": len(feats.vocab.slugs)},
-        )
-    return RunResult(artifact, snap.split_id, times)
+    return "\n".join(lines)

@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from bookrec import artifact
+from bookrec import artifact, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
 from server.engine.errors import InvalidArgument, NotFound
 
@@ -137,6 +137,13 @@ class Bundle:
         idf = arr("subject_idf")
         if item_factors.shape[0] != n_books or len(book_ids) != n_books:
             raise ArtifactError(f"{path}: per-book arrays disagree on the number of books")
+        if artifact.has_reranker(manifest):
+            saved = json.loads((path / "reranker_features.json").read_text())
+            if tuple(saved) != rerank_features.FEATURES:
+                raise ArtifactError(
+                    f"{path}: the reranker was trained on features {saved}, this server computes "
+                    f"{list(rerank_features.FEATURES)}; retrain or upgrade the server"
+                )
         index = faiss.read_index(str(path / "item_index.faiss"), faiss.IO_FLAG_MMAP)
         if index.ntotal != n_books:
             raise ArtifactError(f"{path}/item_index.faiss has {index.ntotal} rows, not {n_books}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,8 @@ class ModelManager:
         self.artifacts_dir = artifacts_dir
         self._current: Bundle | None = None
         self._status: dict[str, VersionStatus] = {}
+        # The lease tells the trainer's retention which version this process serves.
+        self.lease_holder = f"{socket.gethostname()}-{os.getpid()}"
 
     def current(self) -> Bundle:
         bundle = self._current
@@ -76,6 +80,10 @@ class ModelManager:
             return False
         previous, self._current = self._current, bundle
         self._status[version] = VersionStatus(version, State.AVAILABLE)
+        try:
+            artifact.write_lease(self.artifacts_dir, self.lease_holder, version)
+        except OSError as e:  # a read-only artifact store still serves
+            log.warning("could not write lease", extra=kv(error=str(e)))
         if previous is not None:
             # In-flight requests keep their reference; the mapping goes with the last one.
             self._status.pop(previous.version, None)
@@ -102,6 +110,9 @@ class ModelManager:
         if newest.name <= current or (known and known.state is State.FAILED):
             return False
         return self.load(newest)
+
+    def close(self) -> None:
+        artifact.remove_lease(self.artifacts_dir, self.lease_holder)
 
     def load_newest(self) -> bool:
         """Load the newest artifact that verifies; False when there is none."""

@@ -169,6 +169,12 @@ RUNS = Table(
     ("run_id",),
 )
 
+TEST_EVALUATIONS = Table(
+    "test_evaluations",
+    (C("split_id", "str:40"), C("created_at", "str:40"), C("metrics", "text")),
+    ("split_id",),
+)
+
 # Migration n takes the store from version n to n + 1.
 MIGRATIONS: tuple[tuple[str, tuple[Table, ...]], ...] = (
     (
@@ -186,6 +192,8 @@ MIGRATIONS: tuple[tuple[str, tuple[Table, ...]], ...] = (
             RUNS,
         ),
     ),
+    # The test split is looked at once per split: baselines only, recorded here.
+    ("test evaluations", (TEST_EVALUATIONS,)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -346,9 +346,29 @@ class Store:
             parts=arr[:, 4].astype(np.int8),
         )
 
+    # -- the once-per-split test evaluation ----------------------------------------------
+
+    async def test_evaluation(self, split_id: str) -> dict[str, Any] | None:
+        rows = await self.db.fetchall(
+            "SELECT metrics FROM test_evaluations WHERE split_id = ?", (split_id,)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    async def record_test_evaluation(self, split_id: str, metrics: dict[str, Any]) -> None:
+        await self.db.execute(
+            "INSERT INTO test_evaluations (split_id, created_at, metrics) VALUES (?, ?, ?)",
+            (split_id, _now(), json.dumps(metrics, sort_keys=True)),
+        )
+
     # -- runs ---------------------------------------------------------------------------
 
     async def start_run(self) -> str:
+        """Runs still marked running were killed: say so, never leave them looking alive."""
+        await self.db.execute(
+            "UPDATE runs SET status = 'abandoned', ended_at = ?, message = ? "
+            "WHERE status = 'running'",
+            (_now(), "the process ended before the run finished (killed?)"),
+        )
         run_id = uuid.uuid4().hex
         await self.db.execute(
             "INSERT INTO runs (run_id, started_at, status) VALUES (?, ?, ?)",

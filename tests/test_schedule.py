@@ -1,0 +1,83 @@
+"""Cron parsing, the schedule loop and artifact retention."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bookrec import artifact
+from trainer.config import TrainerConfig
+from trainer.retention import prune
+from trainer.schedule import Cron, schedule
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("expr", "after", "expected"),
+    [
+        ("0 3 * * *", "2026-11-26T10:00", "2026-11-27T03:00"),  # daily: tomorrow
+        ("0 3 * * *", "2026-11-26T02:59", "2026-11-26T03:00"),
+        ("*/15 * * * *", "2026-11-26T10:07", "2026-11-26T10:15"),
+        ("30 9 * * 1-5", "2026-11-27T10:00", "2026-11-30T09:30"),  # Friday -> Monday
+        ("0 0 1 1 *", "2026-11-26T10:00", "2027-01-01T00:00"),
+        ("5,10 1 * * 0", "2026-11-26T10:00", "2026-11-29T01:05"),  # next Sunday
+    ],
+)
+def test_cron_next_run(expr: str, after: str, expected: str) -> None:
+    t = dt.datetime.fromisoformat(after).replace(tzinfo=UTC)
+    assert Cron.parse(expr).next_after(t) == dt.datetime.fromisoformat(expected).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("expr", ["* * * *", "61 * * * *", "a * * * *", "*/0 * * * *"])
+def test_bad_cron_is_refused(expr: str) -> None:
+    with pytest.raises(ValueError, match="cron"):
+        Cron.parse(expr)
+
+
+def _fake_artifacts(root: Path, n: int) -> list[str]:
+    names = []
+    for i in range(n):
+        name = f"2026010{i + 1}T000000Z-0000000{i}"
+        (root / name).mkdir(parents=True)
+        (root / name / "manifest.json").write_text("{}")
+        names.append(name)
+    return names
+
+
+def test_retention_keeps_newest_and_leased(tmp_path: Path) -> None:
+    names = _fake_artifacts(tmp_path, 6)
+    (tmp_path / f"{artifact.REJECTED_PREFIX}x1").mkdir()
+    (tmp_path / f"{artifact.REJECTED_PREFIX}x2").mkdir()
+    artifact.write_lease(tmp_path, "server-a", names[1])  # this (live) process holds it
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lease = tmp_path / artifact.LEASES_DIR / "server-b.json"
+    lease.write_text(f'{{"version": "{names[0]}", "pid": {dead.pid}, "holder": "b"}}')
+    removed = prune(tmp_path, keep=3)
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".leases"))
+    assert left == sorted([names[1], *names[3:], f"{artifact.REJECTED_PREFIX}x2"])
+    assert names[0] in removed  # the dead server's lease does not protect it
+
+
+def test_schedule_runs_prunes_and_survives_a_failed_run(tmp_path: Path) -> None:
+    _fake_artifacts(tmp_path, 5)
+    calls: list[int] = []
+    clock = [dt.datetime(2026, 11, 26, 2, 59, 59, tzinfo=UTC)]
+
+    async def fake_run(cfg: TrainerConfig) -> None:
+        calls.append(1)
+        clock[0] += dt.timedelta(days=1)
+        if len(calls) == 1:
+            raise RuntimeError("first run fails")
+
+    cfg = TrainerConfig(artifacts_dir=tmp_path)
+    asyncio.run(
+        schedule(cfg, Cron.parse("0 3 * * *"), 2, fake_run, max_runs=2, now=lambda: clock[0])
+    )
+    assert len(calls) == 2
+    assert len(artifact.complete_versions(tmp_path)) == 2

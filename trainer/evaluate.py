@@ -1,0 +1,159 @@
+"""Evaluate what is served: whole pipelines produce top-K lists for held-out users.
+
+Warm users (validation part) are split by a seeded hash into two halves:
+**tune** (ALS grid search and reranker labels) and **eval** (every number
+reported). So the reranker is never scored on the users whose validation
+interactions it learned from, and every strategy is compared on the same
+users. Training interactions are excluded from each list; held-out ones are
+the targets.
+
+Cold users (held out entirely by the split) give their first ratings (by time,
+else a seeded order) as the seed from which their favourite subjects are
+taken; the rest are the targets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from trainer.metrics import CURVE_MAX_K
+from trainer.snapshot import Snapshot
+from trainer.split import COLD, TRAIN
+
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
+K = CURVE_MAX_K
+BATCH = 512
+
+
+def _half(seed: int, user_id: str) -> int:
+    return hashlib.blake2b(f"{seed}|half|{user_id}".encode(), digest_size=1).digest()[0] & 1
+
+
+@dataclass(frozen=True)
+class WarmSet:
+    users: I32  # snapshot user indices
+    targets: list[set[int]]
+
+
+@dataclass(frozen=True)
+class ColdSet:
+    users: I32
+    seed_items: list[I32]
+    favourite_subjects: list[list[int]]  # subject_idx, most frequent first
+    targets: list[set[int]]
+
+
+def train_matrix(snap: Snapshot) -> sp.csr_matrix:
+    """Users x items, 1 where the user has a training interaction."""
+    train = snap.mask(TRAIN)
+    m = sp.csr_matrix(
+        (np.ones(int(train.sum()), np.float32), (snap.users[train], snap.items[train])),
+        shape=(snap.n_users, snap.n_items),
+    )
+    m.sort_indices()
+    return m
+
+
+def _cap(users: I32, cap: int, seed: int, ids: list[str]) -> I32:
+    if len(users) <= cap:
+        return users
+    keys = [hashlib.blake2b(f"{seed}|cap|{ids[u]}".encode(), digest_size=8).digest() for u in users]
+    return np.sort(users[np.argsort(keys, kind="stable")[:cap]])
+
+
+def warm_sets(snap: Snapshot, part: int, seed: int, max_users: int) -> tuple[WarmSet, WarmSet]:
+    """(tune, eval) halves of the users with interactions in ``part`` (VAL or TEST)."""
+    sel = snap.parts == part
+    targets: dict[int, set[int]] = {}
+    for u, i in zip(snap.users[sel].tolist(), snap.items[sel].tolist(), strict=True):
+        targets.setdefault(u, set()).add(i)
+    halves: tuple[list[int], list[int]] = ([], [])
+    for u in sorted(targets):
+        halves[_half(seed, snap.user_ids[u])].append(u)
+    out = []
+    for half in halves:
+        users = _cap(np.array(half, dtype=np.int32), max_users, seed, snap.user_ids)
+        out.append(WarmSet(users, [targets[int(u)] for u in users]))
+    return out[0], out[1]
+
+
+def cold_set(
+    snap: Snapshot,
+    book_subjects: I32,
+    seed: int,
+    max_users: int,
+    seed_fraction: float = 0.3,
+    n_favourites: int = 3,
+) -> ColdSet:
+    sel = np.flatnonzero(snap.parts == COLD)
+    by_user: dict[int, list[int]] = {}
+    for row in sel.tolist():
+        by_user.setdefault(int(snap.users[row]), []).append(row)
+    users, seeds, favs, targets = [], [], [], []
+    for u, rows in sorted(by_user.items()):
+        if len(rows) < 3:
+            continue
+        if (snap.timestamps[rows] >= 0).all():
+            rows.sort(key=lambda r: (int(snap.timestamps[r]), int(snap.items[r])))
+        else:
+            rows.sort(
+                key=lambda r: hashlib.blake2b(
+                    f"{seed}|{snap.work_ids[snap.items[r]]}".encode(), digest_size=8
+                ).digest()
+            )
+        n_seed = max(1, int(seed_fraction * len(rows)))
+        seed_rows = rows[:n_seed]
+        positive = [r for r in seed_rows if snap.ratings[r] == 0 or snap.ratings[r] >= 6]
+        counts = Counter(
+            int(s) for r in positive for s in book_subjects[snap.items[r]].tolist() if s >= 0
+        )
+        fav = [s for s, _ in sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:n_favourites]]
+        if not fav:
+            continue
+        users.append(u)
+        seeds.append(snap.items[seed_rows].astype(np.int32))
+        favs.append(fav)
+        targets.append({int(snap.items[r]) for r in rows[n_seed:]})
+    keep = _cap(np.array(users, dtype=np.int32), max_users, seed, snap.user_ids)
+    pos = {u: i for i, u in enumerate(users)}
+    idx = [pos[int(u)] for u in keep]
+    return ColdSet(keep, [seeds[i] for i in idx], [favs[i] for i in idx], [targets[i] for i in idx])
+
+
+def top_lists(
+    score: Callable[[I32], F32], users: I32, exclude: sp.csr_matrix | None, k: int = K
+) -> I64:
+    """Top-k per user of ``score(users_batch) -> (batch, n_items)``, minus excluded items."""
+    out = np.full((len(users), k), -1, dtype=np.int64)
+    for start in range(0, len(users), BATCH):
+        batch = users[start : start + BATCH]
+        scores = np.array(score(batch), dtype=np.float32, copy=True)
+        if exclude is not None:
+            sub = exclude[batch]
+            rows = np.repeat(np.arange(len(batch)), np.diff(sub.indptr))
+            scores[rows, sub.indices] = -np.inf
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        vals = np.take_along_axis(scores, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        best = np.take_along_axis(part, order, axis=1)
+        best[~np.isfinite(np.take_along_axis(vals, order, axis=1))] = -1
+        out[start : start + len(batch)] = best
+    return out
+
+
+def exclusion_for(users: I32, seed_items: list[I32], n_items: int) -> sp.csr_matrix:
+    """Rows aligned with ``users`` (position i), excluding each cold user's seed items."""
+    rows = np.repeat(np.arange(len(users)), [len(s) for s in seed_items])
+    cols = np.concatenate(seed_items) if seed_items else np.empty(0, np.int32)
+    m = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(users), n_items))
+    m.sort_indices()
+    return m

@@ -1,0 +1,591 @@
+"""Subject embeddings pooled into book and user vectors (PyTorch to train, numpy to serve).
+
+Why: a cold user has no history, only a few favourite subjects. Pooling those subjects
+into the same space as each book's pooled subjects gives a content score with no
+per-user parameter, so it works for people the model never saw.
+
+Training minimises ``MSE + contrastive_weight * InfoNCE``:
+
+- rating regression on every explicit training rating whose user has a favourite
+  subject and whose book has a subject (the others are skipped):
+  ``r = mu + mean(subject_bias over the book's subjects) + scale * cos(user, book)``,
+  where ``user`` pools the user's favourite subjects and ``book`` the book's subjects;
+- InfoNCE on subject co-occurrence: pairs of distinct subjects drawn from one book
+  (uniform over the books with at least two subjects, catalogue metadata only), in-batch
+  negatives, symmetric, with negatives that repeat the anchor or the positive masked.
+
+Pooling a set of subjects with member vectors ``x_i`` (rows of ``subject_vectors``);
+padding (-1) is masked, member order never matters, an empty set pools to zeros. The
+float32 weights, stored by the artifact as ``subject_pool_<name>.npy``, are:
+
+- ``scalar``: ``logits`` (n_subjects,). Weights ``softmax_i(logits[s_i])``; output
+  ``sum_i w_i x_i``.
+- ``vector``: ``logits`` (n_subjects, dim). The softmax over the members runs separately
+  for each dimension d: ``out[d] = sum_i softmax_i(logits[s_i, d]) x_i[d]``.
+- ``attention``: ``key`` (dim, dim), ``value`` (dim, dim), ``query`` (dim,). Row-vector
+  convention: ``k_i = x_i @ key``, ``v_i = x_i @ value``, scores ``k_i @ query / sqrt(dim)``;
+  output ``sum_i softmax_i(score_i) v_i + mean_i x_i``. The residual mean keeps a plain
+  average as the starting point (``value`` starts as the identity) so attention only has
+  to learn a correction.
+
+``SubjectModel.head`` (float32) holds the rating head: ``mu`` (), ``scale`` () and
+``subject_bias`` (n_subjects,); ``predict_ratings`` applies it with numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trainer.errors import ModelFitError
+
+POOLINGS = ("scalar", "vector", "attention")
+_NORM_EPS = 1e-8  # as F.normalize: x / max(|x|, eps), so zero rows stay zero
+_CHUNK = 16384  # rows pooled at once by numpy: bounds memory to ~50 MiB at dim 32
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.integer]
+
+
+@dataclass(frozen=True)
+class SubjectModelParams:
+    dim: int = 32
+    pooling: str = "attention"
+    epochs: int = 4
+    batch_size: int = 2048
+    lr: float = 0.01
+    contrastive_weight: float = 0.5
+    contrastive_batch_size: int = 512  # co-occurring pairs per step; 511 in-batch negatives
+    temperature: float = 0.2
+    weight_decay: float = 1e-5
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        _check_pooling(self.pooling)
+        for name in ("dim", "epochs", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"subject model {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("batch_size", "contrastive_batch_size"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"subject model {name} must be >= 2, got {getattr(self, name)}")
+        for name in ("lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"subject model {name} must be > 0, got {getattr(self, name)}")
+        for name in ("contrastive_weight", "weight_decay"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"subject model {name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class SubjectModel:
+    pooling: str
+    subject_vectors: FloatArray  # (n_subjects, dim)
+    weights: dict[str, FloatArray]  # the pooling's parameters, see the module docstring
+    history: list[dict[str, float]]  # per epoch: rating_rmse, contrastive[, val_rmse]
+    head: dict[str, FloatArray] = field(default_factory=dict)  # mu, scale, subject_bias
+
+    @property
+    def dim(self) -> int:
+        return int(self.subject_vectors.shape[1])
+
+
+def weight_shapes(pooling: str, n_subjects: int, dim: int) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of a pooling's weights: what a loader must find on disk."""
+    _check_pooling(pooling)
+    if pooling == "scalar":
+        return {"logits": (n_subjects,)}
+    if pooling == "vector":
+        return {"logits": (n_subjects, dim)}
+    return {"key": (dim, dim), "value": (dim, dim), "query": (dim,)}
+
+
+def _check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"unknown subject pooling {pooling!r}: choose one of {', '.join(POOLINGS)}"
+        )
+
+
+def _check_lists(name: str, lists: npt.NDArray[np.generic], n_subjects: int) -> None:
+    if lists.ndim != 2 or not np.issubdtype(lists.dtype, np.integer):
+        raise ValueError(f"{name} must be a 2-D integer array, got {lists.dtype} {lists.shape}")
+    if lists.size and (int(lists.min()) < -1 or int(lists.max()) >= n_subjects):
+        raise ValueError(
+            f"{name} holds subject indices outside [-1, {n_subjects}): "
+            f"min {int(lists.min())}, max {int(lists.max())}"
+        )
+
+
+def _check_weights(
+    pooling: str, subject_vectors: npt.NDArray[np.generic], weights: Mapping[str, np.ndarray]
+) -> None:
+    if subject_vectors.ndim != 2:
+        raise ValueError(f"subject_vectors must be 2-D, got shape {subject_vectors.shape}")
+    n_subjects, dim = subject_vectors.shape
+    expected = weight_shapes(pooling, n_subjects, dim)
+    if set(weights) != set(expected):
+        raise ValueError(
+            f"{pooling} pooling needs weights {sorted(expected)}, got {sorted(weights)}"
+        )
+    for name, shape in expected.items():
+        if tuple(weights[name].shape) != shape:
+            raise ValueError(
+                f"{pooling} pooling weight {name!r} must have shape {shape}, "
+                f"got {tuple(weights[name].shape)}"
+            )
+
+
+# ---------------------------------------------------------------- numpy (serving) side
+
+
+def _np_masked_softmax(logits: FloatArray, mask: npt.NDArray[np.bool_], axis: int) -> FloatArray:
+    filled = np.where(mask, logits, np.float32(-np.inf))
+    top = filled.max(axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, np.float32(0.0))
+    e = np.exp(filled - top)
+    out: FloatArray = e / np.maximum(e.sum(axis=axis, keepdims=True), np.float32(1e-30))
+    return out
+
+
+def _np_pool_chunk(
+    pooling: str, vectors: FloatArray, weights: Mapping[str, FloatArray], lists: IntArray
+) -> FloatArray:
+    mask = lists >= 0
+    idx = np.where(mask, lists, 0)
+    x = vectors[idx]  # (n, S, dim)
+    if pooling == "scalar":
+        p = _np_masked_softmax(weights["logits"][idx], mask, axis=1)
+        out: FloatArray = (p[:, :, None] * x).sum(axis=1)
+        return out
+    if pooling == "vector":
+        p = _np_masked_softmax(weights["logits"][idx], mask[:, :, None], axis=1)
+        out = (p * x).sum(axis=1)
+        return out
+    dim = vectors.shape[1]
+    keys = x @ weights["key"]
+    values = x @ weights["value"]
+    scores = ((keys @ weights["query"]) / np.float32(math.sqrt(dim))).astype(np.float32)
+    p = _np_masked_softmax(scores, mask, axis=1)
+    m = mask[:, :, None].astype(np.float32)
+    mean = (x * m).sum(axis=1) / np.maximum(m.sum(axis=1), np.float32(1.0))
+    out = (p[:, :, None] * values).sum(axis=1) + mean
+    return out
+
+
+def pool(
+    pooling: str,
+    subject_vectors: FloatArray,
+    weights: Mapping[str, FloatArray],
+    subject_lists: IntArray,
+) -> FloatArray:
+    """Pool each row of ``subject_lists`` ((n, S), -1 padded) into a (n, dim) float32 vector.
+
+    Numpy only and needs nothing but the exported arrays, so the server can use it on
+    the loaded ``subject_pool_<name>.npy`` files; equal to the training forward pass."""
+    _check_pooling(pooling)
+    _check_weights(pooling, subject_vectors, weights)
+    lists = np.asarray(subject_lists)
+    _check_lists("subject_lists", lists, subject_vectors.shape[0])
+    vectors = np.asarray(subject_vectors, dtype=np.float32)
+    w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    out = np.zeros((lists.shape[0], vectors.shape[1]), dtype=np.float32)
+    if lists.shape[1] == 0:
+        return out
+    for start in range(0, lists.shape[0], _CHUNK):
+        out[start : start + _CHUNK] = _np_pool_chunk(
+            pooling, vectors, w, lists[start : start + _CHUNK]
+        )
+    return out
+
+
+def _normalise(x: FloatArray) -> FloatArray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    out: FloatArray = (x / np.maximum(norms, np.float32(_NORM_EPS))).astype(np.float32)
+    return out
+
+
+def book_vectors(model: SubjectModel, book_subjects: IntArray) -> FloatArray:
+    """L2-normalised pooled subjects per book; books without subjects get zero rows."""
+    return _normalise(pool(model.pooling, model.subject_vectors, model.weights, book_subjects))
+
+
+def user_vector(model: SubjectModel, subjects: Sequence[int]) -> FloatArray:
+    """A cold user's favourite subjects as one L2-normalised (dim,) vector.
+
+    Duplicates are dropped (a set, as in training); no subjects gives zeros."""
+    members = np.unique(np.asarray(list(subjects), dtype=np.int64))
+    members = members[members >= 0].reshape(1, -1)
+    out: FloatArray = book_vectors(model, members)[0]
+    return out
+
+
+def predict_ratings(
+    model: SubjectModel,
+    favourite_subjects: IntArray,
+    book_subjects: IntArray,
+    users: IntArray,
+    items: IntArray,
+) -> FloatArray:
+    """The rating head with numpy: mu + book's subject bias + scale * cos(user, book)."""
+    if not model.head:
+        raise ValueError("this subject model has no rating head (mu, scale, subject_bias)")
+    u = _normalise(pool(model.pooling, model.subject_vectors, model.weights, favourite_subjects))
+    b_lists = np.asarray(book_subjects)[items]
+    b = book_vectors(model, b_lists)
+    mask = b_lists >= 0
+    bias = np.where(mask, model.head["subject_bias"][np.where(mask, b_lists, 0)], 0).sum(1)
+    bias = bias / np.maximum(mask.sum(1), 1)
+    cos = (u[users] * b).sum(axis=1)
+    out: FloatArray = (model.head["mu"] + bias + model.head["scale"] * cos).astype(np.float32)
+    return out
+
+
+# ---------------------------------------------------------------- torch (training) side
+
+
+def _gather(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows of a 1-D or 2-D table. F.embedding's backward sums repeated indices in a
+    fixed order; plain indexing's backward (index_put_ accumulate) may not with threads."""
+    if table.dim() == 1:
+        return F.embedding(idx, table.unsqueeze(1)).squeeze(-1)
+    return F.embedding(idx, table)
+
+
+def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax over the members only; a set without members gets all-zero weights."""
+    filled = logits.masked_fill(~mask, -math.inf)
+    top = filled.amax(dim=dim, keepdim=True).detach()
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    e = torch.exp(filled - top)
+    return e / e.sum(dim=dim, keepdim=True).clamp_min(1e-30)
+
+
+class _ScalarPool(nn.Module):
+    def __init__(self, n_subjects: int, dim: int, gen: torch.Generator) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n_subjects))  # starts as the plain mean
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        p = _masked_softmax(_gather(self.logits, idx), mask, dim=1)
+        return (p.unsqueeze(-1) * x).sum(dim=1)
+
+
+class _VectorPool(nn.Module):
+    def __init__(self, n_subjects: int, dim: int, gen: torch.Generator) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n_subjects, dim))
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        p = _masked_softmax(_gather(self.logits, idx), mask.unsqueeze(-1), dim=1)
+        return (p * x).sum(dim=1)
+
+
+class _AttentionPool(nn.Module):
+    def __init__(self, n_subjects: int, dim: int, gen: torch.Generator) -> None:
+        super().__init__()
+        std = 1.0 / math.sqrt(dim)
+        self.key = nn.Parameter(torch.randn(dim, dim, generator=gen) * std)
+        self.value = nn.Parameter(torch.eye(dim))
+        self.query = nn.Parameter(torch.randn(dim, generator=gen) * std)
+        self.scale = 1.0 / math.sqrt(dim)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = (x @ self.key) @ self.query * self.scale
+        p = _masked_softmax(scores, mask, dim=1)
+        m = mask.unsqueeze(-1).to(x.dtype)
+        mean = (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+        return (p.unsqueeze(-1) * (x @ self.value)).sum(dim=1) + mean
+
+
+_POOL_MODULES: dict[str, type[_ScalarPool | _VectorPool | _AttentionPool]] = {
+    "scalar": _ScalarPool,
+    "vector": _VectorPool,
+    "attention": _AttentionPool,
+}
+
+
+class _Net(nn.Module):
+    def __init__(
+        self,
+        n_subjects: int,
+        dim: int,
+        pooling: str,
+        mu: float,
+        scale: float,
+        gen: torch.Generator,
+    ) -> None:
+        super().__init__()
+        self.vectors = nn.Parameter(torch.randn(n_subjects, dim, generator=gen) * 0.1)
+        self.pool = _POOL_MODULES[pooling](n_subjects, dim, gen)
+        self.mu = nn.Parameter(torch.tensor(mu, dtype=torch.float32))
+        # cos is in [-1, 1]: starting at the ratings' spread saves many steps of growing it
+        self.scale = nn.Parameter(torch.tensor(scale, dtype=torch.float32))
+        self.subject_bias = nn.Parameter(torch.zeros(n_subjects))
+
+    def encode(self, lists: torch.Tensor) -> torch.Tensor:
+        mask = lists >= 0
+        idx = lists.clamp_min(0)
+        out: torch.Tensor = self.pool.forward(_gather(self.vectors, idx), idx, mask)
+        return out
+
+    def predict(self, favourites: torch.Tensor, subjects: torch.Tensor) -> torch.Tensor:
+        u = F.normalize(self.encode(favourites), dim=1, eps=_NORM_EPS)
+        b = F.normalize(self.encode(subjects), dim=1, eps=_NORM_EPS)
+        mask = (subjects >= 0).to(torch.float32)
+        bias = (_gather(self.subject_bias, subjects.clamp_min(0)) * mask).sum(1)
+        bias = bias / mask.sum(1).clamp_min(1)
+        return self.mu + bias + self.scale * (u * b).sum(dim=1)
+
+
+def torch_pool(
+    pooling: str,
+    subject_vectors: FloatArray,
+    weights: Mapping[str, FloatArray],
+    subject_lists: IntArray,
+) -> FloatArray:
+    """``pool`` computed by the torch modules training uses, loaded with the given weights.
+
+    A reference for tests: proves the numpy serving path equals the trained forward."""
+    _check_pooling(pooling)
+    _check_weights(pooling, subject_vectors, weights)
+    n_subjects, dim = subject_vectors.shape
+    module = _POOL_MODULES[pooling](n_subjects, dim, torch.Generator())
+    module.load_state_dict(
+        {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in weights.items()}
+    )
+    lists = torch.from_numpy(np.asarray(subject_lists, dtype=np.int64))
+    mask = lists >= 0
+    idx = lists.clamp_min(0)
+    with torch.no_grad():
+        x = F.embedding(idx, torch.from_numpy(np.asarray(subject_vectors, np.float32)))
+        out: FloatArray = module.forward(x, idx, mask).numpy().astype(np.float32)
+    return out
+
+
+def _info_nce(
+    vectors: torch.Tensor, a: torch.Tensor, b: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Symmetric InfoNCE; in-batch negatives equal to the anchor or its positive are
+    masked (popular subjects repeat within a batch and are not negatives of themselves)."""
+    za = F.normalize(_gather(vectors, a), dim=1)
+    zb = F.normalize(_gather(vectors, b), dim=1)
+    logits = za @ zb.T / temperature
+    off_diag = ~torch.eye(len(a), dtype=torch.bool)
+    bad_ab = ((b[None, :] == b[:, None]) | (b[None, :] == a[:, None])) & off_diag
+    bad_ba = ((a[None, :] == a[:, None]) | (a[None, :] == b[:, None])) & off_diag
+    target = torch.arange(len(a))
+    loss_ab = F.cross_entropy(logits.masked_fill(bad_ab, -math.inf), target)
+    loss_ba = F.cross_entropy(logits.T.masked_fill(bad_ba, -math.inf), target)
+    return (loss_ab + loss_ba) / 2
+
+
+class _PairSampler:
+    """Draws pairs of distinct subjects that share a book, uniformly over such books."""
+
+    def __init__(self, book_subjects: IntArray) -> None:
+        valid = book_subjects >= 0
+        counts = valid.sum(axis=1)
+        self.books = np.flatnonzero(counts >= 2)
+        rows = book_subjects[self.books]
+        order = np.argsort(~valid[self.books], axis=1, kind="stable")  # members first
+        self.members = np.take_along_axis(rows, order, axis=1).astype(np.int64)
+        self.counts = counts[self.books].astype(np.int64)
+
+    def __bool__(self) -> bool:
+        return len(self.books) > 0
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pick = rng.integers(0, len(self.books), size=n)
+        c = self.counts[pick]
+        i = rng.integers(0, c)
+        j = (i + 1 + rng.integers(0, c - 1)) % c
+        rows = self.members[pick]
+        a = rows[np.arange(n), i]
+        b = rows[np.arange(n), j]
+        return torch.from_numpy(a), torch.from_numpy(b)
+
+
+def _eligible(
+    favourite_subjects: IntArray,
+    book_subjects: IntArray,
+    users: IntArray,
+    items: IntArray,
+    ratings: npt.NDArray[np.integer],
+) -> npt.NDArray[np.intp]:
+    """Rows with an explicit rating, a user with a favourite and a book with a subject."""
+    user_has = np.asarray((favourite_subjects >= 0).any(axis=1), dtype=np.bool_)
+    book_has = np.asarray((book_subjects >= 0).any(axis=1), dtype=np.bool_)
+    return np.flatnonzero((ratings > 0) & user_has[users] & book_has[items])
+
+
+def _check_interactions(
+    name: str,
+    users: npt.NDArray[np.generic],
+    items: npt.NDArray[np.generic],
+    ratings: npt.NDArray[np.generic],
+    n_users: int,
+    n_items: int,
+) -> None:
+    if not (users.ndim == items.ndim == ratings.ndim == 1):
+        raise ValueError(f"{name} users, items and ratings must be 1-D arrays")
+    if not (len(users) == len(items) == len(ratings)):
+        raise ValueError(
+            f"{name} users, items and ratings differ in length: "
+            f"{len(users)}, {len(items)}, {len(ratings)}"
+        )
+    for what, arr, n in (("users", users, n_users), ("items", items, n_items)):
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name} {what} must be integers, got {arr.dtype}")
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= n):
+            raise ValueError(f"{name} {what} must be indices in [0, {n}), got {int(arr.max())}")
+
+
+def _evaluate(
+    net: _Net, fav: torch.Tensor, subj: torch.Tensor, rows: tuple[torch.Tensor, ...]
+) -> float:
+    users, items, ratings = rows
+    sse = 0.0
+    with torch.no_grad():
+        for start in range(0, len(users), 65536):
+            sl = slice(start, start + 65536)
+            pred = net.predict(fav[users[sl]], subj[items[sl]])
+            sse += float(((pred - ratings[sl]) ** 2).sum())
+    return math.sqrt(sse / len(users))
+
+
+def _export(module: nn.Module) -> dict[str, FloatArray]:
+    return {
+        name: p.detach().numpy().astype(np.float32, copy=True)
+        for name, p in module.named_parameters()
+    }
+
+
+def train_subject_model(
+    book_subjects: IntArray,
+    favourite_subjects: IntArray,
+    n_subjects: int,
+    users: IntArray,
+    items: IntArray,
+    ratings: npt.NDArray[np.integer],
+    params: SubjectModelParams,
+    val: tuple[IntArray, IntArray, npt.NDArray[np.integer]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SubjectModel:
+    """Train subject vectors and a pooling on training ratings and subject co-occurrence.
+
+    ``users/items/ratings`` are the training interactions (0 = implicit, skipped);
+    ``val`` adds ``val_rmse`` to each epoch's history, over the same eligible rows.
+    Deterministic for the same inputs, params and thread count."""
+    _check_pooling(params.pooling)
+    if n_subjects < 1:
+        raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
+    book_subjects = np.asarray(book_subjects)
+    favourite_subjects = np.asarray(favourite_subjects)
+    _check_lists("book_subjects", book_subjects, n_subjects)
+    _check_lists("favourite_subjects", favourite_subjects, n_subjects)
+    users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings)
+    n_users, n_items = favourite_subjects.shape[0], book_subjects.shape[0]
+    _check_interactions("training", users, items, ratings, n_users, n_items)
+    rows = _eligible(favourite_subjects, book_subjects, users, items, ratings)
+    if len(rows) == 0:
+        raise ValueError(
+            "no training data for the subject model: no explicit rating (> 0) whose user "
+            "has a favourite subject and whose book has a subject"
+        )
+    val_rows: tuple[torch.Tensor, ...] | None = None
+    if val is not None:
+        vu, vi, vr = (np.asarray(a) for a in val)
+        _check_interactions("val", vu, vi, vr, n_users, n_items)
+        keep = _eligible(favourite_subjects, book_subjects, vu, vi, vr)
+        if len(keep):
+            val_rows = (
+                torch.from_numpy(vu[keep].astype(np.int64)),
+                torch.from_numpy(vi[keep].astype(np.int64)),
+                torch.from_numpy(vr[keep].astype(np.float32)),
+            )
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(params.threads)
+    try:
+        return _train(
+            book_subjects, favourite_subjects, n_subjects, users[rows], items[rows],
+            ratings[rows], params, val_rows, progress,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(
+    book_subjects: IntArray,
+    favourite_subjects: IntArray,
+    n_subjects: int,
+    users: IntArray,
+    items: IntArray,
+    ratings: npt.NDArray[np.integer],
+    params: SubjectModelParams,
+    val_rows: tuple[torch.Tensor, ...] | None,
+    progress: Callable[[str], None] | None,
+) -> SubjectModel:
+    rng = np.random.default_rng(params.seed)
+    gen = torch.Generator().manual_seed(params.seed)  # local: leaves the global RNG alone
+    fav = torch.from_numpy(favourite_subjects.astype(np.int64))
+    subj = torch.from_numpy(book_subjects.astype(np.int64))
+    u_t = torch.from_numpy(users.astype(np.int64))
+    i_t = torch.from_numpy(items.astype(np.int64))
+    r_t = torch.from_numpy(ratings.astype(np.float32))
+    spread = max(float(r_t.std(correction=0)), 0.1)
+    net = _Net(n_subjects, params.dim, params.pooling, float(r_t.mean()), spread, gen)
+    opt = torch.optim.Adam(net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    pairs = _PairSampler(book_subjects) if params.contrastive_weight > 0 else None
+    history: list[dict[str, float]] = []
+    n = len(r_t)
+    for epoch in range(params.epochs):
+        t0 = time.perf_counter()
+        order = torch.from_numpy(rng.permutation(n))
+        sse, nce_sum, steps = 0.0, 0.0, 0
+        for start in range(0, n, params.batch_size):
+            batch = order[start : start + params.batch_size]
+            pred = net.predict(fav[u_t[batch]], subj[i_t[batch]])
+            err = pred - r_t[batch]
+            mse = (err**2).mean()
+            loss = mse
+            if pairs:
+                a, b = pairs.sample(rng, params.contrastive_batch_size)
+                nce = _info_nce(net.vectors, a, b, params.temperature)
+                loss = mse + params.contrastive_weight * nce
+                nce_sum += float(nce.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            sse += float(mse.detach()) * len(batch)
+            steps += 1
+        entry = {"rating_rmse": math.sqrt(sse / n), "contrastive": nce_sum / steps}
+        if val_rows is not None:
+            entry["val_rmse"] = _evaluate(net, fav, subj, val_rows)
+        history.append(entry)
+        if progress is not None:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in entry.items())
+            progress(
+                f"subject model ({params.pooling}) epoch {epoch + 1}/{params.epochs}: "
+                f"{shown} ({time.perf_counter() - t0:.1f}s)"
+            )
+    vectors = net.vectors.detach().numpy().astype(np.float32, copy=True)
+    weights = _export(net.pool)
+    head = {
+        "mu": np.asarray(float(net.mu.detach()), dtype=np.float32),
+        "scale": np.asarray(float(net.scale.detach()), dtype=np.float32),
+        "subject_bias": net.subject_bias.detach().numpy().astype(np.float32, copy=True),
+    }
+    arrays = [vectors, *weights.values(), *head.values()]
+    if not all(np.isfinite(x).all() for x in arrays):
+        raise ModelFitError("subject model produced NaN/inf weights: lower lr or temperature")
+    return SubjectModel(params.pooling, vectors, weights, history, head)

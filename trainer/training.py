@@ -1,0 +1,94 @@
+"""Models and publication: features -> ALS grid, subject model, reranker -> evaluation
+-> quality gate -> artifact. Imported only by runs that train (torch, LightGBM)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bookrec.artifact import newest_valid
+from trainer.als import ALSParams
+from trainer.config import TrainerConfig
+from trainer.export import params_of, write_artifact
+from trainer.features import build_features
+from trainer.modeling import ModelConfig, evaluate_test_baselines, train_models
+from trainer.pipeline import RunResult, metrics_table, served_ndcg, split_config, stage
+from trainer.reranker import RerankerParams
+from trainer.snapshot import Snapshot
+from trainer.store.store import Store
+from trainer.subject_model import SubjectModelParams
+from trainer.tuning import parse_grid
+
+log = logging.getLogger("trainer")
+
+
+def model_config(cfg: TrainerConfig) -> ModelConfig:
+    base = ALSParams(
+        cfg.factors,
+        cfg.regularization,
+        cfg.iterations,
+        cfg.alpha,
+        seed=cfg.seed,
+        threads=cfg.threads,
+    )
+    return ModelConfig(
+        seed=cfg.seed,
+        als_grid=parse_grid(cfg.als_grid, base),
+        subject=SubjectModelParams(
+            dim=cfg.subject_dim,
+            pooling=cfg.subject_pooling,
+            epochs=cfg.subject_epochs,
+            seed=cfg.seed,
+        ),
+        reranker=RerankerParams(
+            candidates=cfg.rerank_candidates, n_estimators=cfg.rerank_trees, seed=cfg.seed
+        ),
+        reranker_min_gain=cfg.reranker_min_gain,
+        max_eval_users=cfg.max_eval_users,
+    )
+
+
+def quality_gate(cfg: TrainerConfig, split_id: str, metrics: dict[str, Any]) -> str | None:
+    """Why the new model must not be published, or None when it may be."""
+    current = newest_valid(cfg.artifacts_dir, check_hashes=False)
+    if current is None or current[1].split_id != split_id:
+        return None  # nothing to compare with on this split
+    old, new = served_ndcg(current[1].metrics), served_ndcg(metrics)
+    if old is None or new is None or new >= old - cfg.gate_tolerance:
+        return None
+    return (
+        f"NDCG@10 {new:.4f} is below the published {current[0].name}'s {old:.4f} on split "
+        f"{split_id} by more than the tolerance {cfg.gate_tolerance}"
+    )
+
+
+async def train_and_publish(
+    cfg: TrainerConfig, snap: Snapshot, store: Store, times: dict[str, float]
+) -> RunResult:
+    with stage("features", times):
+        feats = build_features(snap, cfg.min_subject_books, cfg.max_subjects, cfg.prior_strength)
+    with stage("models", times):
+        models = train_models(snap, feats, model_config(cfg))
+    times.update({f"models.{k}": v for k, v in models.stage_seconds.items()})
+    if await store.test_evaluation(snap.split_id) is None:
+        with stage("test_baselines", times):
+            test = evaluate_test_baselines(snap, feats, models.als, cfg.seed)
+            await store.record_test_evaluation(snap.split_id, test)
+        models.metrics["test_baselines_once"] = test
+    log.info("evaluation\n" + metrics_table(models.metrics))
+    refused = quality_gate(cfg, snap.split_id, models.metrics)
+    with stage("artifact", times):
+        artifact = write_artifact(
+            cfg.artifacts_dir,
+            snap,
+            feats,
+            models,
+            params={
+                "als": params_of(models.als_params),
+                "split": params_of(split_config(cfg)),
+                "prior_strength": cfg.prior_strength,
+            },
+            counts={**snap.counts(), "subjects": len(feats.vocab.slugs)},
+            visible=refused is None,
+        )
+    return RunResult(artifact, snap.split_id, times, models.metrics, refused)
