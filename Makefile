@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 DATA ?= data
 ARTIFACTS ?= artifacts
 SCALE ?= small
-CODE := bookrec/__init__.py bookrec/artifact.py bookrec/log.py server trainer clients bench tests
+CODE := bookrec server trainer clients bench tests
 
 .PHONY: run serve train demo-data test lint generate venv clean
 
@@ -24,9 +24,12 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 # Demo data if data/ has none, a model if artifacts/ has no valid one, then serve.
+# The first model uses one ALS grid point (the best one on the demo set) to start
+# in about two minutes; `make train` searches the whole grid.
+RUN_GRID ?= factors=128;alpha=20;scheme=log
 run: $(STAMP)
 	@test -f $(DATA)/BX-Book-Ratings.csv || $(PY) -m trainer demo-data --scale $(SCALE) --out $(DATA)
-	$(PY) -m trainer run --if-missing --data $(DATA) --artifacts $(ARTIFACTS)
+	$(PY) -m trainer run --if-missing --data $(DATA) --artifacts $(ARTIFACTS) --als-grid '$(RUN_GRID)' 
 	$(PY) -m server --artifacts $(ARTIFACTS)
 
 serve: $(STAMP)

@@ -38,17 +38,18 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from trainer.errors import ModelFitError
 
+if TYPE_CHECKING:
+    import torch
+
 POOLINGS = ("scalar", "vector", "attention")
-_NORM_EPS = 1e-8  # as F.normalize: x / max(|x|, eps), so zero rows stay zero
+_NORM_EPS = 1e-12  # as F.normalize's default: x / max(|x|, eps), so zero rows stay zero
 _CHUNK = 16384  # rows pooled at once by numpy: bounds memory to ~50 MiB at dim 32
 
 FloatArray = npt.NDArray[np.float32]
@@ -250,11 +251,15 @@ def predict_ratings(
 
 
 # ---------------------------------------------------------------- torch (training) side
+# torch is imported inside these functions only: the server imports this module for
+# ``pool`` and must not need torch.
 
 
 def _gather(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Rows of a 1-D or 2-D table. F.embedding's backward sums repeated indices in a
-    fixed order; plain indexing's backward (index_put_ accumulate) may not with threads."""
+    fixed order (two threads give bit-identical runs); plain indexing's did not."""
+    from torch.nn import functional as F
+
     if table.dim() == 1:
         return F.embedding(idx, table.unsqueeze(1)).squeeze(-1)
     return F.embedding(idx, table)
@@ -262,6 +267,8 @@ def _gather(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
     """Softmax over the members only; a set without members gets all-zero weights."""
+    import torch
+
     filled = logits.masked_fill(~mask, -math.inf)
     top = filled.amax(dim=dim, keepdim=True).detach()
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
@@ -269,81 +276,115 @@ def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch
     return e / e.sum(dim=dim, keepdim=True).clamp_min(1e-30)
 
 
-class _ScalarPool(nn.Module):
-    def __init__(self, n_subjects: int, dim: int, gen: torch.Generator) -> None:
-        super().__init__()
-        self.logits = nn.Parameter(torch.zeros(n_subjects))  # starts as the plain mean
+def _init_pool_weights(
+    pooling: str, n_subjects: int, dim: int, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """Every pooling starts as (a multiple of) the plain mean of the members."""
+    import torch
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        p = _masked_softmax(_gather(self.logits, idx), mask, dim=1)
-        return (p.unsqueeze(-1) * x).sum(dim=1)
-
-
-class _VectorPool(nn.Module):
-    def __init__(self, n_subjects: int, dim: int, gen: torch.Generator) -> None:
-        super().__init__()
-        self.logits = nn.Parameter(torch.zeros(n_subjects, dim))
-
-    def forward(self, x: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        p = _masked_softmax(_gather(self.logits, idx), mask.unsqueeze(-1), dim=1)
-        return (p * x).sum(dim=1)
-
-
-class _AttentionPool(nn.Module):
-    def __init__(self, n_subjects: int, dim: int, gen: torch.Generator) -> None:
-        super().__init__()
+    if pooling == "scalar":
+        w = {"logits": torch.zeros(n_subjects)}
+    elif pooling == "vector":
+        w = {"logits": torch.zeros(n_subjects, dim)}
+    else:
         std = 1.0 / math.sqrt(dim)
-        self.key = nn.Parameter(torch.randn(dim, dim, generator=gen) * std)
-        self.value = nn.Parameter(torch.eye(dim))
-        self.query = nn.Parameter(torch.randn(dim, generator=gen) * std)
-        self.scale = 1.0 / math.sqrt(dim)
-
-    def forward(self, x: torch.Tensor, idx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        scores = (x @ self.key) @ self.query * self.scale
-        p = _masked_softmax(scores, mask, dim=1)
-        m = mask.unsqueeze(-1).to(x.dtype)
-        mean = (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
-        return (p.unsqueeze(-1) * (x @ self.value)).sum(dim=1) + mean
+        w = {
+            "key": torch.randn(dim, dim, generator=gen) * std,
+            "value": torch.eye(dim),
+            "query": torch.randn(dim, generator=gen) * std,
+        }
+    return {k: v.requires_grad_() for k, v in w.items()}
 
 
-_POOL_MODULES: dict[str, type[_ScalarPool | _VectorPool | _AttentionPool]] = {
-    "scalar": _ScalarPool,
-    "vector": _VectorPool,
-    "attention": _AttentionPool,
-}
+def _torch_pool(
+    pooling: str, vectors: torch.Tensor, w: Mapping[str, torch.Tensor], lists: torch.Tensor
+) -> torch.Tensor:
+    """The training forward of every pooling; ``_np_pool_chunk`` mirrors it op for op."""
+    mask = lists >= 0
+    idx = lists.clamp_min(0)
+    x = _gather(vectors, idx)  # (n, S, dim)
+    if pooling == "scalar":
+        p = _masked_softmax(_gather(w["logits"], idx), mask, dim=1)
+        return (p.unsqueeze(-1) * x).sum(dim=1)
+    if pooling == "vector":
+        p = _masked_softmax(_gather(w["logits"], idx), mask.unsqueeze(-1), dim=1)
+        return (p * x).sum(dim=1)
+    scores = (x @ w["key"]) @ w["query"] / math.sqrt(x.shape[-1])
+    p = _masked_softmax(scores, mask, dim=1)
+    m = mask.unsqueeze(-1).to(x.dtype)
+    mean = (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+    return (p.unsqueeze(-1) * (x @ w["value"])).sum(dim=1) + mean
 
 
-class _Net(nn.Module):
-    def __init__(
-        self,
-        n_subjects: int,
-        dim: int,
-        pooling: str,
-        mu: float,
-        scale: float,
-        gen: torch.Generator,
-    ) -> None:
-        super().__init__()
-        self.vectors = nn.Parameter(torch.randn(n_subjects, dim, generator=gen) * 0.1)
-        self.pool = _POOL_MODULES[pooling](n_subjects, dim, gen)
-        self.mu = nn.Parameter(torch.tensor(mu, dtype=torch.float32))
-        # cos is in [-1, 1]: starting at the ratings' spread saves many steps of growing it
-        self.scale = nn.Parameter(torch.tensor(scale, dtype=torch.float32))
-        self.subject_bias = nn.Parameter(torch.zeros(n_subjects))
+@dataclass(frozen=True)
+class _Net:
+    """All trainable tensors: subject vectors, pooling weights and the rating head."""
 
-    def encode(self, lists: torch.Tensor) -> torch.Tensor:
-        mask = lists >= 0
-        idx = lists.clamp_min(0)
-        out: torch.Tensor = self.pool.forward(_gather(self.vectors, idx), idx, mask)
-        return out
+    pooling: str
+    vectors: torch.Tensor  # (n_subjects, dim)
+    pool: dict[str, torch.Tensor]
+    mu: torch.Tensor  # ()
+    scale: torch.Tensor  # ()
+    subject_bias: torch.Tensor  # (n_subjects,)
+
+    @classmethod
+    def create(
+        cls, pooling: str, n_subjects: int, dim: int, mu: float, scale: float, seed: int
+    ) -> _Net:
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)  # local: leaves the global RNG alone
+        return cls(
+            pooling,
+            (torch.randn(n_subjects, dim, generator=gen) * 0.1).requires_grad_(),
+            _init_pool_weights(pooling, n_subjects, dim, gen),
+            torch.tensor(mu, dtype=torch.float32, requires_grad=True),
+            # cos is in [-1, 1]: starting at the ratings' spread saves many steps
+            torch.tensor(scale, dtype=torch.float32, requires_grad=True),
+            torch.zeros(n_subjects, requires_grad=True),
+        )
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.vectors, *self.pool.values(), self.mu, self.scale, self.subject_bias]
 
     def predict(self, favourites: torch.Tensor, subjects: torch.Tensor) -> torch.Tensor:
-        u = F.normalize(self.encode(favourites), dim=1, eps=_NORM_EPS)
-        b = F.normalize(self.encode(subjects), dim=1, eps=_NORM_EPS)
-        mask = (subjects >= 0).to(torch.float32)
-        bias = (_gather(self.subject_bias, subjects.clamp_min(0)) * mask).sum(1)
-        bias = bias / mask.sum(1).clamp_min(1)
+        from torch.nn import functional as F
+
+        u = F.normalize(_torch_pool(self.pooling, self.vectors, self.pool, favourites), dim=1)
+        b = F.normalize(_torch_pool(self.pooling, self.vectors, self.pool, subjects), dim=1)
+        mask = (subjects >= 0).to(self.vectors.dtype)
+        bias = (_gather(self.subject_bias, subjects.clamp_min(0)) * mask).sum(dim=1)
+        bias = bias / mask.sum(dim=1).clamp_min(1.0)
         return self.mu + bias + self.scale * (u * b).sum(dim=1)
+
+
+class _Adam:
+    """Adam with L2 weight decay, as torch.optim.Adam computes it. torch.optim's first use
+    imports torch._dynamo (about 3 s here), longer than a small training run takes."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float) -> None:
+        import torch
+
+        self.params, self.lr, self.weight_decay = params, lr, weight_decay
+        self.beta1, self.beta2, self.eps, self.t = 0.9, 0.999, 1e-8, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def step(self) -> None:
+        import torch
+
+        self.t += 1
+        step = self.lr / (1 - self.beta1**self.t)
+        unbias2 = math.sqrt(1 - self.beta2**self.t)
+        with torch.no_grad():
+            for p, m, v in zip(self.params, self.m, self.v, strict=True):
+                if p.grad is None:
+                    continue
+                g = p.grad.add(p, alpha=self.weight_decay) if self.weight_decay else p.grad
+                m.mul_(self.beta1).add_(g, alpha=1 - self.beta1)
+                v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+                p.addcdiv_(m, (v.sqrt() / unbias2).add_(self.eps), value=-step)
+                p.grad = None
 
 
 def torch_pool(
@@ -352,22 +393,18 @@ def torch_pool(
     weights: Mapping[str, FloatArray],
     subject_lists: IntArray,
 ) -> FloatArray:
-    """``pool`` computed by the torch modules training uses, loaded with the given weights.
+    """``pool`` computed by the torch forward that training uses, on the given weights.
 
     A reference for tests: proves the numpy serving path equals the trained forward."""
+    import torch
+
     _check_pooling(pooling)
     _check_weights(pooling, subject_vectors, weights)
-    n_subjects, dim = subject_vectors.shape
-    module = _POOL_MODULES[pooling](n_subjects, dim, torch.Generator())
-    module.load_state_dict(
-        {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in weights.items()}
-    )
+    w = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in weights.items()}
+    vectors = torch.from_numpy(np.asarray(subject_vectors, dtype=np.float32))
     lists = torch.from_numpy(np.asarray(subject_lists, dtype=np.int64))
-    mask = lists >= 0
-    idx = lists.clamp_min(0)
     with torch.no_grad():
-        x = F.embedding(idx, torch.from_numpy(np.asarray(subject_vectors, np.float32)))
-        out: FloatArray = module.forward(x, idx, mask).numpy().astype(np.float32)
+        out: FloatArray = _torch_pool(pooling, vectors, w, lists).numpy().astype(np.float32)
     return out
 
 
@@ -376,6 +413,9 @@ def _info_nce(
 ) -> torch.Tensor:
     """Symmetric InfoNCE; in-batch negatives equal to the anchor or its positive are
     masked (popular subjects repeat within a batch and are not negatives of themselves)."""
+    import torch
+    from torch.nn import functional as F
+
     za = F.normalize(_gather(vectors, a), dim=1)
     zb = F.normalize(_gather(vectors, b), dim=1)
     logits = za @ zb.T / temperature
@@ -411,6 +451,8 @@ class _PairSampler:
         rows = self.members[pick]
         a = rows[np.arange(n), i]
         b = rows[np.arange(n), j]
+        import torch
+
         return torch.from_numpy(a), torch.from_numpy(b)
 
 
@@ -452,6 +494,8 @@ def _check_interactions(
 def _evaluate(
     net: _Net, fav: torch.Tensor, subj: torch.Tensor, rows: tuple[torch.Tensor, ...]
 ) -> float:
+    import torch
+
     users, items, ratings = rows
     sse = 0.0
     with torch.no_grad():
@@ -462,11 +506,9 @@ def _evaluate(
     return math.sqrt(sse / len(users))
 
 
-def _export(module: nn.Module) -> dict[str, FloatArray]:
-    return {
-        name: p.detach().numpy().astype(np.float32, copy=True)
-        for name, p in module.named_parameters()
-    }
+def _numpy(t: torch.Tensor) -> FloatArray:
+    out: FloatArray = t.detach().numpy().astype(np.float32, copy=True)
+    return out
 
 
 def train_subject_model(
@@ -485,6 +527,8 @@ def train_subject_model(
     ``users/items/ratings`` are the training interactions (0 = implicit, skipped);
     ``val`` adds ``val_rmse`` to each epoch's history, over the same eligible rows.
     Deterministic for the same inputs, params and thread count."""
+    import torch
+
     _check_pooling(params.pooling)
     if n_subjects < 1:
         raise ValueError(f"n_subjects must be >= 1, got {n_subjects}")
@@ -535,16 +579,19 @@ def _train(
     val_rows: tuple[torch.Tensor, ...] | None,
     progress: Callable[[str], None] | None,
 ) -> SubjectModel:
+    import torch
+
     rng = np.random.default_rng(params.seed)
-    gen = torch.Generator().manual_seed(params.seed)  # local: leaves the global RNG alone
     fav = torch.from_numpy(favourite_subjects.astype(np.int64))
     subj = torch.from_numpy(book_subjects.astype(np.int64))
     u_t = torch.from_numpy(users.astype(np.int64))
     i_t = torch.from_numpy(items.astype(np.int64))
     r_t = torch.from_numpy(ratings.astype(np.float32))
     spread = max(float(r_t.std(correction=0)), 0.1)
-    net = _Net(n_subjects, params.dim, params.pooling, float(r_t.mean()), spread, gen)
-    opt = torch.optim.Adam(net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    net = _Net.create(
+        params.pooling, n_subjects, params.dim, float(r_t.mean()), spread, params.seed
+    )
+    opt = _Adam(net.parameters(), params.lr, params.weight_decay)
     pairs = _PairSampler(book_subjects) if params.contrastive_weight > 0 else None
     history: list[dict[str, float]] = []
     n = len(r_t)
@@ -563,7 +610,6 @@ def _train(
                 nce = _info_nce(net.vectors, a, b, params.temperature)
                 loss = mse + params.contrastive_weight * nce
                 nce_sum += float(nce.detach())
-            opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sse += float(mse.detach()) * len(batch)
@@ -578,13 +624,9 @@ def _train(
                 f"subject model ({params.pooling}) epoch {epoch + 1}/{params.epochs}: "
                 f"{shown} ({time.perf_counter() - t0:.1f}s)"
             )
-    vectors = net.vectors.detach().numpy().astype(np.float32, copy=True)
-    weights = _export(net.pool)
-    head = {
-        "mu": np.asarray(float(net.mu.detach()), dtype=np.float32),
-        "scale": np.asarray(float(net.scale.detach()), dtype=np.float32),
-        "subject_bias": net.subject_bias.detach().numpy().astype(np.float32, copy=True),
-    }
+    vectors = _numpy(net.vectors)
+    weights = {name: _numpy(w) for name, w in net.pool.items()}
+    head = {name: _numpy(getattr(net, name)) for name in ("mu", "scale", "subject_bias")}
     arrays = [vectors, *weights.values(), *head.values()]
     if not all(np.isfinite(x).all() for x in arrays):
         raise ModelFitError("subject model produced NaN/inf weights: lower lr or temperature")
