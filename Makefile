@@ -29,7 +29,7 @@ node_modules/.installed: package.json package-lock.json
 RUN_GRID ?= factors=128;alpha=20;scheme=log
 run: $(STAMP)
 	@test -f $(DATA)/BX-Book-Ratings.csv || $(PY) -m trainer demo-data --scale $(SCALE) --out $(DATA)
-	$(PY) -m trainer run --if-missing --data $(DATA) --artifacts $(ARTIFACTS) --als-grid '$(RUN_GRID)' 
+	$(PY) -m trainer run --if-missing --data $(DATA) --artifacts $(ARTIFACTS) --als-grid '$(RUN_GRID)'
 	$(PY) -m server --artifacts $(ARTIFACTS)
 
 serve: $(STAMP)
