@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from trainer.config import TrainerConfig
 
 SHARED_ENV = "BOOKREC_SHARED_DATA"
 # Two grid points keep the session fixture quick while still exercising the search.
@@ -62,16 +66,20 @@ def tiny_artifact(
     """One artifact trained on the tiny set (read-only for tests: copy before changing)."""
     import asyncio
 
-    from trainer.config import TrainerConfig
     from trainer.pipeline import run
 
-    root = tmp_path_factory.mktemp("artifacts")
-    cfg = TrainerConfig(
-        data_dir=tiny_data,
-        artifacts_dir=root,
-        store_url=tiny_store,
+    cfg = tiny_config(tiny_data, tmp_path_factory.mktemp("artifacts"), tiny_store)
+    return asyncio.run(run(cfg)).artifact
+
+
+def tiny_config(data: Path, artifacts: Path, store: str, **overrides: Any) -> TrainerConfig:
+    """The training settings of the tiny artifact, with overrides."""
+    base = TrainerConfig(
+        data_dir=data,
+        artifacts_dir=artifacts,
+        store_url=store,
         threads=1,
         als_grid=TINY_ALS_GRID,
         subject_epochs=2,
     )
-    return asyncio.run(run(cfg)).artifact
+    return replace(base, **overrides)

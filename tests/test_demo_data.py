@@ -14,14 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trainer.demo_data import (
-    BOOKS_HEADER,
-    RATINGS_HEADER,
-    SCALES,
-    USERS_HEADER,
-    DemoSummary,
-    generate,
-)
+from trainer.bx_reader import BOOKS_HEADER, RATINGS_HEADER, USERS_HEADER
+from trainer.demo_data import SCALES, DemoSummary, generate
 
 FILES = (
     "BX-Books.csv",

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bookrec.artifact import REJECTED_PREFIX, newest_valid, read_manifest
-from tests.conftest import TINY_ALS_GRID
+from tests.conftest import tiny_config
 from trainer.als import ALSParams
-from trainer.config import TrainerConfig
 from trainer.features import build_features
 from trainer.modeling import ModelConfig, train_models
 from trainer.pipeline import run
@@ -68,18 +66,6 @@ def test_same_seed_same_metrics(tiny_artifact: Path, tiny_store: str) -> None:
         assert a[group] == b[group]  # rows are rounded to 4 decimals
 
 
-def _config(data: Path, artifacts: Path, store: str, **kw: object) -> TrainerConfig:
-    base = TrainerConfig(
-        data_dir=data,
-        artifacts_dir=artifacts,
-        store_url=store,
-        threads=1,
-        als_grid=TINY_ALS_GRID,
-        subject_epochs=2,
-    )
-    return replace(base, **kw)  # type: ignore[arg-type]
-
-
 def _copy_world(tiny_artifact: Path, tiny_store: str, tmp_path: Path) -> tuple[Path, str]:
     artifacts = tmp_path / "artifacts"
     shutil.copytree(tiny_artifact.parent, artifacts)
@@ -92,7 +78,7 @@ def test_quality_gate_keeps_a_worse_model_unpublished(
     tiny_data: Path, tiny_artifact: Path, tiny_store: str, tmp_path: Path
 ) -> None:
     artifacts, store = _copy_world(tiny_artifact, tiny_store, tmp_path)
-    worse = _config(
+    worse = tiny_config(
         tiny_data,
         artifacts,
         store,
@@ -130,7 +116,7 @@ def test_a_failing_run_leaves_nothing_visible(
 
     monkeypatch.setattr("trainer.export.ndcg_curves", boom)
     with pytest.raises(OSError, match="disk full"):
-        asyncio.run(run(_config(tiny_data, artifacts, store)))
+        asyncio.run(run(tiny_config(tiny_data, artifacts, store)))
     assert sorted(p.name for p in artifacts.iterdir()) == before
 
     async def last() -> dict[str, object]:

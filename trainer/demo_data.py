@@ -28,25 +28,19 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-BOOKS_FILE = "BX-Books.csv"
-USERS_FILE = "BX-Users.csv"
-RATINGS_FILE = "BX-Book-Ratings.csv"
-OL_EDITIONS_FILE = "ol_dump_editions.txt"
-OL_WORKS_FILE = "ol_dump_works.txt"
-TRUTH_FILE = "demo_truth.json"
-
-BOOKS_HEADER = (
-    "ISBN",
-    "Book-Title",
-    "Book-Author",
-    "Year-Of-Publication",
-    "Publisher",
-    "Image-URL-S",
-    "Image-URL-M",
-    "Image-URL-L",
+# The generator writes exactly what the readers read.
+from trainer.bx_reader import (  # noqa: E402
+    BOOKS_FILE,
+    BOOKS_HEADER,
+    RATINGS_FILE,
+    RATINGS_HEADER,
+    USERS_FILE,
+    USERS_HEADER,
 )
-USERS_HEADER = ("User-ID", "Location", "Age")
-RATINGS_HEADER = ("User-ID", "ISBN", "Book-Rating")
+from trainer.openlibrary import EDITIONS_FILE as OL_EDITIONS_FILE  # noqa: E402
+from trainer.openlibrary import WORKS_FILE as OL_WORKS_FILE  # noqa: E402
+
+TRUTH_FILE = "demo_truth.json"
 
 # The Book-Crossing dump was written on Windows: CRLF line ends, latin-1 bytes.
 BX_NEWLINE = "\r\n"

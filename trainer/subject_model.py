@@ -30,6 +30,12 @@ float32 weights, stored by the artifact as ``subject_pool_<name>.npy``, are:
 
 ``SubjectModel.head`` (float32) holds the rating head: ``mu`` (), ``scale`` () and
 ``subject_bias`` (n_subjects,); ``predict_ratings`` applies it with numpy.
+
+torch is imported only by the training functions: ``pool``, ``book_vectors`` and
+``user_vector`` run with numpy alone. Threads: on shared, busy CPUs OpenMP's default
+spin-wait makes ``threads=2`` several times slower than 1 (bookcrossing scale: 70-124 s
+against 15-24 s); start the process with ``OMP_WAIT_POLICY=PASSIVE`` (read when torch
+loads) or train with ``threads=1`` there. Two threads give bit-identical runs too.
 """
 
 from __future__ import annotations
@@ -91,7 +97,9 @@ class SubjectModel:
     pooling: str
     subject_vectors: FloatArray  # (n_subjects, dim)
     weights: dict[str, FloatArray]  # the pooling's parameters, see the module docstring
-    history: list[dict[str, float]]  # per epoch: rating_rmse, contrastive[, val_rmse]
+    # per epoch: rating_rmse and contrastive (means over the epoch's training batches),
+    # val_rmse when val was given and has an eligible row (same rows rule as training)
+    history: list[dict[str, float]]
     head: dict[str, FloatArray] = field(default_factory=dict)  # mu, scale, subject_bias
 
     @property
