@@ -10,17 +10,15 @@ import numpy.typing as npt
 import pytest
 import torch
 
+from bookrec.pooling import POOLINGS, pool, weight_shapes
 from trainer.subject_model import (
-    POOLINGS,
     SubjectModel,
     SubjectModelParams,
     book_vectors,
-    pool,
     predict_ratings,
     torch_pool,
     train_subject_model,
     user_vector,
-    weight_shapes,
 )
 
 # One thread: the test box's two cores are shared, and OpenMP threads waiting for a busy
