@@ -37,6 +37,14 @@ I32 = npt.NDArray[np.int32]
 UNKNOWN_AUTHOR = "Unknown Author"
 
 
+def year_buckets(years: npt.NDArray[np.int16]) -> npt.NDArray[np.int8]:
+    """0 = unknown year, 1 = before 1900, then one bucket per decade up to 2020s."""
+    y = years.astype(np.int32)
+    buckets = np.where(y < 1900, 1, 2 + (np.minimum(y, 2029) - 1900) // 10)
+    out: npt.NDArray[np.int8] = np.where(y == 0, 0, buckets).astype(np.int8)
+    return out
+
+
 def dense_ids(values: list[str], none: str = "") -> I32:
     """1-based ids per distinct value in order of first appearance; empty and ``none`` -> 0.
 

@@ -73,7 +73,7 @@ def test_vocabulary_and_aggregates_cover_only_training_books(
 
 
 def test_year_buckets() -> None:
-    from trainer.features import year_buckets
+    from bookrec.rerank_features import year_buckets
 
     years = np.array([0, 1850, 1900, 1999, 2005, 2026], dtype=np.int16)
     assert year_buckets(years).tolist() == [0, 1, 2, 11, 12, 14]

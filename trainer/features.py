@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from bookrec.rerank_features import year_buckets
 from trainer.popularity import Popularity, bayesian_prior
 from trainer.snapshot import Snapshot
 from trainer.split import TRAIN
@@ -28,14 +29,6 @@ class Aggregates:
     count: npt.NDArray[np.int32]
     mean: npt.NDArray[np.float32]  # mean explicit rating, 0 when none
     std: npt.NDArray[np.float32]
-
-
-def year_buckets(years: npt.NDArray[np.int16]) -> npt.NDArray[np.int8]:
-    """0 = unknown year, 1 = before 1900, then one bucket per decade up to 2020s."""
-    y = years.astype(np.int32)
-    buckets = np.where(y < 1900, 1, 2 + (np.minimum(y, 2029) - 1900) // 10)
-    out: npt.NDArray[np.int8] = np.where(y == 0, 0, buckets).astype(np.int8)
-    return out
 
 
 @dataclass(frozen=True)

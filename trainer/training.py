@@ -88,6 +88,7 @@ async def train_and_publish(
                 "als": params_of(models.als_params),
                 "split": params_of(split_config(cfg)),
                 "prior_strength": cfg.prior_strength,
+                "rerank_candidates": cfg.rerank_candidates,
             },
             counts={**snap.counts(), "subjects": len(feats.vocab.slugs)},
             visible=refused is None,

@@ -191,7 +191,8 @@ class ColdStartRequest(_message.Message):
     EXPLAIN_FIELD_NUMBER: _builtins.int
     popularity_weight: _builtins.float
     """Weight w of the popularity prior in [0, 1]:
-    score = (1 - w) * subject similarity + w * prior. Unset means 0.3.
+    score = (1 - w) * subject similarity + w * prior. Unset means the weight
+    the model found best on held-out cold users.
     """
     k: _builtins.int
     """1..100; 0 means 10."""

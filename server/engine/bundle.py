@@ -22,6 +22,7 @@ import numpy.typing as npt
 from bookrec import artifact, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
 from server.engine.errors import InvalidArgument, NotFound
+from server.engine.models import Reranker, SubjectSpace
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -59,6 +60,10 @@ class Bundle:
     user_row: dict[str, int]
     subject_lookup: dict[str, int]  # lower-case id or name -> subject_idx
     search_text: tuple[str, ...]  # lower-case "title author" per book
+    subjects: SubjectSpace
+    reranker: Reranker | None  # present when the trainer decided to serve it
+    prior01: F32  # popularity rescaled to [0, 1], the cold-start blend's scale
+    cold_start_weight: float  # the popularity weight the trainer found best
 
     @property
     def version(self) -> str:
@@ -162,6 +167,42 @@ class Bundle:
         lookup = {n.lower(): i for i, n in enumerate(name_list)}
         lookup.update({s.lower(): i for i, s in enumerate(id_list)})
         title_list, author_list = titles.to_list(), authors.to_list()
+        params = manifest.params
+        space = SubjectSpace(
+            pooling=str(params["subject_pooling"]),
+            subject_vectors=np.asarray(arr("subject_vectors")),
+            weights={
+                n: np.asarray(arr(f"{artifact.POOL_PREFIX}{n}"))
+                for n in params["subject_pool_weights"]
+            },
+            book_vectors=arr("book_subject_vectors"),
+        )
+        popularity = np.asarray(arr("popularity"))
+        span = max(float(popularity.max() - popularity.min()), 1e-9)
+        reranker = None
+        if artifact.has_reranker(manifest):
+            import lightgbm
+
+            reranker = Reranker(
+                booster=lightgbm.Booster(model_str=(path / "reranker.txt").read_text()),
+                table=rerank_features.ItemTable(
+                    author_id=rerank_features.dense_ids(
+                        author_list, none=rerank_features.UNKNOWN_AUTHOR
+                    ),
+                    series_id=rerank_features.dense_ids(strings("series").to_list()),
+                    series_volume=arr("series_volume"),
+                    book_subjects=book_subjects,
+                    subject_vectors=space.book_vectors,
+                    year_bucket=rerank_features.year_buckets(arr("year")),
+                    prior=popularity,
+                    count=arr("rating_count"),
+                    mean=arr("mean_rating"),
+                    std=arr("book_rating_std"),
+                ),
+                user_stats=arr("user_stats"),
+                user_favourites=arr("user_favourite_subjects"),
+                candidates=int(params.get("rerank_candidates", 300)),
+            )
         bundle = Bundle(
             path=path,
             manifest=manifest,
@@ -195,6 +236,10 @@ class Bundle:
             search_text=tuple(
                 f"{t} {a}".lower() for t, a in zip(title_list, author_list, strict=True)
             ),
+            subjects=space,
+            reranker=reranker,
+            prior01=((popularity - popularity.min()) / span).astype(np.float32),
+            cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
         )
         return bundle
 

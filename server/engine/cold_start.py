@@ -1,7 +1,10 @@
 """Recommendations without history: favourite subjects blended with the popularity prior.
 
-score = (1 - w) * cosine(subject vector of the favourites, book subject vector)
-        + w * popularity prior, with w the request's popularity weight.
+score = (1 - w) * cosine(pooled favourite subjects, book subject vector)
+        + w * popularity prior (rescaled to [0, 1]),
+with the trained subject pooling and w the request's popularity weight (unset:
+the weight the trainer found best on held-out cold users). This is exactly the
+``subject+prior`` strategy of the trainer's evaluation.
 """
 
 from __future__ import annotations
@@ -11,26 +14,28 @@ from collections.abc import Sequence
 import numpy as np
 
 from server.engine.bundle import Bundle
-from server.engine.ranking import allowed_mask, subject_scores, top_k
+from server.engine.ranking import allowed_mask, top_k
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
 
 
 def cold_start(
     bundle: Bundle,
     favourite_subjects: Sequence[str],
-    popularity_weight: float,
+    popularity_weight: float | None,
     k: int,
     filters: Filters,
     explain: bool,
 ) -> RankedList:
     subjects = np.array(sorted({bundle.subject(s) for s in favourite_subjects}), dtype=np.int32)
-    prior = np.asarray(bundle.popularity, dtype=np.float32)
+    prior = bundle.prior01
+    w = bundle.cold_start_weight if popularity_weight is None else popularity_weight
     if len(subjects) == 0:
         scores = prior.copy()
         source = Source.POPULARITY
     else:
-        sim = subject_scores(bundle, subjects)
-        scores = (1.0 - popularity_weight) * sim + popularity_weight * prior
+        user = bundle.subjects.user_vector(subjects.tolist())
+        sim = np.asarray(bundle.subjects.book_vectors @ user, dtype=np.float32)
+        scores = ((1.0 - w) * sim + w * prior).astype(np.float32)
         source = Source.COLD_START
     mask = allowed_mask(bundle, filters)
     if mask is not None:

@@ -22,14 +22,25 @@ def recommend(
     mask = allowed_mask(bundle, filters)
     if mask is not None:
         scores[~mask] = -np.inf
-    best = top_k(scores, offset + k + 1)
+    source = Source.ALS
+    if bundle.reranker is not None and offset + k <= bundle.reranker.candidates:
+        # Pages deeper than the candidate list fall back to plain ALS order.
+        cand = top_k(scores, bundle.reranker.candidates).astype(np.int32)
+        best, final = bundle.reranker.rank(
+            bundle.subjects, user, rated, cand, scores[cand].astype(np.float32)
+        )
+        score_of = dict(zip(best.tolist(), final.tolist(), strict=True))
+        source = Source.ALS_RERANKED
+    else:
+        best = top_k(scores, offset + k + 1).astype(np.int32)
+        score_of = {int(i): float(scores[i]) for i in best}
     page = best[offset : offset + k]
     reasons = _explain(bundle, rated, page) if explain else {}
     items = [
-        Scored(int(i), float(scores[i]), offset + n + 1, reasons.get(int(i), ()))
+        Scored(int(i), score_of[int(i)], offset + n + 1, reasons.get(int(i), ()))
         for n, i in enumerate(page)
     ]
-    return RankedList(items, Source.ALS, has_more=len(best) > offset + k)
+    return RankedList(items, source, has_more=len(best) > offset + k)
 
 
 def _explain(bundle: Bundle, rated: np.ndarray, page: np.ndarray) -> dict[int, tuple[Reason, ...]]:

@@ -21,4 +21,4 @@ def run_warmup(bundle: Bundle) -> None:
     for book in queries["book_ids"]:
         for mode in SimilarMode:
             similar(bundle, book, 10, mode, 0.5, none, explain=True)
-    cold_start(bundle, queries["subject_ids"][:3], 0.3, 10, none, explain=True)
+    cold_start(bundle, queries["subject_ids"][:3], None, 10, none, explain=True)

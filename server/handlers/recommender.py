@@ -27,7 +27,6 @@ from server.handlers.common import (
 )
 
 DEFAULT_HYBRID_WEIGHT = 0.5
-DEFAULT_POPULARITY_WEIGHT = 0.3
 _MODES = {
     pb.SIMILAR_MODE_UNSPECIFIED: SimilarMode.ALS,
     pb.SIMILAR_MODE_ALS: SimilarMode.ALS,
@@ -84,7 +83,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
     @rpc
     async def ColdStart(self, request: pb.ColdStartRequest, context: Any) -> pb.ColdStartResponse:
         k = check_count("k", request.k, DEFAULT_K, MAX_K)
-        weight = DEFAULT_POPULARITY_WEIGHT
+        weight = None  # the model's trained default
         if request.HasField("popularity_weight"):
             weight = check_unit("popularity_weight", request.popularity_weight)
         bundle = self.models.current()

@@ -1,0 +1,59 @@
+"""The learned parts of a bundle beyond ALS: subject space and reranker.
+
+Both are built once when a bundle opens (worker thread) and are read-only
+afterwards, so requests share them without locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bookrec.pooling import pooled_user_vector
+from bookrec.rerank_features import ItemTable, UserContext, compute
+
+F32 = npt.NDArray[np.float32]
+I32 = npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True)
+class SubjectSpace:
+    pooling: str
+    subject_vectors: F32
+    weights: dict[str, F32]
+    book_vectors: F32  # (n_books, d) L2-normalised, memory-mapped
+
+    def user_vector(self, subjects: list[int]) -> F32:
+        return pooled_user_vector(self.pooling, self.subject_vectors, self.weights, subjects)
+
+
+@dataclass(frozen=True)
+class Reranker:
+    booster: Any  # lightgbm.Booster; predict is thread-safe for concurrent readers
+    table: ItemTable
+    user_stats: F32  # (n_users, 3) count, mean, std
+    user_favourites: I32  # (n_users, 5)
+    candidates: int
+
+    def rank(
+        self, space: SubjectSpace, user: int, history: I32, cand: I32, als_scores: F32
+    ) -> tuple[I32, F32]:
+        """Candidates reordered by the model, with its scores, best first."""
+        fav = self.user_favourites[user]
+        ctx = UserContext(
+            history=history,
+            favourite_subjects=fav,
+            subject_vector=space.user_vector(fav[fav >= 0].tolist()),
+            count=float(self.user_stats[user, 0]),
+            mean=float(self.user_stats[user, 1]),
+            std=float(self.user_stats[user, 2]),
+        )
+        pred = np.asarray(
+            self.booster.predict(compute(self.table, ctx, cand, als_scores), num_threads=1),
+            dtype=np.float32,
+        )
+        order = np.lexsort((np.arange(len(cand)), -pred))
+        return cand[order], pred[order]
