@@ -241,10 +241,11 @@ def _evaluate_cold(
 
 
 def evaluate_test_baselines(
-    snap: Snapshot, feats: Features, als: ALSModel, seed: int
+    snap: Snapshot, feats: Features, als: ALSModel, seed: int, max_users: int
 ) -> dict[str, Any]:
     """Popularity and ALS on the test part: run once per split, to show the pipeline is honest."""
-    tune, evals = warm_sets(snap, TEST, seed, 10**9)
+    # Both halves: nothing was tuned on the test part. Capped like the validation users.
+    tune, evals = warm_sets(snap, TEST, seed, max_users)
     users = np.concatenate([tune.users, evals.users])
     targets = tune.targets + evals.targets
     exclude = train_matrix(snap) + _part_matrix(snap, VAL)

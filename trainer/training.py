@@ -73,7 +73,7 @@ async def train_and_publish(
     times.update({f"models.{k}": v for k, v in models.stage_seconds.items()})
     if await store.test_evaluation(snap.split_id) is None:
         with stage("test_baselines", times):
-            test = evaluate_test_baselines(snap, feats, models.als, cfg.seed)
+            test = evaluate_test_baselines(snap, feats, models.als, cfg.seed, cfg.max_eval_users)
             await store.record_test_evaluation(snap.split_id, test)
         models.metrics["test_baselines_once"] = test
     log.info("evaluation\n" + metrics_table(models.metrics))
