@@ -26,7 +26,7 @@ node_modules/.installed: package.json package-lock.json
 # Demo data if data/ has none, a model if artifacts/ has no valid one, then serve.
 # The first model uses one ALS grid point (the best one on the demo set) to start
 # in about two minutes; `make train` searches the whole grid.
-RUN_GRID ?= factors=128;alpha=20;scheme=log
+RUN_GRID ?= factors=256;alpha=10;regularization=1.0;scheme=log
 run: $(STAMP)
 	@test -f $(DATA)/BX-Book-Ratings.csv || $(PY) -m trainer demo-data --scale $(SCALE) --out $(DATA)
 	$(PY) -m trainer run --if-missing --data $(DATA) --artifacts $(ARTIFACTS) --als-grid '$(RUN_GRID)'

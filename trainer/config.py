@@ -31,7 +31,7 @@ class TrainerConfig:
     min_holdout: int = 5
     max_subjects: int = 1000
     # models (docs/models.md); the ALS fields above are the base of every grid point
-    als_grid: str = "factors=64,128;alpha=5,20;scheme=rating,log"
+    als_grid: str = "factors=128,256;alpha=10,20;regularization=1.0;scheme=log"
     subject_dim: int = 32
     subject_pooling: str = "attention"
     subject_epochs: int = 4
