@@ -60,7 +60,7 @@ class ModelConfig:
     reranker: rr.RerankerParams = field(default_factory=rr.RerankerParams)
     reranker_min_gain: float = 0.02
     max_eval_users: int = 4000
-    popularity_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+    popularity_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 @dataclass
