@@ -52,11 +52,11 @@ class ColdSet:
     targets: list[set[int]]
 
 
-def train_matrix(snap: Snapshot) -> sp.csr_matrix:
-    """Users x items, 1 where the user has a training interaction."""
-    train = snap.mask(TRAIN)
+def part_matrix(snap: Snapshot, part: int = TRAIN) -> sp.csr_matrix:
+    """Users x items, 1 where the user has an interaction in ``part`` (default: train)."""
+    sel = snap.mask(part)
     m = sp.csr_matrix(
-        (np.ones(int(train.sum()), np.float32), (snap.users[train], snap.items[train])),
+        (np.ones(int(sel.sum()), np.float32), (snap.users[sel], snap.items[sel])),
         shape=(snap.n_users, snap.n_items),
     )
     m.sort_indices()

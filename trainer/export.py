@@ -13,18 +13,13 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from bookrec.artifact import POOL_PREFIX, ArtifactWriter, new_model_version
+from bookrec.pooling import normalise
 from bookrec.rerank_features import FEATURES
 from trainer.features import Features
 from trainer.modeling import Models
 from trainer.plots import ndcg_curves
 from trainer.snapshot import Snapshot
 from trainer.split import TRAIN
-
-
-def _normalized(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    out: npt.NDArray[np.float32] = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-    return out
 
 
 def _subject_idf(book_subjects: npt.NDArray[np.int32], n_subjects: int) -> npt.NDArray[np.float32]:
@@ -89,7 +84,7 @@ def write_artifact(
         writer.save_strings("user_ids", [snap.user_ids[u] for u in served_users.tolist()])
         writer.save_strings("subject_ids", list(feats.vocab.slugs))
         writer.save_strings("subject_names", list(feats.vocab.names))
-        _flat_index(_normalized(item_factors), writer.path_for("item_index.faiss"))
+        _flat_index(normalise(item_factors), writer.path_for("item_index.faiss"))
         writer.record_file("item_index.faiss")
         writer.save_array("subject_vectors", models.subject.subject_vectors)
         for name, weights in sorted(models.subject.weights.items()):

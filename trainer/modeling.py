@@ -32,8 +32,8 @@ from trainer.evaluate import (
     _half,
     cold_set,
     exclusion_for,
+    part_matrix,
     top_lists,
-    train_matrix,
     warm_sets,
 )
 from trainer.features import Features
@@ -109,7 +109,7 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
         clock = time.perf_counter()
         log.info("stage done", extra=kv(stage=name, seconds=times[name]))
 
-    exclude = train_matrix(snap)
+    exclude = part_matrix(snap)
     tune, evals = warm_sets(snap, VAL, cfg.seed, cfg.max_eval_users)
     if len(tune.users) == 0 or len(evals.users) == 0:
         raise ValueError("the validation split has no users to tune or evaluate on")
@@ -248,7 +248,7 @@ def evaluate_test_baselines(
     tune, evals = warm_sets(snap, TEST, seed, max_users)
     users = np.concatenate([tune.users, evals.users])
     targets = tune.targets + evals.targets
-    exclude = train_matrix(snap) + _part_matrix(snap, VAL)
+    exclude = part_matrix(snap) + part_matrix(snap, VAL)
     out: dict[str, RankingReport] = {}
     _report(
         "test/popularity",
@@ -259,11 +259,3 @@ def evaluate_test_baselines(
     )
     _report("test/als", top_lists(als_scorer(als), users, exclude), targets, snap.n_items, out)
     return {k: v.row() for k, v in out.items()}
-
-
-def _part_matrix(snap: Snapshot, part: int) -> sp.csr_matrix:
-    sel = snap.parts == part
-    return sp.csr_matrix(
-        (np.ones(int(sel.sum()), np.float32), (snap.users[sel], snap.items[sel])),
-        shape=(snap.n_users, snap.n_items),
-    )

@@ -19,9 +19,7 @@ import numpy.typing as npt
 
 @dataclass(frozen=True)
 class Popularity:
-    prior: npt.NDArray[np.float32]
-    count: npt.NDArray[np.int32]
-    mean_rating: npt.NDArray[np.float32]
+    prior: npt.NDArray[np.float32]  # counts and means live in features.Aggregates
 
 
 def bayesian_prior(
@@ -39,5 +37,4 @@ def bayesian_prior(
     bayes01 = (bayes - 1.0) / 9.0
     reach = np.log1p(count) / np.log1p(max(int(count.max(initial=0)), 1))
     prior = 0.5 * bayes01 + 0.5 * reach
-    mean = np.divide(sums, n_exp, out=np.zeros(n_items), where=n_exp > 0)
-    return Popularity(prior.astype(np.float32), count, mean.astype(np.float32))
+    return Popularity(prior.astype(np.float32))

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from bookrec import artifact, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
+from bookrec.pooling import normalise
 from server.engine.errors import InvalidArgument, NotFound
 from server.engine.models import Reranker, SubjectSpace
 
@@ -152,8 +153,7 @@ class Bundle:
         index = faiss.read_index(str(path / "item_index.faiss"), faiss.IO_FLAG_MMAP)
         if index.ntotal != n_books:
             raise ArtifactError(f"{path}/item_index.faiss has {index.ntotal} rows, not {n_books}")
-        norms = np.linalg.norm(item_factors, axis=1, keepdims=True)
-        unit = np.divide(item_factors, norms, out=np.zeros_like(item_factors), where=norms > 0)
+        unit = normalise(item_factors)
         weights = np.where(book_subjects >= 0, idf[np.maximum(book_subjects, 0)], 0.0)
         subj_norm = np.sqrt((weights**2).sum(axis=1)).astype(np.float32)
         flat_books = np.repeat(np.arange(n_books, dtype=np.int32), book_subjects.shape[1])
@@ -207,7 +207,7 @@ class Bundle:
             path=path,
             manifest=manifest,
             item_factors=item_factors,
-            item_unit=unit.astype(np.float32),
+            item_unit=unit,
             item_in_als=arr("item_in_als"),
             user_factors=user_factors,
             user_items_indptr=arr("user_items_indptr"),
