@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
 REJECTED_PREFIX = ".rejected-"
@@ -40,6 +40,8 @@ REQUIRED_ARRAYS: dict[str, tuple[str, int]] = {
     "user_factors": ("float32", 2),  # ALS user factors (n_users, f)
     "user_items_indptr": ("int64", 1),  # CSR of books each user rated (train split)
     "user_items_indices": ("int32", 1),
+    # ALS confidence of each of those (bookrec.confidence); 0 outside the training part
+    "user_items_confidence": ("float32", 1),
     "popularity": ("float32", 1),  # Bayesian popularity prior in [0, 1]
     "rating_count": ("int32", 1),  # interactions per book in the training split
     "mean_rating": ("float32", 1),  # mean explicit rating per book (0 when none)
@@ -67,6 +69,7 @@ REQUIRED_STRINGS: dict[str, str] = {
 REQUIRED_FILES: tuple[str, ...] = (
     "item_index.faiss",  # IndexFlatIP over L2-normalised item factors
     "subject_index.faiss",  # IndexFlatIP over book_subject_vectors
+    "retrieval_index.faiss",  # inner product over item_factors: flat, or IVF when large
     "warmup.json",
     "evaluation.json",  # the metrics of docs/models.md, also in the manifest
 )

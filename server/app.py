@@ -22,7 +22,9 @@ from bookrec.v1 import (
 from server.config import ServerConfig
 from server.engine.bundle import warmup_queries
 from server.engine.feedback import FeedbackLog
+from server.engine.foldin import RatingsOverlay
 from server.engine.manager import ModelManager
+from server.engine.personal import Personal
 from server.handlers.catalog import Catalog
 from server.handlers.feedback import Feedback
 from server.handlers.recommender import Recommender
@@ -88,7 +90,10 @@ async def serve(
     server = grpc.aio.server()
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    recommender_pb2_grpc.add_RecommenderServiceServicer_to_server(Recommender(models), server)
+    personal = Personal(RatingsOverlay(cfg.feedback_log), cfg.cache_size)
+    recommender_pb2_grpc.add_RecommenderServiceServicer_to_server(
+        Recommender(models, personal), server
+    )
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(Catalog(models), server)
     feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(
         Feedback(models, feedback or FeedbackLog(cfg.feedback_log)), server

@@ -21,6 +21,8 @@ class ServerConfig:
     # Seconds in-flight calls get to finish after SIGTERM.
     grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # Finished Recommend lists kept per worker (keyed by model version); 0 disables.
+    cache_size: int = 10_000
 
     @staticmethod
     def from_env(environ: dict[str, str] | None = None) -> ServerConfig:
@@ -50,5 +52,6 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--feedback-log", dest="feedback_log", type=Path)
     p.add_argument("--grace-seconds", dest="grace_seconds", type=float)
     p.add_argument("--log-level", dest="log_level")
+    p.add_argument("--cache-size", dest="cache_size", type=int)
     args = vars(p.parse_args(argv))
     return replace(base, **{k: v for k, v in args.items() if v is not None})

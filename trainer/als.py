@@ -1,13 +1,7 @@
 """Implicit-feedback ALS (the implicit library) over user x work interactions.
 
-Every observed interaction is a positive preference; its confidence says how
-sure we are. With s_ui = 1 for an implicit interaction (rating 0) and
-s_ui = rating / 5 for an explicit rating 1..10 (a 10 counts twice an implicit
-read, a 1 a fifth of it), the confidence schemes are:
-
-- ``rating``: c_ui = 1 + alpha * s_ui
-- ``log``:    c_ui = 1 + alpha * log(1 + s_ui)   (flattens the explicit scale)
-- ``binary``: c_ui = 1 + alpha                   (ignores the rating value)
+Every observed interaction is a positive preference; its confidence (how sure
+we are) follows one of the schemes of bookrec/confidence.py.
 
 The scheme, factors, regularisation, iterations and alpha are tuned on the
 validation split (trainer/tuning.py); the grid and its results are recorded.
@@ -22,6 +16,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from bookrec.confidence import confidence
 from trainer.errors import ModelFitError
 
 
@@ -51,16 +46,7 @@ def confidence_matrix(
     alpha: float,
     scheme: str = "rating",
 ) -> sp.csr_matrix:
-    strength = np.where(ratings > 0, ratings.astype(np.float32) / 5.0, 1.0)
-    if scheme == "rating":
-        conf = 1.0 + alpha * strength
-    elif scheme == "log":
-        conf = 1.0 + alpha * np.log1p(strength)
-    elif scheme == "binary":
-        conf = np.full(len(ratings), 1.0 + alpha)
-    else:
-        raise ValueError(f"unknown confidence scheme {scheme!r}: use rating, log or binary")
-    conf = conf.astype(np.float32)
+    conf = confidence(ratings, alpha, scheme)
     return sp.csr_matrix((conf, (users, items)), shape=(n_users, n_items), dtype=np.float32)
 
 

@@ -7,15 +7,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from bookrec.artifact import POOL_PREFIX, ArtifactWriter, new_model_version
-from bookrec.pooling import normalise
+from bookrec.confidence import confidence
 from bookrec.rerank_features import FEATURES
 from trainer.features import Features
+from trainer.indexes import write_indexes
 from trainer.modeling import Models
 from trainer.plots import ndcg_curves
 from trainer.snapshot import Snapshot
@@ -25,13 +25,6 @@ from trainer.split import TRAIN
 def _subject_idf(book_subjects: npt.NDArray[np.int32], n_subjects: int) -> npt.NDArray[np.float32]:
     df = np.bincount(book_subjects[book_subjects >= 0], minlength=n_subjects)
     return np.log((1 + len(book_subjects)) / (1 + df)).astype(np.float32) + 1.0
-
-
-def _flat_index(vectors: npt.NDArray[np.float32], path: Path) -> None:
-    """Exact inner product over unit vectors = cosine; flat indexes can be memory-mapped."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors))
-    faiss.write_index(index, str(path))
 
 
 def write_artifact(
@@ -56,19 +49,24 @@ def write_artifact(
         item_factors = np.where(in_als[:, None], als.item_factors, 0.0).astype(np.float32)
         writer.save_array("item_factors", item_factors)
         writer.save_array("item_in_als", in_als)
-        writer.save_array("user_factors", als.user_factors[served_users])
-        # Never recommend what a user rated in any part of the split.
+        user_factors = als.user_factors[served_users]
+        writer.save_array("user_factors", user_factors)
+        # Never recommend what a user rated in any part of the split; the training
+        # part's ALS confidences let the server fold new ratings into a user vector.
         row_of = np.full(snap.n_users, -1, dtype=np.int64)
         row_of[served_users] = np.arange(len(served_users))
         keep = row_of[snap.users] >= 0
+        p = models.als_params
+        conf = np.where(train, confidence(snap.ratings, p.alpha, p.scheme), 0.0)[keep]
         rated = sp.csr_matrix(
-            (np.ones(int(keep.sum()), np.int8), (row_of[snap.users[keep]], snap.items[keep])),
+            (conf.astype(np.float32), (row_of[snap.users[keep]], snap.items[keep])),
             shape=(len(served_users), snap.n_items),
         )
         rated.sum_duplicates()
         rated.sort_indices()
         writer.save_array("user_items_indptr", rated.indptr.astype(np.int64))
         writer.save_array("user_items_indices", rated.indices.astype(np.int32))
+        writer.save_array("user_items_confidence", rated.data.astype(np.float32))
         writer.save_array("popularity", feats.popularity.prior)
         writer.save_array("rating_count", feats.book.count)
         writer.save_array("mean_rating", feats.book.mean)
@@ -84,14 +82,14 @@ def write_artifact(
         writer.save_strings("user_ids", [snap.user_ids[u] for u in served_users.tolist()])
         writer.save_strings("subject_ids", list(feats.vocab.slugs))
         writer.save_strings("subject_names", list(feats.vocab.names))
-        _flat_index(normalise(item_factors), writer.path_for("item_index.faiss"))
-        writer.record_file("item_index.faiss")
         writer.save_array("subject_vectors", models.subject.subject_vectors)
         for name, weights in sorted(models.subject.weights.items()):
             writer.save_array(f"{POOL_PREFIX}{name}", weights.astype(np.float32))
         writer.save_array("book_subject_vectors", models.book_subject_vectors)
-        _flat_index(models.book_subject_vectors, writer.path_for("subject_index.faiss"))
-        writer.record_file("subject_index.faiss")
+        sample = user_factors[:: max(1, len(user_factors) // 200)][:200]
+        index_report = write_indexes(
+            writer, item_factors, models.book_subject_vectors, sample.astype(np.float32)
+        )
         writer.save_array("book_rating_std", feats.book.std)
         stats = np.stack([feats.user.count, feats.user.mean, feats.user.std], axis=1)
         writer.save_array("user_stats", stats[served_users].astype(np.float32))
@@ -114,6 +112,7 @@ def write_artifact(
             "subject_pooling": models.subject.pooling,
             "subject_pool_weights": sorted(models.subject.weights),
             "cold_start_popularity_weight": models.popularity_weight,
+            **index_report,
         }
         return writer.publish(
             snap.split_id,

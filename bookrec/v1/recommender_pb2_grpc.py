@@ -66,7 +66,10 @@ class RecommenderServiceServicer:
 
     def Recommend(self, request, context):
         """Personal recommendations for a user with history. Books the user rated
-        are never returned. NOT_FOUND when the user is unknown.
+        are never returned; ratings sent through RateBook count at once (folded
+        into the user's model vector). A user the model does not know gets cold
+        start from the subjects of the books they rated (or popularity when they
+        rated none), and `source` says so.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

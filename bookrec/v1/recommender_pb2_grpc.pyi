@@ -40,7 +40,10 @@ class RecommenderServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RecommenderServiceAsyncStub: ...
     Recommend: _grpc.UnaryUnaryMultiCallable[_recommender_pb2.RecommendRequest, _recommender_pb2.RecommendResponse]
     """Personal recommendations for a user with history. Books the user rated
-    are never returned. NOT_FOUND when the user is unknown.
+    are never returned; ratings sent through RateBook count at once (folded
+    into the user's model vector). A user the model does not know gets cold
+    start from the subjects of the books they rated (or popularity when they
+    rated none), and `source` says so.
     """
     Similar: _grpc.UnaryUnaryMultiCallable[_recommender_pb2.SimilarRequest, _recommender_pb2.SimilarResponse]
     """Books similar to one book. NOT_FOUND when the book is unknown."""
@@ -61,7 +64,10 @@ class RecommenderServiceAsyncStub(RecommenderServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Recommend: _aio.UnaryUnaryMultiCallable[_recommender_pb2.RecommendRequest, _recommender_pb2.RecommendResponse]  # type: ignore[assignment]
     """Personal recommendations for a user with history. Books the user rated
-    are never returned. NOT_FOUND when the user is unknown.
+    are never returned; ratings sent through RateBook count at once (folded
+    into the user's model vector). A user the model does not know gets cold
+    start from the subjects of the books they rated (or popularity when they
+    rated none), and `source` says so.
     """
     Similar: _aio.UnaryUnaryMultiCallable[_recommender_pb2.SimilarRequest, _recommender_pb2.SimilarResponse]  # type: ignore[assignment]
     """Books similar to one book. NOT_FOUND when the book is unknown."""
@@ -85,7 +91,10 @@ class RecommenderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_recommender_pb2.RecommendResponse, _abc.Awaitable[_recommender_pb2.RecommendResponse]]:
         """Personal recommendations for a user with history. Books the user rated
-        are never returned. NOT_FOUND when the user is unknown.
+        are never returned; ratings sent through RateBook count at once (folded
+        into the user's model vector). A user the model does not know gets cold
+        start from the subjects of the books they rated (or popularity when they
+        rated none), and `source` says so.
         """
 
     @_abc_1.abstractmethod

@@ -5,12 +5,13 @@ maps, run warm-up queries); it runs in a worker thread, never on the event
 loop. Once open a bundle is never mutated, so any number of requests may read
 it concurrently without locks. Arrays are ``np.load(mmap_mode="r")`` views, so
 every worker process on the machine shares one copy through the page cache;
-the FAISS flat index is read with IO_FLAG_MMAP.
+the FAISS indexes (flat and IVF-flat) are read with IO_FLAG_MMAP.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,8 @@ import numpy.typing as npt
 
 from bookrec import artifact, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
-from bookrec.pooling import normalise
 from server.engine.errors import InvalidArgument, NotFound
+from server.engine.foldin import gram
 from server.engine.models import Reranker, SubjectSpace
 
 F32 = npt.NDArray[np.float32]
@@ -30,15 +31,37 @@ I32 = npt.NDArray[np.int32]
 
 
 @dataclass(frozen=True)
+class AlsSettings:
+    """What fold-in needs to weigh and solve exactly as training did."""
+
+    alpha: float
+    scheme: str
+    regularization: float
+
+    @staticmethod
+    def of(params: Mapping[str, Any]) -> AlsSettings:
+        als = params.get("als", {})
+        try:
+            return AlsSettings(
+                float(als["alpha"]), str(als["scheme"]), float(als["regularization"])
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ArtifactError(
+                f"manifest params.als lacks alpha/scheme/regularization: {e}"
+            ) from e
+
+
+@dataclass(frozen=True)
 class Bundle:
     path: Path
     manifest: Manifest
     item_factors: F32
-    item_unit: F32  # L2-normalised item factors (cosine)
+    item_unit: F32  # L2-normalised item factors (cosine): a view of item_index's mapped rows
     item_in_als: npt.NDArray[np.bool_]
     user_factors: F32
     user_items_indptr: npt.NDArray[np.int64]
     user_items_indices: I32
+    user_items_confidence: F32  # ALS confidence per rating, 0 outside the training part
     popularity: F32
     rating_count: I32
     mean_rating: F32
@@ -56,7 +79,11 @@ class Bundle:
     isbns: StringColumn
     subject_ids: StringColumn
     subject_names: StringColumn
-    item_index: Any  # faiss.IndexFlatIP over item_unit
+    item_index: Any  # faiss.IndexFlatIP over item_unit (Similar, ALS mode)
+    subject_index: Any  # faiss.IndexFlatIP over subjects.book_vectors (Similar, SUBJECT mode)
+    retrieval_index: Any  # inner product over item_factors (Recommend candidates)
+    als: AlsSettings
+    yty: npt.NDArray[np.float64]  # Gram matrix of the item factors, for fold-in
     book_row: dict[str, int]
     user_row: dict[str, int]
     subject_lookup: dict[str, int]  # lower-case id or name -> subject_idx
@@ -96,6 +123,11 @@ class Bundle:
     def rated_items(self, user: int) -> I32:
         start, end = self.user_items_indptr[user], self.user_items_indptr[user + 1]
         return self.user_items_indices[start:end]
+
+    def train_confidence(self, user: int) -> F32:
+        start, end = self.user_items_indptr[user], self.user_items_indptr[user + 1]
+        out: F32 = self.user_items_confidence[start:end]
+        return out
 
     def subjects_of(self, item: int) -> I32:
         row = self.book_subjects[item]
@@ -150,10 +182,10 @@ class Bundle:
                     f"{path}: the reranker was trained on features {saved}, this server computes "
                     f"{list(rerank_features.FEATURES)}; retrain or upgrade the server"
                 )
-        index = faiss.read_index(str(path / "item_index.faiss"), faiss.IO_FLAG_MMAP)
-        if index.ntotal != n_books:
-            raise ArtifactError(f"{path}/item_index.faiss has {index.ntotal} rows, not {n_books}")
-        unit = normalise(item_factors)
+        indexes = {
+            name: _read_index(path / f"{name}.faiss", n_books)
+            for name in ("item_index", "subject_index", "retrieval_index")
+        }
         weights = np.where(book_subjects >= 0, idf[np.maximum(book_subjects, 0)], 0.0)
         subj_norm = np.sqrt((weights**2).sum(axis=1)).astype(np.float32)
         flat_books = np.repeat(np.arange(n_books, dtype=np.int32), book_subjects.shape[1])
@@ -207,11 +239,12 @@ class Bundle:
             path=path,
             manifest=manifest,
             item_factors=item_factors,
-            item_unit=unit,
+            item_unit=_flat_vectors(indexes["item_index"]),
             item_in_als=arr("item_in_als"),
             user_factors=user_factors,
             user_items_indptr=arr("user_items_indptr"),
             user_items_indices=arr("user_items_indices"),
+            user_items_confidence=arr("user_items_confidence"),
             popularity=arr("popularity"),
             rating_count=arr("rating_count"),
             mean_rating=arr("mean_rating"),
@@ -229,7 +262,11 @@ class Bundle:
             isbns=strings("isbns"),
             subject_ids=subject_ids,
             subject_names=subject_names,
-            item_index=index,
+            item_index=indexes["item_index"],
+            subject_index=indexes["subject_index"],
+            retrieval_index=indexes["retrieval_index"],
+            als=AlsSettings.of(params),
+            yty=gram(item_factors),
             book_row={b: i for i, b in enumerate(book_ids.to_list())},
             user_row={u: i for i, u in enumerate(strings("user_ids").to_list())},
             subject_lookup=lookup,
@@ -242,6 +279,22 @@ class Bundle:
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
         )
         return bundle
+
+
+def _read_index(path: Path, rows: int) -> Any:
+    """Flat and IVF-flat indexes map their vectors (IO_FLAG_MMAP) instead of copying them."""
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+    if index.ntotal != rows:
+        raise ArtifactError(f"{path} has {index.ntotal} rows, not {rows}")
+    return index
+
+
+def _flat_vectors(index: Any) -> F32:
+    """The rows of a flat index as an array, without copying them out of the mapping."""
+    if not isinstance(index, faiss.IndexFlat):
+        raise ArtifactError(f"expected a flat index, found {type(index).__name__}")
+    rows: F32 = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d)
+    return rows.reshape(index.ntotal, index.d)
 
 
 def warmup_queries(bundle: Bundle) -> dict[str, list[str]]:

@@ -1,49 +1,113 @@
-"""Warm-user recommendations: ALS scores over every book, minus what the user rated."""
+"""Warm-user recommendations: ALS candidates, minus what the user rated, reranked.
+
+Ratings that arrived since training (``new_ratings``) are folded into the
+user's ALS vector first, so the list reacts at once. A user the model does not
+know gets cold start, from the subjects of the books they rated when there
+are any; ``source`` says which path answered.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
+from bookrec.confidence import confidence
 from server.engine.bundle import Bundle
-from server.engine.ranking import allowed_mask, top_k
+from server.engine.cold_start import cold_start
+from server.engine.foldin import fold_in
+from server.engine.ranking import allowed_mask
+from server.engine.retrieval import candidates
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
+
+I32 = npt.NDArray[np.int32]
+F32 = npt.NDArray[np.float32]
+# A new user's favourite subjects: the most frequent among the books they rated.
+NEW_USER_SUBJECTS = 5
 
 
 def recommend(
-    bundle: Bundle, user_id: str, k: int, filters: Filters, explain: bool, offset: int = 0
+    bundle: Bundle,
+    user_id: str,
+    k: int,
+    filters: Filters,
+    explain: bool,
+    offset: int = 0,
+    new_ratings: Mapping[str, int] | None = None,
 ) -> RankedList:
-    user = bundle.user(user_id)
-    scores = bundle.item_factors @ bundle.user_factors[user]
-    scores[~np.asarray(bundle.item_in_als)] = -np.inf
-    rated = bundle.rated_items(user)
-    scores[rated] = -np.inf
+    fresh = {b: r for b, r in (new_ratings or {}).items() if b in bundle.book_row}
+    user = bundle.user_row.get(user_id)
+    if user is None:
+        return _new_user(bundle, fresh, k, filters, explain, offset)
+    vector, rated = _user_vector(bundle, user, fresh)
     mask = allowed_mask(bundle, filters)
-    if mask is not None:
-        scores[~mask] = -np.inf
-    source = Source.ALS
-    if bundle.reranker is not None and offset + k <= bundle.reranker.candidates:
-        # Pages deeper than the candidate list fall back to plain ALS order.
-        cand = top_k(scores, bundle.reranker.candidates).astype(np.int32)
-        best, final = bundle.reranker.rank(
-            bundle.subjects, user, rated, cand, scores[cand].astype(np.float32)
-        )
-        score_of = dict(zip(best.tolist(), final.tolist(), strict=True))
+    reranker = bundle.reranker
+    if reranker is not None and offset + k <= reranker.candidates:
+        cand, als_scores = candidates(bundle, vector, reranker.candidates, rated, mask)
+        best, scores = reranker.rank(bundle.subjects, user, rated, cand, als_scores)
         source = Source.ALS_RERANKED
     else:
-        best = top_k(scores, offset + k + 1).astype(np.int32)
-        score_of = {int(i): float(scores[i]) for i in best}
-    page = best[offset : offset + k]
+        # Pages deeper than the reranked list fall back to plain ALS order.
+        best, scores = candidates(bundle, vector, offset + k + 1, rated, mask)
+        source = Source.ALS
+    page, page_scores = best[offset : offset + k], scores[offset : offset + k]
     reasons = _explain(bundle, rated, page) if explain else {}
     items = [
-        Scored(int(i), score_of[int(i)], offset + n + 1, reasons.get(int(i), ()))
-        for n, i in enumerate(page)
+        Scored(int(i), float(s), offset + n + 1, reasons.get(int(i), ()))
+        for n, (i, s) in enumerate(zip(page, page_scores, strict=True))
     ]
     return RankedList(items, source, has_more=len(best) > offset + k)
 
 
-def _explain(bundle: Bundle, rated: np.ndarray, page: np.ndarray) -> dict[int, tuple[Reason, ...]]:
+def _user_vector(bundle: Bundle, user: int, fresh: Mapping[str, int]) -> tuple[F32, I32]:
+    """The trained vector, or one re-solved with the new ratings; and all rated books."""
+    rated = bundle.rated_items(user)
+    rows = np.array([bundle.book_row[b] for b in fresh], dtype=np.int32)
+    new = ~np.isin(rows, rated)
+    if not new.any():
+        return np.asarray(bundle.user_factors[user]), rated
+    conf = bundle.train_confidence(user)
+    trained = conf > 0
+    new_conf = confidence(np.array(list(fresh.values()))[new], bundle.als.alpha, bundle.als.scheme)
+    vector = fold_in(
+        bundle.item_factors,
+        bundle.yty,
+        bundle.als.regularization,
+        np.concatenate([rated[trained], rows[new]]),
+        np.concatenate([conf[trained], new_conf]),
+    )
+    return vector, np.union1d(rated, rows).astype(np.int32)
+
+
+def _new_user(
+    bundle: Bundle,
+    fresh: Mapping[str, int],
+    k: int,
+    filters: Filters,
+    explain: bool,
+    offset: int,
+) -> RankedList:
+    counts: Counter[int] = Counter(
+        int(s) for b in fresh for s in bundle.subjects_of(bundle.book_row[b])
+    )
+    favourites = [bundle.subject_ids[s] for s, _ in counts.most_common(NEW_USER_SUBJECTS)]
+    unrated = Filters(
+        exclude_book_ids=filters.exclude_book_ids | frozenset(fresh),
+        subject_ids=filters.subject_ids,
+        min_year=filters.min_year,
+        max_year=filters.max_year,
+    )
+    ranked = cold_start(bundle, favourites, None, offset + k + 1, unrated, explain)
+    page = [
+        Scored(s.item, s.score, offset + n + 1, s.reasons)
+        for n, s in enumerate(ranked.items[offset : offset + k])
+    ]
+    return RankedList(page, ranked.source, has_more=len(ranked.items) > offset + k)
+
+
+def _explain(bundle: Bundle, rated: I32, page: I32) -> dict[int, tuple[Reason, ...]]:
     """For each book, the rated book closest to it and the user's favourite subject it carries."""
     if len(page) == 0 or len(rated) == 0:
         return {}

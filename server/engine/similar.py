@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -17,14 +19,16 @@ from server.engine.types import (
     Source,
 )
 
-# ALS candidates fetched from the index before filters and blending.
-ALS_CANDIDATES = 200
+I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
+
+# Candidates fetched from each index before filters and blending.
+CANDIDATES = 200
 
 
-def _als_candidates(bundle: Bundle, item: int, n: int) -> npt.NDArray[np.int64]:
-    query = np.ascontiguousarray(bundle.item_unit[item : item + 1])
-    _, ids = bundle.item_index.search(query, min(n, bundle.n_books))
-    found: npt.NDArray[np.int64] = ids[0][ids[0] >= 0]
+def _search(index: Any, query: F32, n: int) -> I64:
+    _, ids = index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), n)
+    found: I64 = ids[0][ids[0] >= 0]
     return found
 
 
@@ -42,26 +46,35 @@ def similar(
         # Too few ratings for an ALS vector: content is all we know.
         mode, weight = SimilarMode.SUBJECT, 0.0
     mask = allowed_mask(bundle, filters)
-    scores = np.full(bundle.n_books, -np.inf, dtype=np.float32)
-    if mode is SimilarMode.ALS:
-        n = max(ALS_CANDIDATES, 4 * k) if mask is None else bundle.n_books
-        cand = _als_candidates(bundle, item, n + 1)
-        scores[cand] = bundle.item_unit[cand] @ bundle.item_unit[item]
-        scores[~np.asarray(bundle.item_in_als)] = -np.inf
-        source = Source.ALS
+    # With filters, every row is a candidate: an index's top rows may all be filtered out.
+    n = min(bundle.n_books, max(CANDIDATES, 4 * k) + 1 if mask is None else bundle.n_books)
+    als_query = bundle.item_unit[item]
+    subject_query = bundle.subjects.book_vectors[item]
+    if mode is SimilarMode.SUBJECT and not subject_query.any():
+        # No learned subject vector (the book was not in the training split): its listed
+        # subjects still say what it is about.
+        scores = subject_scores(bundle, bundle.subjects_of(item))
+        scores = np.where(scores > 0, scores, -np.inf).astype(np.float32)
+        source = Source.SUBJECT
     else:
-        subj = subject_scores(bundle, bundle.subjects_of(item))
-        if mode is SimilarMode.SUBJECT:
-            scores = np.where(subj > 0, subj, -np.inf).astype(np.float32)
-            source = Source.SUBJECT
-        else:
-            # Exact blend on the union of both candidate sets.
-            cand = np.union1d(
-                _als_candidates(bundle, item, max(ALS_CANDIDATES, 4 * k)), np.flatnonzero(subj)
-            )
-            als = bundle.item_unit[cand] @ bundle.item_unit[item]
-            scores[cand] = weight * als + (1.0 - weight) * subj[cand]
-            source = Source.HYBRID
+        cand = np.empty(0, dtype=np.int64)
+        if mode is not SimilarMode.SUBJECT:
+            cand = _search(bundle.item_index, als_query, n)
+        if mode is not SimilarMode.ALS:
+            cand = np.union1d(cand, _search(bundle.subject_index, subject_query, n))
+        if mode is not SimilarMode.SUBJECT:
+            cand = cand[np.asarray(bundle.item_in_als)[cand]]
+        # Exact scores on the union of both indexes' candidates.
+        als = np.asarray(bundle.item_unit[cand] @ als_query, dtype=np.float32)
+        subj = np.asarray(bundle.subjects.book_vectors[cand] @ subject_query, dtype=np.float32)
+        w = {SimilarMode.ALS: 1.0, SimilarMode.SUBJECT: 0.0}.get(mode, weight)
+        scores = np.full(bundle.n_books, -np.inf, dtype=np.float32)
+        scores[cand] = w * als + (1.0 - w) * subj
+        source = {
+            SimilarMode.ALS: Source.ALS,
+            SimilarMode.SUBJECT: Source.SUBJECT,
+            SimilarMode.HYBRID: Source.HYBRID,
+        }[mode]
     scores[item] = -np.inf
     if mask is not None:
         scores[~mask] = -np.inf

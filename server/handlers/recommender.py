@@ -10,7 +10,7 @@ from server.engine import paging
 from server.engine.cold_start import cold_start
 from server.engine.errors import InvalidArgument
 from server.engine.manager import ModelManager
-from server.engine.recommend import recommend
+from server.engine.personal import Personal
 from server.engine.similar import similar
 from server.engine.types import SimilarMode
 from server.handlers.common import (
@@ -36,8 +36,9 @@ _MODES = {
 
 
 class Recommender(pb_grpc.RecommenderServiceServicer):
-    def __init__(self, models: ModelManager) -> None:
+    def __init__(self, models: ModelManager, personal: Personal) -> None:
         self.models = models
+        self.personal = personal
 
     @rpc
     async def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RecommendResponse:
@@ -47,7 +48,9 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         bundle = self.models.current()
         query_key = f"recommend|{user_id}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, query_key)
-        ranked = await offload(recommend, bundle, user_id, k, filters, request.explain, offset)
+        ranked = await offload(
+            self.personal.recommend, bundle, user_id, k, filters, request.explain, offset
+        )
         next_token = (
             paging.make_token(bundle.version, query_key, offset + k) if ranked.has_more else ""
         )

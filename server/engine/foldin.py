@@ -1,0 +1,98 @@
+"""Real-time fold-in: new ratings change a user's ALS vector without retraining.
+
+Ratings sent through RateBook go to the feedback log (server/engine/feedback.py),
+which every worker process appends to and the trainer's next run ingests.
+``RatingsOverlay`` tails that log, so a rating accepted by any worker is seen by
+all of them on the user's next request. ``fold_in`` then solves the user's
+vector against the fixed item factors exactly as ALS's user step does (and as
+implicit's ``recalculate_user`` does):
+
+    x_u = (YᵀY + λI + Σ_i (c_ui - 1) y_i y_iᵀ)⁻¹ Σ_i c_ui y_i
+
+over the user's training ratings plus the new ones, with the confidences c of
+bookrec/confidence.py and the trained alpha, scheme and λ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from bookrec.log import kv
+
+log = logging.getLogger("server.foldin")
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
+
+
+class RatingsOverlay:
+    """Per-user ratings from the feedback log, newest rating per book winning.
+
+    ``refresh`` costs one ``stat`` when nothing was appended, so handlers call it
+    before every read. Thread-safe.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._inode = -1
+        self._by_user: dict[str, dict[str, int]] = {}
+
+    def refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        if st.st_ino == self._inode and st.st_size == self._offset:
+            return
+        with self._lock:
+            if st.st_ino != self._inode or st.st_size < self._offset:  # new or rotated log
+                self._offset, self._inode, self._by_user = 0, st.st_ino, {}
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                chunk = f.read(st.st_size - self._offset)
+            end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
+            for line in chunk[:end].splitlines():
+                self._add(line)
+            self._offset += end
+
+    def _add(self, line: bytes) -> None:
+        try:
+            doc = json.loads(line)
+            user, book, rating = str(doc["user_id"]), str(doc["book_id"]), int(doc["rating"])
+        except (ValueError, KeyError, TypeError) as e:
+            log.warning("skipping bad feedback line", extra=kv(path=str(self.path), error=str(e)))
+            return
+        self._by_user.setdefault(user, {})[book] = rating
+
+    def ratings_of(self, user_id: str) -> Mapping[str, int]:
+        """book_id -> rating; a copy, so callers never see it change under them."""
+        with self._lock:
+            return dict(self._by_user.get(user_id, {}))
+
+
+def gram(item_factors: F32) -> F64:
+    """YᵀY, computed once per bundle: every fold-in starts from it."""
+    y = np.asarray(item_factors, dtype=np.float64)
+    out: F64 = y.T @ y
+    return out
+
+
+def fold_in(item_factors: F32, yty: F64, regularization: float, items: I32, conf: F32) -> F32:
+    """The least-squares user vector for ``items`` rated with confidences ``conf``."""
+    y = np.asarray(item_factors[items], dtype=np.float64)
+    c = np.asarray(conf, dtype=np.float64)
+    a = yty + regularization * np.eye(yty.shape[0]) + (y.T * (c - 1.0)) @ y
+    b = c @ y
+    out: F32 = np.linalg.solve(a, b).astype(np.float32)
+    return out
