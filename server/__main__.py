@@ -1,4 +1,4 @@
-"""`python -m server`: serve the newest artifact over gRPC."""
+"""`python -m server`: serve the newest artifact over gRPC (one process per core by default)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 from bookrec import log as logsetup  # noqa: E402
 from server.app import serve  # noqa: E402
 from server.config import ServerConfig, parse_args  # noqa: E402
+from server.workers import supervise, worker_count  # noqa: E402
 
 
 async def _serve_until_signalled(cfg: ServerConfig) -> None:
@@ -26,8 +27,11 @@ async def _serve_until_signalled(cfg: ServerConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    cfg = parse_args(args)
     logsetup.configure(cfg.log_level)
+    if worker_count(cfg) > 1:
+        return supervise(cfg, args)
     asyncio.run(_serve_until_signalled(cfg))
     return 0
 

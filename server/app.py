@@ -12,6 +12,8 @@ from grpc_reflection.v1alpha import reflection
 
 from bookrec.log import kv
 from bookrec.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
     feedback_pb2,
@@ -21,10 +23,13 @@ from bookrec.v1 import (
 )
 from server.config import ServerConfig
 from server.engine.bundle import warmup_queries
+from server.engine.errors import InvalidArgument
 from server.engine.feedback import FeedbackLog
 from server.engine.foldin import RatingsOverlay
 from server.engine.manager import ModelManager
 from server.engine.personal import Personal
+from server.engine.source import ArtifactSource
+from server.handlers.admin import Admin
 from server.handlers.catalog import Catalog
 from server.handlers.feedback import Feedback
 from server.handlers.recommender import Recommender
@@ -35,8 +40,8 @@ SERVICES = (
     recommender_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name,
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
 )
-POLL_SECONDS = 2.0
 
 
 async def _set_health(servicer: health.aio.HealthServicer, serving: bool) -> None:
@@ -49,16 +54,24 @@ async def _set_health(servicer: health.aio.HealthServicer, serving: bool) -> Non
         await servicer.set(name, status)
 
 
-async def _watch_artifacts(models: ModelManager, servicer: health.aio.HealthServicer) -> None:
-    """Until the watcher arrives: poll for a newer artifact, load it off the loop."""
-    while True:
-        if not models.ready:
-            loaded = await asyncio.to_thread(models.load_newest)
-        else:
-            loaded = await asyncio.to_thread(models.poll)
-        if loaded:
-            await _set_health(servicer, True)
-        await asyncio.sleep(POLL_SECONDS)
+async def _watch_artifacts(
+    models: ModelManager, servicer: health.aio.HealthServicer, poll_seconds: float
+) -> None:
+    """Look again whenever the source reports a change, and every ``poll_seconds``
+    anyway; loading runs in a worker thread, off the event loop."""
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+    source = ArtifactSource(models.artifacts_dir, lambda: loop.call_soon_threadsafe(changed.set))
+    await asyncio.to_thread(source.start)
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), poll_seconds)
+            changed.clear()
+            if await asyncio.to_thread(models.poll):
+                await _set_health(servicer, True)
+    finally:
+        await asyncio.to_thread(source.stop)
 
 
 def _announce(cfg: ServerConfig, port: int, models: ModelManager) -> None:
@@ -101,16 +114,22 @@ async def serve(
     reflection.enable_server_reflection(
         (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(Admin(models, cfg.admin_token), server)
     await _set_health(health_servicer, False)
     port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
-    if await asyncio.to_thread(models.load_newest):
+    if cfg.pin:
+        try:
+            await asyncio.to_thread(models.pin, cfg.pin, "--pin flag")
+        except InvalidArgument as e:
+            raise SystemExit(f"--pin: {e}") from e
+    if await asyncio.to_thread(models.poll):
         await _set_health(health_servicer, True)
     await server.start()
     _announce(cfg, port, models)
     log.info("started", extra=kv(host=cfg.host, port=port, model_ready=models.ready))
     if started is not None:
         started.set_result(port)
-    watcher = asyncio.create_task(_watch_artifacts(models, health_servicer))
+    watcher = asyncio.create_task(_watch_artifacts(models, health_servicer, cfg.poll_seconds))
     try:
         await stop.wait()
     finally:

@@ -21,8 +21,16 @@ class ServerConfig:
     # Seconds in-flight calls get to finish after SIGTERM.
     grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # Worker processes sharing the port (SO_REUSEPORT); 0 means one per core.
+    workers: int = 0
+    # Seconds between artifact-root polls, the fallback when file events are missed.
+    poll_seconds: float = 10.0
+    # Bearer token for AdminService's pin/unpin/rollback; empty turns them off.
+    admin_token: str = ""
     # Finished Recommend lists kept per worker (keyed by model version); 0 disables.
     cache_size: int = 10_000
+    # Pin at startup: written to the control file every worker reads.
+    pin: str = ""
 
     @staticmethod
     def from_env(environ: dict[str, str] | None = None) -> ServerConfig:
@@ -53,5 +61,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--grace-seconds", dest="grace_seconds", type=float)
     p.add_argument("--log-level", dest="log_level")
     p.add_argument("--cache-size", dest="cache_size", type=int)
+    p.add_argument("--workers", type=int, help="processes on the port, 0 = one per core")
+    p.add_argument("--poll-seconds", dest="poll_seconds", type=float)
+    p.add_argument(
+        "--pin",
+        dest="pin",
+        help="serve exactly this version (all workers; persists until AdminService.Unpin)",
+    )
     args = vars(p.parse_args(argv))
     return replace(base, **{k: v for k, v in args.items() if v is not None})

@@ -47,9 +47,11 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(artifacts: Path, workdir: Path) -> Iterator[ServerProcess]:
+def running_server(
+    artifacts: Path, workdir: Path, workers: int = 1, admin_token: str = ""
+) -> Iterator[ServerProcess]:
     """The server's stderr goes to workdir/server.log, ratings to workdir/feedback/."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BOOKREC_ADMIN_TOKEN": admin_token}
     workdir.mkdir(parents=True, exist_ok=True)
     feedback_log = workdir / "feedback" / "ratings.jsonl"
     log = workdir / "server.log"
@@ -67,6 +69,8 @@ def running_server(artifacts: Path, workdir: Path) -> Iterator[ServerProcess]:
             str(feedback_log),
             "--grace-seconds",
             "5",
+            "--workers",
+            str(workers),
         ],
         cwd=ROOT,
         env=env,

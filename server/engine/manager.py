@@ -1,10 +1,13 @@
-"""Owns the bundle being served.
+"""Owns the bundle being served (TF Serving's manager: one serving slot, one standby).
 
 Requests call ``current()`` once at their start and use only that bundle, so a
-swap never changes the model under a running request. Loading happens in a
-worker thread; the swap is one reference assignment. A failed load leaves the
-current bundle serving and records why. Lifecycle states are data, visible to
-the health/status reporting.
+swap never changes the model under a running request. ``poll`` asks
+server/engine/decisions.py what to serve, loads that version into the standby
+slot (a worker thread: open, verify, warm up), then swaps it in with one
+reference assignment. The old bundle is UNLOADING until the last request
+holding it drops its reference, and then it is gone (its mappings close with
+it). A failed load leaves the current bundle serving and records why.
+Lifecycle states are data, shown by the admin status RPC.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ import enum
 import logging
 import os
 import socket
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from bookrec import artifact
 from bookrec.log import kv
+from server.engine import control
 from server.engine.bundle import Bundle
-from server.engine.errors import NoModel
+from server.engine.decisions import decide, rollback_target
+from server.engine.errors import InvalidArgument, NoModel
 from server.engine.warmup import run_warmup
 
 log = logging.getLogger("server.manager")
@@ -41,13 +48,14 @@ class VersionStatus:
 
 
 class ModelManager:
-    """Thread-safety: ``current()`` is safe from any thread; loads are serialised
-    by the caller (one loader at a time)."""
+    """``current()`` is safe from any thread; loads are serialised by a lock."""
 
     def __init__(self, artifacts_dir: Path) -> None:
         self.artifacts_dir = artifacts_dir
         self._current: Bundle | None = None
         self._status: dict[str, VersionStatus] = {}
+        self._load_lock = threading.Lock()
+        self.last_decision = ""
         # The lease tells the trainer's retention which version this process serves.
         self.lease_holder = f"{socket.gethostname()}-{os.getpid()}"
 
@@ -63,11 +71,36 @@ class ModelManager:
     def ready(self) -> bool:
         return self._current is not None
 
+    @property
+    def pinned(self) -> str | None:
+        return control.read_pin(self.artifacts_dir)
+
     def status(self) -> list[VersionStatus]:
         return sorted(self._status.values(), key=lambda s: s.version)
 
-    def load(self, path: Path) -> bool:
-        """Blocking: open, validate and warm a bundle, then swap it in."""
+    def _failed(self) -> set[str]:
+        return {v for v, s in self._status.items() if s.state is State.FAILED}
+
+    def _available(self) -> list[str]:
+        return [p.name for p in artifact.complete_versions(self.artifacts_dir)]
+
+    def poll(self) -> bool:
+        """Serve what the rules say; True when a new bundle was swapped in."""
+        with self._load_lock:
+            while True:  # a failed load joins the failed set, so this ends
+                current = self._current.version if self._current else None
+                decision = decide(current, self._available(), self._failed(), self.pinned)
+                if decision.reason != self.last_decision:
+                    log.info(
+                        "serving decision", extra=kv(load=decision.load, reason=decision.reason)
+                    )
+                    self.last_decision = decision.reason
+                if decision.load is None:
+                    return False
+                if self._load(self.artifacts_dir / decision.load):
+                    return True
+
+    def _load(self, path: Path) -> bool:
         version = path.name
         self._status[version] = VersionStatus(version, State.LOADING)
         start = time.perf_counter()
@@ -85,8 +118,7 @@ class ModelManager:
         except OSError as e:  # a read-only artifact store still serves
             log.warning("could not write lease", extra=kv(error=str(e)))
         if previous is not None:
-            # In-flight requests keep their reference; the mapping goes with the last one.
-            self._status.pop(previous.version, None)
+            self._retire(previous)
         log.info(
             "model available",
             extra=kv(
@@ -98,29 +130,37 @@ class ModelManager:
         )
         return True
 
-    def poll(self) -> bool:
-        """Load the newest complete artifact if it is newer than the served one and has
-        not failed before; True when a new bundle was swapped in."""
-        versions = artifact.complete_versions(self.artifacts_dir)
-        if not versions:
-            return False
-        newest = versions[-1]
-        known = self._status.get(newest.name)
-        current = self._current.version if self._current else ""
-        if newest.name <= current or (known and known.state is State.FAILED):
-            return False
-        return self.load(newest)
+    def _retire(self, bundle: Bundle) -> None:
+        """UNLOADING until the last request holding ``bundle`` lets go of it."""
+        version = bundle.version
+        self._status[version] = VersionStatus(version, State.UNLOADING)
+
+        def unloaded() -> None:
+            if self._status.get(version, VersionStatus(version, State.LOADING)).state is (
+                State.UNLOADING
+            ):
+                del self._status[version]
+            log.info("model unloaded", extra=kv(version=version))
+
+        weakref.finalize(bundle, unloaded)
+
+    def pin(self, version: str | None, by: str) -> None:
+        """Operator command for every worker (the control file); ``None`` unpins."""
+        if version is not None and version not in self._available():
+            raise InvalidArgument(
+                f"version {version!r} is not a complete artifact in {self.artifacts_dir}"
+            )
+        control.write_pin(self.artifacts_dir, version, by)
+
+    def rollback(self, by: str) -> str:
+        """Pin the newest loadable version older than the one serving; return it."""
+        current = self._current.version if self._current else None
+        try:
+            target = rollback_target(current, self._available(), self._failed())
+        except LookupError as e:
+            raise InvalidArgument(str(e)) from e
+        self.pin(target, by)
+        return target
 
     def close(self) -> None:
         artifact.remove_lease(self.artifacts_dir, self.lease_holder)
-
-    def load_newest(self) -> bool:
-        """Load the newest artifact that verifies; False when there is none."""
-        found = artifact.newest_valid(self.artifacts_dir)
-        if found is None:
-            log.warning("no valid artifact", extra=kv(artifacts_dir=str(self.artifacts_dir)))
-            return False
-        path, _ = found
-        if self._current is not None and self._current.version == path.name:
-            return True
-        return self.load(path)

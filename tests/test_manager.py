@@ -1,0 +1,91 @@
+"""The model manager on real artifacts: new, failed, pinned and rolled-back versions,
+and an old bundle that lives exactly as long as a request holds it."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.publish import publish_copy
+from server.engine import control
+from server.engine.errors import InvalidArgument
+from server.engine.manager import ModelManager, State
+
+
+@pytest.fixture
+def root(tiny_artifact: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    shutil.copytree(tiny_artifact, out / tiny_artifact.name)
+    return out
+
+
+def states(models: ModelManager) -> dict[str, State]:
+    return {s.version: s.state for s in models.status()}
+
+
+def test_new_version_swaps_in_and_the_old_one_waits_for_its_last_request(root: Path) -> None:
+    models = ModelManager(root)
+    assert models.poll()
+    first = models.current().version
+    held = models.current()  # a request in flight
+    second = publish_copy(root)
+    assert models.poll()
+    assert models.current().version == second
+    assert states(models) == {first: State.UNLOADING, second: State.AVAILABLE}
+    assert held.version == first and held.item_factors.shape[0] > 0  # still usable
+    del held
+    gc.collect()
+    assert states(models) == {second: State.AVAILABLE}
+    assert not models.poll(), "nothing newer: no reload"
+
+
+def test_a_corrupt_version_fails_and_the_current_one_keeps_serving(root: Path) -> None:
+    models = ModelManager(root)
+    assert models.poll()
+    good = models.current().version
+    bad = publish_copy(root)
+    with (root / bad / "item_factors.npy").open("r+b") as f:
+        f.seek(200)
+        f.write(b"\x00" * 16)
+    assert not models.poll()
+    assert models.current().version == good
+    status = {s.version: s for s in models.status()}
+    assert status[bad].state is State.FAILED
+    assert "item_factors" in status[bad].error
+    assert not models.poll(), "a failed version is not retried"
+
+
+def test_pin_rollback_and_unpin(root: Path) -> None:
+    models = ModelManager(root)
+    assert models.poll()
+    a = models.current().version
+    b = publish_copy(root)
+    assert models.poll() and models.current().version == b
+    models.pin(a, "test")
+    assert control.read_pin(root) == a
+    assert models.poll() and models.current().version == a
+    c = publish_copy(root)
+    assert not models.poll(), "pinned: a newer version does not replace it"
+    assert models.current().version == a
+    models.pin(None, "test")
+    assert models.poll() and models.current().version == c
+    assert models.rollback("test") == b
+    assert models.poll() and models.current().version == b
+    with pytest.raises(InvalidArgument, match="not a complete artifact"):
+        models.pin("20990101T000000Z-00000000", "test")
+
+
+def test_a_second_manager_sees_the_first_ones_pin(root: Path) -> None:
+    """Workers share pins through the control file, not memory."""
+    one, two = ModelManager(root), ModelManager(root)
+    assert one.poll() and two.poll()
+    a = one.current().version
+    publish_copy(root)
+    assert one.poll() and two.poll()
+    one.rollback("test")
+    assert two.poll()
+    assert two.current().version == a

@@ -1,0 +1,156 @@
+"""Hot reload on a real two-worker server: no request fails while versions change, each
+client moves from the old version to the new one exactly once, and operators can pin
+and roll back every worker through AdminService."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from bench.publish import publish_copy
+from bookrec.artifact import complete_versions
+from bookrec.v1 import admin_pb2, recommender_pb2
+from bookrec.v1.admin_pb2_grpc import AdminServiceStub
+from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
+from server.engine.bundle import Bundle
+from tests.serverproc import ServerProcess, running_server
+
+TOKEN = "s3cret"
+CLIENTS = 6
+
+
+@pytest.fixture
+def root(tiny_artifact: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    shutil.copytree(tiny_artifact, out / tiny_artifact.name)
+    return out
+
+
+@pytest.fixture
+def server(root: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server(root, tmp_path / "work", workers=2, admin_token=TOKEN) as srv:
+        yield srv
+        assert srv.stop() == 0
+
+
+def channel(target: str) -> grpc.Channel:
+    # A private subchannel pool: each client gets its own connection, so the kernel
+    # spreads them over both workers.
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+class Client(threading.Thread):
+    """Calls all three RPCs in a loop, recording each reply's version or error code."""
+
+    def __init__(self, target: str, user: str, book: str, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.target, self.user, self.book, self.stop = target, user, book, stop
+        self.versions: list[str] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        with channel(self.target) as ch:
+            stub = RecommenderServiceStub(ch)
+            while not self.stop.is_set():
+                try:
+                    for reply in (
+                        stub.Recommend(
+                            recommender_pb2.RecommendRequest(user_id=self.user), timeout=5
+                        ),
+                        stub.Similar(recommender_pb2.SimilarRequest(book_id=self.book), timeout=5),
+                        stub.ColdStart(recommender_pb2.ColdStartRequest(), timeout=5),
+                    ):
+                        self.versions.append(reply.model_version)
+                except grpc.RpcError as e:
+                    self.errors.append(str(e.code()))
+
+    def changes(self) -> list[str]:
+        return [v for i, v in enumerate(self.versions) if i == 0 or v != self.versions[i - 1]]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(180)
+def test_publishing_under_load_fails_no_request(root: Path, server: ServerProcess) -> None:
+    bundle = Bundle.open(complete_versions(root)[0])
+    user, book = sorted(bundle.user_row)[0], bundle.book_ids[0]
+    old = bundle.version
+    stop = threading.Event()
+    clients = [Client(server.target, user, book, stop) for _ in range(CLIENTS)]
+    for c in clients:
+        c.start()
+    wait_until(lambda: all(len(c.versions) > 10 for c in clients))
+    new = publish_copy(root)
+    wait_until(lambda: all(c.versions[-1] == new for c in clients))
+    time.sleep(0.3)
+    stop.set()
+    for c in clients:
+        c.join(10)
+    for c in clients:
+        assert c.errors == []
+        assert c.changes() == [old, new], "each client moves from old to new exactly once"
+    with channel(server.target) as ch:
+        pids = {AdminServiceStub(ch).GetStatus(admin_pb2.GetStatusRequest()).worker_pid}
+    for _ in range(20):  # every worker swapped, whichever answers
+        with channel(server.target) as ch:
+            status = AdminServiceStub(ch).GetStatus(admin_pb2.GetStatusRequest())
+        assert status.serving_version == new
+        pids.add(status.worker_pid)
+    assert len(pids) == 2
+
+
+def serving_versions(target: str) -> set[str]:
+    out = set()
+    for _ in range(12):
+        with channel(target) as ch:
+            out.add(
+                RecommenderServiceStub(ch)
+                .ColdStart(recommender_pb2.ColdStartRequest())
+                .model_version
+            )
+    return out
+
+
+@pytest.mark.timeout(180)
+def test_admin_rollback_pin_and_unpin_reach_every_worker(root: Path, server: ServerProcess) -> None:
+    old = complete_versions(root)[0].name
+    new = publish_copy(root)
+    wait_until(lambda: serving_versions(server.target) == {new})
+    with channel(server.target) as ch:
+        admin = AdminServiceStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            admin.Rollback(admin_pb2.RollbackRequest())
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as e:
+            admin.Rollback(admin_pb2.RollbackRequest(), metadata=(("authorization", "Bearer no"),))
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        auth: tuple[tuple[str, str | bytes], ...] = (("authorization", f"Bearer {TOKEN}"),)
+        assert admin.Rollback(admin_pb2.RollbackRequest(), metadata=auth).pinned_version == old
+        wait_until(lambda: serving_versions(server.target) == {old})
+        status = admin.GetStatus(admin_pb2.GetStatusRequest())
+        assert status.pinned_version == old and status.serving_version == old
+        newest = publish_copy(root)
+        time.sleep(1.0)
+        assert serving_versions(server.target) == {old}, "pinned: new versions wait"
+        with pytest.raises(grpc.RpcError) as e:
+            admin.PinVersion(admin_pb2.PinVersionRequest(version="nope"), metadata=auth)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        admin.Unpin(admin_pb2.UnpinRequest(), metadata=auth)
+        wait_until(lambda: serving_versions(server.target) == {newest})
+        assert (
+            admin.PinVersion(admin_pb2.PinVersionRequest(version=new), metadata=auth).pinned_version
+            == new
+        )
+        wait_until(lambda: serving_versions(server.target) == {new})
