@@ -11,7 +11,7 @@ the FAISS indexes (flat and IVF-flat) are read with IO_FLAG_MMAP.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from bookrec import artifact, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
+from bookrec.pooling import normalise
 from server.engine.errors import InvalidArgument, NotFound
 from server.engine.foldin import gram
 from server.engine.models import Reranker, SubjectSpace
@@ -56,7 +57,6 @@ class Bundle:
     path: Path
     manifest: Manifest
     item_factors: F32
-    item_unit: F32  # L2-normalised item factors (cosine): a view of item_index's mapped rows
     item_in_als: npt.NDArray[np.bool_]
     user_factors: F32
     user_items_indptr: npt.NDArray[np.int64]
@@ -79,8 +79,8 @@ class Bundle:
     isbns: StringColumn
     subject_ids: StringColumn
     subject_names: StringColumn
-    item_index: Any  # faiss.IndexFlatIP over item_unit (Similar, ALS mode)
-    subject_index: Any  # faiss.IndexFlatIP over subjects.book_vectors (Similar, SUBJECT mode)
+    item_index: Any  # inner product over unit item factors (Similar, ALS mode)
+    subject_index: Any  # inner product over subjects.book_vectors (Similar, SUBJECT mode)
     retrieval_index: Any  # inner product over item_factors (Recommend candidates)
     als: AlsSettings
     yty: npt.NDArray[np.float64]  # Gram matrix of the item factors, for fold-in
@@ -124,6 +124,10 @@ class Bundle:
         start, end = self.user_items_indptr[user], self.user_items_indptr[user + 1]
         return self.user_items_indices[start:end]
 
+    def unit(self, rows: npt.NDArray[np.integer[Any]] | list[int]) -> F32:
+        """L2-normalised item factors of a few rows (cosine); cheaper than a stored copy."""
+        return normalise(np.asarray(self.item_factors[rows], dtype=np.float32))
+
     def train_confidence(self, user: int) -> F32:
         start, end = self.user_items_indptr[user], self.user_items_indptr[user + 1]
         out: F32 = self.user_items_confidence[start:end]
@@ -151,15 +155,38 @@ class Bundle:
 
     @staticmethod
     def open(path: Path, check_hashes: bool = True) -> Bundle:
+        """Verify the directory against its manifest, then assemble the bundle from it."""
         manifest = artifact.read_manifest(path)
         artifact.verify(path, manifest, check_hashes)
+        reranker_model = None
+        if artifact.has_reranker(manifest):
+            saved = json.loads((path / "reranker_features.json").read_text())
+            if tuple(saved) != rerank_features.FEATURES:
+                raise ArtifactError(
+                    f"{path}: the reranker was trained on features {saved}, this server computes "
+                    f"{list(rerank_features.FEATURES)}; retrain or upgrade the server"
+                )
+            reranker_model = (path / "reranker.txt").read_text()
+        return Bundle.assemble(
+            path,
+            manifest,
+            lambda name: artifact.load_array(path, manifest, name),
+            lambda name: artifact.load_strings(path, manifest, name),
+            lambda name: faiss.read_index(str(path / f"{name}.faiss"), faiss.IO_FLAG_MMAP),
+            reranker_model,
+        )
 
-        def arr(name: str) -> Any:
-            return artifact.load_array(path, manifest, name)
-
-        def strings(name: str) -> StringColumn:
-            return artifact.load_strings(path, manifest, name)
-
+    @staticmethod
+    def assemble(
+        path: Path,
+        manifest: Manifest,
+        arr: Callable[[str], Any],
+        strings: Callable[[str], StringColumn],
+        index: Callable[[str], Any],
+        reranker_model: str | None,
+    ) -> Bundle:
+        """Check shapes and values, build the lookups; from files (``open``) or from
+        memory (tests' fake bundles)."""
         item_factors = arr("item_factors")
         user_factors = arr("user_factors")
         for name, a in (("item_factors", item_factors), ("user_factors", user_factors)):
@@ -175,17 +202,13 @@ class Bundle:
         idf = arr("subject_idf")
         if item_factors.shape[0] != n_books or len(book_ids) != n_books:
             raise ArtifactError(f"{path}: per-book arrays disagree on the number of books")
-        if artifact.has_reranker(manifest):
-            saved = json.loads((path / "reranker_features.json").read_text())
-            if tuple(saved) != rerank_features.FEATURES:
+        indexes = {}
+        for name in ("item_index", "subject_index", "retrieval_index"):
+            indexes[name] = index(name)
+            if indexes[name].ntotal != n_books:
                 raise ArtifactError(
-                    f"{path}: the reranker was trained on features {saved}, this server computes "
-                    f"{list(rerank_features.FEATURES)}; retrain or upgrade the server"
+                    f"{path}/{name}.faiss has {indexes[name].ntotal} rows, not {n_books}"
                 )
-        indexes = {
-            name: _read_index(path / f"{name}.faiss", n_books)
-            for name in ("item_index", "subject_index", "retrieval_index")
-        }
         weights = np.where(book_subjects >= 0, idf[np.maximum(book_subjects, 0)], 0.0)
         subj_norm = np.sqrt((weights**2).sum(axis=1)).astype(np.float32)
         flat_books = np.repeat(np.arange(n_books, dtype=np.int32), book_subjects.shape[1])
@@ -212,11 +235,11 @@ class Bundle:
         popularity = np.asarray(arr("popularity"))
         span = max(float(popularity.max() - popularity.min()), 1e-9)
         reranker = None
-        if artifact.has_reranker(manifest):
+        if reranker_model is not None:
             import lightgbm
 
             reranker = Reranker(
-                booster=lightgbm.Booster(model_str=(path / "reranker.txt").read_text()),
+                booster=lightgbm.Booster(model_str=reranker_model),
                 table=rerank_features.ItemTable(
                     author_id=rerank_features.dense_ids(
                         author_list, none=rerank_features.UNKNOWN_AUTHOR
@@ -239,7 +262,6 @@ class Bundle:
             path=path,
             manifest=manifest,
             item_factors=item_factors,
-            item_unit=_flat_vectors(indexes["item_index"]),
             item_in_als=arr("item_in_als"),
             user_factors=user_factors,
             user_items_indptr=arr("user_items_indptr"),
@@ -279,22 +301,6 @@ class Bundle:
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
         )
         return bundle
-
-
-def _read_index(path: Path, rows: int) -> Any:
-    """Flat and IVF-flat indexes map their vectors (IO_FLAG_MMAP) instead of copying them."""
-    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
-    if index.ntotal != rows:
-        raise ArtifactError(f"{path} has {index.ntotal} rows, not {rows}")
-    return index
-
-
-def _flat_vectors(index: Any) -> F32:
-    """The rows of a flat index as an array, without copying them out of the mapping."""
-    if not isinstance(index, faiss.IndexFlat):
-        raise ArtifactError(f"expected a flat index, found {type(index).__name__}")
-    rows: F32 = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d)
-    return rows.reshape(index.ntotal, index.d)
 
 
 def warmup_queries(bundle: Bundle) -> dict[str, list[str]]:

@@ -111,7 +111,7 @@ def _explain(bundle: Bundle, rated: I32, page: I32) -> dict[int, tuple[Reason, .
     """For each book, the rated book closest to it and the user's favourite subject it carries."""
     if len(page) == 0 or len(rated) == 0:
         return {}
-    sims = bundle.item_unit[page] @ bundle.item_unit[rated].T
+    sims = bundle.unit(page) @ bundle.unit(rated).T
     closest = rated[np.argmax(sims, axis=1)]
     fav: Counter[int] = Counter(int(s) for r in rated for s in bundle.subjects_of(int(r)))
     top_subjects = {s for s, _ in fav.most_common(3)}

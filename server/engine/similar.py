@@ -48,7 +48,7 @@ def similar(
     mask = allowed_mask(bundle, filters)
     # With filters, every row is a candidate: an index's top rows may all be filtered out.
     n = min(bundle.n_books, max(CANDIDATES, 4 * k) + 1 if mask is None else bundle.n_books)
-    als_query = bundle.item_unit[item]
+    als_query = bundle.unit([item])[0]
     subject_query = bundle.subjects.book_vectors[item]
     if mode is SimilarMode.SUBJECT and not subject_query.any():
         # No learned subject vector (the book was not in the training split): its listed
@@ -65,7 +65,7 @@ def similar(
         if mode is not SimilarMode.SUBJECT:
             cand = cand[np.asarray(bundle.item_in_als)[cand]]
         # Exact scores on the union of both indexes' candidates.
-        als = np.asarray(bundle.item_unit[cand] @ als_query, dtype=np.float32)
+        als = np.asarray(bundle.unit(cand) @ als_query, dtype=np.float32)
         subj = np.asarray(bundle.subjects.book_vectors[cand] @ subject_query, dtype=np.float32)
         w = {SimilarMode.ALS: 1.0, SimilarMode.SUBJECT: 0.0}.get(mode, weight)
         scores = np.full(bundle.n_books, -np.inf, dtype=np.float32)

@@ -1,0 +1,141 @@
+"""Engine pipelines on fake in-memory bundles (tests/fake_bundle.py): retrieval,
+Recommend with fold-in and the new-user path, Similar's modes, the result cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.engine.foldin import RatingsOverlay
+from server.engine.personal import Personal
+from server.engine.ranking import allowed_mask
+from server.engine.recommend import recommend
+from server.engine.retrieval import candidates
+from server.engine.similar import similar
+from server.engine.types import Filters, SimilarMode, Source
+from tests.fake_bundle import NO_ALS, PER_CLUSTER, cluster_of, fake_bundle
+
+NONE = Filters()
+
+
+def exact_top(scores: np.ndarray, allowed: np.ndarray, n: int) -> list[int]:
+    rows = np.flatnonzero(allowed)
+    top: list[int] = rows[np.argsort(-scores[rows], kind="stable")][:n].tolist()
+    return top
+
+
+@pytest.mark.parametrize("n", [5, 30, 56])
+def test_candidates_are_the_exact_top_minus_rated_and_non_als(n: int) -> None:
+    bundle = fake_bundle()
+    vector = np.asarray(bundle.user_factors[0])
+    rated = bundle.rated_items(0)
+    ids, scores = candidates(bundle, vector, n, rated, None)
+    allowed = np.asarray(bundle.item_in_als).copy()
+    allowed[rated] = False
+    expected = exact_top(np.asarray(bundle.item_factors) @ vector, allowed, n)
+    assert ids.tolist() == expected
+    assert np.all(np.diff(scores) <= 1e-6)
+    assert not set(ids.tolist()) & (set(rated.tolist()) | set(NO_ALS))
+
+
+def test_candidates_respect_a_filter_mask() -> None:
+    bundle = fake_bundle()
+    mask = allowed_mask(bundle, Filters(subject_ids=frozenset({"2-a"})))
+    assert mask is not None
+    ids, _ = candidates(bundle, np.asarray(bundle.user_factors[0]), 10, bundle.rated_items(0), mask)
+    assert ids.size == 10 and all(cluster_of(int(i)) == 2 for i in ids)
+
+
+def test_recommend_ranks_the_users_cluster_first_and_never_a_rated_book() -> None:
+    bundle = fake_bundle()
+    ranked = recommend(bundle, "u1", 10, NONE, explain=True)
+    assert ranked.source is Source.ALS
+    items = [s.item for s in ranked.items]
+    assert all(cluster_of(i) == 1 for i in items)
+    assert not set(items) & set(bundle.rated_items(1).tolist())
+    assert all(s.reasons for s in ranked.items)
+
+
+def test_new_ratings_fold_into_the_user_vector() -> None:
+    bundle = fake_bundle()
+    # u0 likes cluster 0; ten top ratings in cluster 2 must pull cluster 2 up.
+    fresh = {f"b{2 * PER_CLUSTER + j}": 10 for j in range(10)}
+    before = recommend(bundle, "u0", 10, NONE, explain=False)
+    after = recommend(bundle, "u0", 10, NONE, explain=False, new_ratings=fresh)
+    assert sum(cluster_of(s.item) == 2 for s in before.items) == 0
+    assert sum(cluster_of(s.item) == 2 for s in after.items) >= 5
+    assert not {bundle.book_ids[s.item] for s in after.items} & set(fresh)
+
+
+def test_unknown_user_gets_cold_start_from_rated_subjects_or_popularity() -> None:
+    bundle = fake_bundle()
+    cold = recommend(bundle, "stranger", 5, NONE, explain=False, new_ratings={"b45": 9})
+    assert cold.source is Source.COLD_START
+    assert all(cluster_of(s.item) == 2 for s in cold.items)
+    assert 45 not in [s.item for s in cold.items]
+    popular = recommend(bundle, "stranger", 5, NONE, explain=False)
+    assert popular.source is Source.POPULARITY
+    assert [s.item for s in popular.items] == [0, 1, 2, 3, 4]
+    page2 = recommend(bundle, "stranger", 5, NONE, explain=False, offset=5)
+    assert [s.rank for s in page2.items] == [6, 7, 8, 9, 10] and page2.has_more
+
+
+@pytest.mark.parametrize(
+    ("mode", "source"),
+    [
+        (SimilarMode.ALS, Source.ALS),
+        (SimilarMode.SUBJECT, Source.SUBJECT),
+        (SimilarMode.HYBRID, Source.HYBRID),
+    ],
+)
+def test_similar_modes_stay_in_the_cluster(mode: SimilarMode, source: Source) -> None:
+    bundle = fake_bundle()
+    ranked = similar(bundle, "b25", 10, mode, 0.5, NONE, explain=True)
+    assert ranked.source is source
+    items = [s.item for s in ranked.items]
+    assert 25 not in items and len(items) == 10
+    assert all(cluster_of(i) == 1 for i in items)
+
+
+def test_hybrid_is_the_weighted_sum_of_both_scores() -> None:
+    bundle = fake_bundle()
+    als = {
+        s.item: s.score for s in similar(bundle, "b3", 50, SimilarMode.ALS, 0, NONE, False).items
+    }
+    subj = {
+        s.item: s.score
+        for s in similar(bundle, "b3", 50, SimilarMode.SUBJECT, 0, NONE, False).items
+    }
+    hybrid = similar(bundle, "b3", 10, SimilarMode.HYBRID, 0.3, NONE, False)
+    for s in hybrid.items:
+        assert s.score == pytest.approx(0.3 * als[s.item] + 0.7 * subj[s.item], abs=1e-5)
+
+
+def test_a_book_without_als_vector_falls_back_to_subject() -> None:
+    bundle = fake_bundle()
+    ranked = similar(bundle, f"b{NO_ALS[0]}", 5, SimilarMode.HYBRID, 0.9, NONE, False)
+    assert ranked.source is Source.SUBJECT
+    assert all(cluster_of(s.item) == cluster_of(NO_ALS[0]) for s in ranked.items)
+
+
+def test_personal_caches_by_version_and_new_ratings(tmp_path: Path) -> None:
+    log = tmp_path / "ratings.jsonl"
+    personal = Personal(RatingsOverlay(log), cache_size=8)
+    bundle = fake_bundle()
+    first = personal.recommend(bundle, "u0", 10, NONE, False, 0)
+    assert personal.recommend(bundle, "u0", 10, NONE, False, 0) is first
+    assert personal.cache.hits == 1
+    newer = fake_bundle("20260102T000000Z-00000000")
+    assert personal.recommend(newer, "u0", 10, NONE, False, 0) is not first
+    log.write_text(
+        "".join(
+            json.dumps({"user_id": "u0", "book_id": f"b{40 + j}", "rating": 10}) + "\n"
+            for j in range(10)
+        )
+    )
+    changed = personal.recommend(bundle, "u0", 10, NONE, False, 0)
+    assert changed is not first
+    assert [s.item for s in changed.items] != [s.item for s in first.items]
