@@ -5,7 +5,7 @@ maps, run warm-up queries); it runs in a worker thread, never on the event
 loop. Once open a bundle is never mutated, so any number of requests may read
 it concurrently without locks. Arrays are ``np.load(mmap_mode="r")`` views, so
 every worker process on the machine shares one copy through the page cache;
-the FAISS indexes (flat and IVF-flat) are read with IO_FLAG_MMAP.
+flat FAISS indexes are read with IO_FLAG_MMAP, IVF ones into memory.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class Bundle:
             manifest,
             lambda name: artifact.load_array(path, manifest, name),
             lambda name: artifact.load_strings(path, manifest, name),
-            lambda name: faiss.read_index(str(path / f"{name}.faiss"), faiss.IO_FLAG_MMAP),
+            lambda name: _read_index(path / f"{name}.faiss"),
             reranker_model,
         )
 
@@ -301,6 +301,15 @@ class Bundle:
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
         )
         return bundle
+
+
+def _read_index(path: Path) -> Any:
+    """Flat indexes stay mapped (no copy, no penalty); IVF ones are read into memory,
+    as a mapped IVF index searched 6x slower (trainer/indexes.py)."""
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+    if isinstance(index, faiss.IndexIVF):
+        index = faiss.read_index(str(path))
+    return index
 
 
 def warmup_queries(bundle: Bundle) -> dict[str, list[str]]:
