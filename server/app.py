@@ -100,7 +100,7 @@ async def serve(
     ``started`` receives the bound port once the server accepts calls.
     """
     models = ModelManager(cfg.artifacts_dir)
-    server = grpc.aio.server()
+    server = grpc.aio.server(maximum_concurrent_rpcs=cfg.max_concurrent_rpcs or None)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     personal = Personal(RatingsOverlay(cfg.feedback_log), cfg.cache_size)

@@ -27,6 +27,9 @@ class ServerConfig:
     poll_seconds: float = 10.0
     # Bearer token for AdminService's pin/unpin/rollback; empty turns them off.
     admin_token: str = ""
+    # Calls in progress per worker beyond which new ones get RESOURCE_EXHAUSTED (load
+    # shedding: a fast refusal beats a timeout); 0 = no limit.
+    max_concurrent_rpcs: int = 512
     # Finished Recommend lists kept per worker (keyed by model version); 0 disables.
     cache_size: int = 10_000
     # Pin at startup: written to the control file every worker reads.
@@ -61,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--grace-seconds", dest="grace_seconds", type=float)
     p.add_argument("--log-level", dest="log_level")
     p.add_argument("--cache-size", dest="cache_size", type=int)
+    p.add_argument("--max-concurrent-rpcs", dest="max_concurrent_rpcs", type=int)
     p.add_argument("--workers", type=int, help="processes on the port, 0 = one per core")
     p.add_argument("--poll-seconds", dest="poll_seconds", type=float)
     p.add_argument(

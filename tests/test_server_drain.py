@@ -57,3 +57,28 @@ async def test_stop_drains_the_call_in_flight(tiny_artifact: Path, tmp_path: Pat
         assert reply.accepted
     await asyncio.wait_for(server, 15)
     assert '"rating": 7' in (tmp_path / "ratings.jsonl").read_text()
+
+
+async def test_calls_beyond_the_limit_are_shed(tiny_artifact: Path, tmp_path: Path) -> None:
+    cfg = ServerConfig(port=0, artifacts_dir=tiny_artifact.parent, max_concurrent_rpcs=1)
+    stop = asyncio.Event()
+    feedback = HeldFeedbackLog(tmp_path / "ratings.jsonl")
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(serve(cfg, stop, feedback, started))
+    port = await started
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        book = (await CatalogServiceStub(ch).SearchBooks(catalog_pb2.SearchBooksRequest())).books[0]
+        held = asyncio.ensure_future(
+            FeedbackServiceStub(ch).RateBook(
+                feedback_pb2.RateBookRequest(user_id="u", book_id=book.book_id, rating=7)
+            )
+        )
+        assert await asyncio.to_thread(feedback.entered.wait, 10)
+        with pytest.raises(grpc.aio.AioRpcError) as shed:
+            await CatalogServiceStub(ch).SearchBooks(catalog_pb2.SearchBooksRequest(), timeout=5)
+        assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        feedback.release.set()
+        assert (await held).accepted
+        assert (await CatalogServiceStub(ch).SearchBooks(catalog_pb2.SearchBooksRequest())).books
+    stop.set()
+    await asyncio.wait_for(server, 15)
