@@ -139,3 +139,23 @@ def test_personal_caches_by_version_and_new_ratings(tmp_path: Path) -> None:
     changed = personal.recommend(bundle, "u0", 10, NONE, False, 0)
     assert changed is not first
     assert [s.item for s in changed.items] != [s.item for s in first.items]
+
+
+@pytest.mark.parametrize("w", [0.0, 0.3, 0.9, 1.0])
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("subjects", [[0], [2, 5], [1, 3, 4]])
+def test_cold_start_threshold_search_equals_the_exact_blend(
+    monkeypatch: pytest.MonkeyPatch, w: float, k: int, subjects: list[int]
+) -> None:
+    from server.engine import cold_start as cs
+
+    bundle = fake_bundle()
+    monkeypatch.setattr(cs, "THRESHOLD_START", 2)  # 60 books: force the threshold path
+    user = bundle.subjects.user_vector(subjects)
+    exact = (1 - w) * (np.asarray(bundle.subjects.book_vectors) @ user) + w * bundle.prior01
+    for mask in (None, np.arange(bundle.n_books) % 2 == 0):
+        page, scores = cs._best_blend(bundle, user, w, k, mask)
+        allowed = np.ones(bundle.n_books, bool) if mask is None else mask
+        want = np.sort(exact[allowed])[::-1][:k]
+        np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
+        assert all(allowed[page])

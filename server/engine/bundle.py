@@ -91,6 +91,7 @@ class Bundle:
     subjects: SubjectSpace
     reranker: Reranker | None  # present when the trainer decided to serve it
     prior01: F32  # popularity rescaled to [0, 1], the cold-start blend's scale
+    prior_order: npt.NDArray[np.int64]  # books by descending prior01 (cold start's 2nd list)
     cold_start_weight: float  # the popularity weight the trainer found best
 
     @property
@@ -299,6 +300,7 @@ class Bundle:
             reranker=reranker,
             prior01=((popularity - popularity.min()) / span).astype(np.float32),
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
+            prior_order=np.argsort(-popularity, kind="stable"),
         )
         return bundle
 
