@@ -9,7 +9,7 @@ ARTIFACTS ?= artifacts
 SCALE ?= small
 CODE := bookrec server trainer clients bench tests
 
-.PHONY: run serve train demo-data test lint generate venv clean
+.PHONY: run serve train demo-data test lint generate venv clean bench
 
 venv: $(STAMP)
 
@@ -56,6 +56,13 @@ lint: $(STAMP) node_modules/.installed
 
 test: lint
 	$(PY) -m pytest
+
+# Load benchmarks (figures, never timed tests): trains the bookcrossing demo artifact once
+# into bench/data/ (one ALS grid point), runs every scenario of `python -m bench.load`
+# and prints their markdown; JSON, markdown and plots go to bench/results/.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m bench.load all --scale bookcrossing --als-grid '$(RUN_GRID)' $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -8,8 +8,10 @@ from typing import Any
 
 import faiss
 import numpy as np
+import pytest
 
-from trainer.indexes import EXACT_LIMIT, ann_index, recall
+from trainer import indexes
+from trainer.indexes import EXACT_LIMIT, RECALL_TARGET, ann_index, recall
 
 
 def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -21,17 +23,19 @@ def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
 
 def test_small_catalogues_get_an_exact_index() -> None:
     vectors = clustered(1000, 16)
-    index = ann_index(vectors)
+    index, measured = ann_index(vectors, vectors[:50])
     assert isinstance(index, faiss.IndexFlatIP)
-    assert recall(index, vectors, vectors[:50], 100) == 1.0
+    assert measured == 1.0 == recall(index, vectors, vectors[:50], 100)
 
 
 def test_large_catalogues_get_ivf_with_high_recall_and_map_from_disk(tmp_path: Path) -> None:
     vectors = clustered(EXACT_LIMIT + 10_000, 16)
-    index: Any = ann_index(vectors)
-    assert isinstance(index, faiss.IndexIVFFlat)
     queries = clustered(100, 16, seed=1)
-    assert recall(index, vectors, queries, 100) >= 0.9
+    index: Any
+    index, measured = ann_index(vectors, queries)
+    assert isinstance(index, faiss.IndexIVFFlat)
+    assert measured >= RECALL_TARGET
+    assert recall(index, vectors, queries, 100) == measured
     path = tmp_path / "ivf.faiss"
     faiss.write_index(index, str(path))
     mapped: Any = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
@@ -39,3 +43,22 @@ def test_large_catalogues_get_ivf_with_high_recall_and_map_from_disk(tmp_path: P
     a = index.search(queries[:5], 10)[1]
     b = mapped.search(queries[:5], 10)[1]
     assert (a == b).all()
+
+
+def test_hnsw_when_ivf_cannot_reach_the_recall_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexes, "EXACT_LIMIT", 1_000)
+    monkeypatch.setattr(indexes, "MAX_NPROBE", 8)  # IVF stops short of the target
+    monkeypatch.setattr(indexes, "RECALL_TARGET", 0.99)
+    vectors = clustered(5_000, 16)
+    queries = clustered(50, 16, seed=2)
+    index: Any
+    index, measured = ann_index(vectors, queries)
+    assert isinstance(index, faiss.IndexHNSWSQ)
+    assert measured >= 0.9
+    path = tmp_path / "hnsw.faiss"
+    faiss.write_index(index, str(path))
+    again: Any = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+    assert again.hnsw.efSearch == index.hnsw.efSearch
+    assert recall(again, vectors, queries, 100) == measured

@@ -1,20 +1,23 @@
 """Recommendations without history: favourite subjects blended with the popularity prior.
 
-score = (1 - w) * cosine(pooled favourite subjects, book subject vector)
+score = (1 - w) * (cosine(pooled favourite subjects, book subject vector) + subject lift)
         + w * popularity prior (rescaled to [0, 1]),
-with the trained subject pooling and w the request's popularity weight (unset:
-the weight the trainer found best on held-out cold users). This is exactly the
-``subject+prior`` strategy of the trainer's evaluation.
+computed by bookrec/cold_score.py, the function the trainer's evaluation scores
+(``subject+prior``), with the trained subject pooling and w the request's
+popularity weight (unset: the weight the trainer found best on held-out cold users).
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from bookrec import cold_score
 from server.engine.bundle import Bundle
 from server.engine.ranking import BoolMask, allowed_mask, top_k
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
@@ -23,6 +26,30 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 # Candidates taken from each ordered list at first by the threshold algorithm.
 THRESHOLD_START = 200
+
+
+_LIFTS: dict[int, tuple[weakref.ref[Bundle], cold_score.SubjectLift]] = {}
+_LIFTS_LOCK = threading.Lock()
+
+
+def subject_lift(bundle: Bundle) -> cold_score.SubjectLift:
+    """The bundle's subject-lift table, built on first use and dropped with the bundle."""
+    key = id(bundle)
+    with _LIFTS_LOCK:
+        hit = _LIFTS.get(key)
+        if hit is not None and hit[0]() is bundle:
+            return hit[1]
+    lift = cold_score.SubjectLift(
+        bundle.book_subjects, bundle.rating_count, bundle.subjects.subject_vectors.shape[0]
+    )
+    with _LIFTS_LOCK:
+        _LIFTS[key] = (weakref.ref(bundle, lambda _: _forget(key)), lift)
+    return lift
+
+
+def _forget(key: int) -> None:
+    with _LIFTS_LOCK:
+        _LIFTS.pop(key, None)
 
 
 def cold_start(
@@ -45,8 +72,7 @@ def cold_start(
         page = top_k(scores, k)
         page_scores = scores[page]
     else:
-        user = bundle.subjects.user_vector(subjects.tolist())
-        page, page_scores = _best_blend(bundle, user, w, k, mask)
+        page, page_scores = _best_blend(bundle, subjects.tolist(), w, k, mask)
         source = Source.COLD_START
     wanted = set(subjects.tolist())
     items = []
@@ -67,35 +93,54 @@ def cold_start(
 
 
 def _best_blend(
-    bundle: Bundle, user: F32, w: float, k: int, mask: BoolMask | None
+    bundle: Bundle, favourites: list[int], w: float, k: int, mask: BoolMask | None
 ) -> tuple[I64, F32]:
     """The k best blended books and their scores, without scoring the whole catalogue
-    (Fagin's threshold algorithm): take the top n by subject similarity (subject index)
-    and the top n by prior; no book outside both lists can beat
-    ``(1 - w) * sim_n + w * prior_n``, so once k candidates score at least that, they
-    are the answer. Otherwise n grows, up to an exact scan. Exact when the subject
-    index is flat, as good as its recall when IVF."""
+    (Fagin's threshold algorithm over three ordered lists): the top n by cosine
+    (subject index), by subject lift (only books carrying a favourite have any) and
+    by prior; no book outside the three can beat
+    ``(1 - w) * (cos_n + lift_n) + w * prior_n``, so once k candidates score at least
+    that, they are the answer. Otherwise n grows, up to an exact scan. Exact when the
+    subject index is flat, as good as its recall when IVF."""
+    user = bundle.subjects.user_vector(favourites)
+    lift = subject_lift(bundle)
+    lifted = lift.touched(favourites)
+    lift_values = lift.at(favourites, lifted)
+    by_lift = lifted[np.lexsort((lifted, -lift_values))]
+    lift_sorted = -np.sort(-lift_values)
     n = max(THRESHOLD_START, 4 * k)
     query = np.ascontiguousarray(user[None, :], dtype=np.float32)
     while n < bundle.n_books // 4:
-        sims, by_sim = bundle.subject_index.search(query, n)
+        _, found = bundle.subject_index.search(query, n)
+        by_sim = found[0][found[0] >= 0]
         by_prior = bundle.prior_order[:n]
-        cand = np.union1d(by_sim[0][by_sim[0] >= 0], by_prior)
+        # Exact similarity of the n-th row (a quantised index only picks the rows).
+        sim_n = float(np.min(bundle.subjects.book_vectors[by_sim] @ user)) if len(by_sim) else 0
+        cand = np.union1d(np.union1d(by_sim, by_prior), by_lift[:n])
         if mask is not None:
             cand = cand[mask[cand]]
-        blended = _blend(bundle, user, w, cand)
+        blended = _blend(bundle, user, lift, favourites, w, cand)
         best = top_k(blended, k)
-        bound = (1.0 - w) * float(sims[0][-1]) + w * float(bundle.prior01[by_prior[-1]])
+        lift_n = float(lift_sorted[n - 1]) if len(lift_sorted) >= n else 0.0
+        bound = (1.0 - w) * (sim_n + lift_n) + w * float(bundle.prior01[by_prior[-1]])
         if len(best) == k and blended[best[-1]] >= bound:
             return cand[best], blended[best]
         n *= 4
     every = np.arange(bundle.n_books) if mask is None else np.flatnonzero(mask)
-    blended = _blend(bundle, user, w, every)
+    blended = _blend(bundle, user, lift, favourites, w, every)
     best = top_k(blended, k)
     return every[best], blended[best]
 
 
-def _blend(bundle: Bundle, user: F32, w: float, rows: npt.NDArray[np.integer[Any]]) -> F32:
-    sim = np.asarray(bundle.subjects.book_vectors[rows] @ user, dtype=np.float32)
-    out: F32 = ((1.0 - w) * sim + w * bundle.prior01[rows]).astype(np.float32)
-    return out
+def _blend(
+    bundle: Bundle,
+    user: F32,
+    lift: cold_score.SubjectLift,
+    favourites: list[int],
+    w: float,
+    rows: npt.NDArray[np.integer[Any]],
+) -> F32:
+    sim = cold_score.similarity(
+        user, bundle.subjects.book_vectors[rows], lift.at(favourites, rows)[None, :]
+    )[0]
+    return cold_score.blend(sim, bundle.prior01[rows], w)

@@ -1,10 +1,11 @@
 """Recommend's candidates: the best-scoring books for one user vector.
 
 Without filters the retrieval index answers (FAISS: exact flat up to 50k books,
-IVF above; see trainer/indexes.py), asked for enough extra rows to survive
-dropping what the user already rated. With filters, or when the index comes
-back short, the allowed rows are scored exactly: filters usually shrink the
-catalogue, so the exact path is then the cheap one too.
+IVF or HNSW above; see trainer/indexes.py), asked for enough extra rows to
+survive dropping what the user already rated, and its rows are rescored exactly.
+With filters, or when the index comes back short, the allowed rows are scored
+exactly: filters usually shrink the catalogue, so the exact path is then the
+cheap one too.
 """
 
 from __future__ import annotations
@@ -26,14 +27,18 @@ def candidates(
     ``mask`` or without an ALS vector; with their scores."""
     if mask is None:
         want = n + len(exclude)
-        scores, ids = bundle.retrieval_index.search(
+        _, ids = bundle.retrieval_index.search(
             np.ascontiguousarray(vector[None, :], dtype=np.float32), min(want, bundle.n_books)
         )
-        found, found_scores = ids[0], scores[0]
+        found = ids[0]
         keep = (found >= 0) & ~np.isin(found, exclude)
         keep[keep] &= np.asarray(bundle.item_in_als)[found[keep]]
         if keep.sum() >= n or want >= bundle.n_books:
-            return found[keep][:n].astype(np.int32), found_scores[keep][:n].astype(np.float32)
+            # Exact scores: a quantised index only decides which rows come back.
+            rows = found[keep]
+            exact = np.asarray(bundle.item_factors[rows] @ vector, dtype=np.float32)
+            best = top_k(exact, n)
+            return rows[best].astype(np.int32), exact[best]
     allowed = np.asarray(bundle.item_in_als).copy()
     if mask is not None:
         allowed &= mask

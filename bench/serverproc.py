@@ -1,0 +1,196 @@
+"""Run the real server as a subprocess for a benchmark, and measure its memory.
+
+The server is started exactly as a user would (``python -m server``), with
+``--workers`` when this build has it (SO_REUSEPORT processes sharing the port),
+and is ready when its health service says SERVING on fresh connections.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.common import ROOT
+
+DEFAULT_WORKERS = 2
+
+
+@cache
+def _server_help() -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout
+
+
+def supports(flag: str) -> bool:
+    """Whether ``python -m server`` takes ``flag`` (e.g. ``--workers``: multi-process serving)."""
+    return re.search(rf"{re.escape(flag)}\b", _server_help()) is not None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants, from /proc (children of children included)."""
+    parent_of: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: fields follow the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        parent_of[int(entry.name)] = int(fields[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, ppid in parent_of.items() if ppid in frontier]
+        tree += frontier
+    return tree
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Sum of VmRSS over ``pids``; processes that are gone count 0."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    target: str
+    workers: int | None  # None when the server has no --workers flag (one process)
+    log: Path
+
+    def tree(self) -> list[int]:
+        return process_tree(self.proc.pid)
+
+    def rss(self) -> int:
+        return rss_bytes(self.tree())
+
+    def wait_ready(self, timeout: float = 300.0) -> float:
+        """Seconds until health is SERVING on several fresh connections in a row."""
+        start = time.monotonic()
+        deadline = start + timeout
+        in_a_row = 0
+        need = 2 * (self.workers or 1)
+        while in_a_row < need:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}; log:\n{self.log_tail()}"
+                )
+            if "model load failed" in self.log_tail(20_000):
+                raise RuntimeError(f"the server refused the artifact; log:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server not SERVING after {timeout} s; log:\n{self.log_tail()}")
+            in_a_row = in_a_row + 1 if _serving(self.target) else 0
+            if in_a_row == 0:
+                time.sleep(0.2)
+        return time.monotonic() - start
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        pids = self.tree()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in pids[1:]:  # workers that outlived their parent: ours, by id
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _serving(target: str) -> bool:
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    with grpc.insecure_channel(target, options=options) as ch:
+        stub: Any = health_pb2_grpc.HealthStub(ch)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+@contextmanager
+def running_server(
+    artifacts: Path,
+    workdir: Path,
+    workers: int = DEFAULT_WORKERS,
+    timeout: float = 300.0,
+    cache_size: int | None = None,
+) -> Iterator[ServerProcess]:
+    """A ready server on a free loopback port; its log and feedback go to ``workdir``.
+
+    ``cache_size`` (Recommend's per-worker result cache) is passed when the server
+    has the flag; None keeps the server's default."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "server",
+        "--artifacts",
+        str(artifacts),
+        "--port",
+        str(port),
+        "--feedback-log",
+        str(workdir / "feedback" / "ratings.jsonl"),
+        "--log-level",
+        "INFO",
+    ]
+    used_workers = workers if supports("--workers") else None
+    if used_workers is not None:
+        cmd += ["--workers", str(used_workers)]
+    if cache_size is not None and supports("--cache-size"):
+        cmd += ["--cache-size", str(cache_size)]
+    log = workdir / "server.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = ServerProcess(proc, f"127.0.0.1:{port}", used_workers, log)
+    try:
+        server.wait_ready(timeout)
+        yield server
+    finally:
+        server.stop()
