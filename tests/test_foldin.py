@@ -17,7 +17,8 @@ from bookrec.v1 import feedback_pb2, recommender_pb2
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from server.engine.bundle import Bundle
-from server.engine.foldin import RatingsOverlay, fold_in, gram
+from server.engine.foldin import RatingsOverlay, fold_in
+from server.engine.scan import gram_and_finite
 from server.engine.recommend import _user_vector
 from tests.serverproc import running_server
 
@@ -35,7 +36,7 @@ def test_fold_in_is_implicits_exact_user_solve() -> None:
     conf = np.array([2.0, 5.0, 11.0, 1.5], np.float32)
     row = sp.csr_matrix((conf, (np.zeros(4, int), rated)), shape=(1, 60))
     expected = model.recalculate_user(0, row)
-    got = fold_in(items, gram(items), 0.5, rated, conf)
+    got = fold_in(items, gram_and_finite(items)[0], 0.5, rated, conf)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 

@@ -24,8 +24,8 @@ from bookrec import artifact, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
 from bookrec.pooling import normalise
 from server.engine.errors import InvalidArgument, NotFound
-from server.engine.foldin import gram
 from server.engine.models import Reranker, SubjectSpace
+from server.engine.scan import all_finite, gram_and_finite
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -190,8 +190,12 @@ class Bundle:
         memory (tests' fake bundles)."""
         item_factors = arr("item_factors")
         user_factors = arr("user_factors")
-        for name, a in (("item_factors", item_factors), ("user_factors", user_factors)):
-            if not np.isfinite(a).all():
+        yty, items_finite = gram_and_finite(item_factors)
+        for name, finite in (
+            ("item_factors", items_finite),
+            ("user_factors", all_finite(user_factors)),
+        ):
+            if not finite:
                 raise ArtifactError(f"{path}/{name}.npy holds NaN or inf")
         n_books = len(arr("popularity"))
         book_ids = strings("book_ids")
@@ -289,7 +293,7 @@ class Bundle:
             subject_index=indexes["subject_index"],
             retrieval_index=indexes["retrieval_index"],
             als=AlsSettings.of(params),
-            yty=gram(item_factors),
+            yty=yty,
             book_row={b: i for i, b in enumerate(book_ids.to_list())},
             user_row={u: i for i, u in enumerate(strings("user_ids").to_list())},
             subject_lookup=lookup,

@@ -81,13 +81,6 @@ class RatingsOverlay:
             return dict(self._by_user.get(user_id, {}))
 
 
-def gram(item_factors: F32) -> F64:
-    """YᵀY, computed once per bundle: every fold-in starts from it."""
-    y = np.asarray(item_factors, dtype=np.float64)
-    out: F64 = y.T @ y
-    return out
-
-
 def fold_in(item_factors: F32, yty: F64, regularization: float, items: I32, conf: F32) -> F32:
     """The least-squares user vector for ``items`` rated with confidences ``conf``."""
     y = np.asarray(item_factors[items], dtype=np.float64)
