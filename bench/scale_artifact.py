@@ -30,7 +30,7 @@ from bookrec.confidence import confidence
 from bookrec.pooling import normalise, pool, weight_shapes
 from bookrec.rerank_features import FEATURES
 from trainer.indexes import write_indexes
-from trainer.reranker import RerankerParams
+from trainer.reranker import RerankerParams, train_booster
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -210,23 +210,7 @@ def _reranker_model(rng: np.random.Generator, spec: ScaleSpec, candidates: int) 
     signal += 0.3 * x[:, FEATURES.index("same_author")] + rng.standard_normal(rows) * 0.5
     labels = (signal > np.quantile(signal, 0.97)).astype(np.int32)
     data = lgb.Dataset(x, labels, group=[n] * groups, feature_name=list(FEATURES))
-    booster = lgb.train(
-        {  # as trainer/reranker.py fit()
-            "objective": "lambdarank",
-            "metric": "ndcg",
-            "eval_at": [10],
-            "learning_rate": params.learning_rate,
-            "num_leaves": params.num_leaves,
-            "min_data_in_leaf": params.min_data_in_leaf,
-            "num_threads": params.threads,
-            "seed": params.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
-        },
-        data,
-        num_boost_round=params.n_estimators,
-    )
+    booster = train_booster(data, params)
     return str(booster.model_to_string())
 
 

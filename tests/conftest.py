@@ -72,6 +72,17 @@ def tiny_artifact(
     return asyncio.run(run(cfg)).artifact
 
 
+@pytest.fixture
+def artifact_root(tiny_artifact: Path, tmp_path: Path) -> Path:
+    """A private artifact root holding a copy of the tiny artifact, free to change."""
+    import shutil
+
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    shutil.copytree(tiny_artifact, out / tiny_artifact.name)
+    return out
+
+
 def tiny_config(data: Path, artifacts: Path, store: str, **overrides: Any) -> TrainerConfig:
     """The training settings of the tiny artifact, with overrides."""
     base = TrainerConfig(

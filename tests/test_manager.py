@@ -4,7 +4,6 @@ and an old bundle that lives exactly as long as a request holds it."""
 from __future__ import annotations
 
 import gc
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,18 @@ from server.engine.errors import InvalidArgument
 from server.engine.manager import ModelManager, State
 
 
-@pytest.fixture
-def root(tiny_artifact: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "artifacts"
-    out.mkdir()
-    shutil.copytree(tiny_artifact, out / tiny_artifact.name)
-    return out
-
-
 def states(models: ModelManager) -> dict[str, State]:
     return {s.version: s.state for s in models.status()}
 
 
-def test_new_version_swaps_in_and_the_old_one_waits_for_its_last_request(root: Path) -> None:
-    models = ModelManager(root)
+def test_new_version_swaps_in_and_the_old_one_waits_for_its_last_request(
+    artifact_root: Path,
+) -> None:
+    models = ModelManager(artifact_root)
     assert models.poll()
     first = models.current().version
     held = models.current()  # a request in flight
-    second = publish_copy(root)
+    second = publish_copy(artifact_root)
     assert models.poll()
     assert models.current().version == second
     assert states(models) == {first: State.UNLOADING, second: State.AVAILABLE}
@@ -43,12 +36,12 @@ def test_new_version_swaps_in_and_the_old_one_waits_for_its_last_request(root: P
     assert not models.poll(), "nothing newer: no reload"
 
 
-def test_a_corrupt_version_fails_and_the_current_one_keeps_serving(root: Path) -> None:
-    models = ModelManager(root)
+def test_a_corrupt_version_fails_and_the_current_one_keeps_serving(artifact_root: Path) -> None:
+    models = ModelManager(artifact_root)
     assert models.poll()
     good = models.current().version
-    bad = publish_copy(root)
-    with (root / bad / "item_factors.npy").open("r+b") as f:
+    bad = publish_copy(artifact_root)
+    with (artifact_root / bad / "item_factors.npy").open("r+b") as f:
         f.seek(200)
         f.write(b"\x00" * 16)
     assert not models.poll()
@@ -59,16 +52,16 @@ def test_a_corrupt_version_fails_and_the_current_one_keeps_serving(root: Path) -
     assert not models.poll(), "a failed version is not retried"
 
 
-def test_pin_rollback_and_unpin(root: Path) -> None:
-    models = ModelManager(root)
+def test_pin_rollback_and_unpin(artifact_root: Path) -> None:
+    models = ModelManager(artifact_root)
     assert models.poll()
     a = models.current().version
-    b = publish_copy(root)
+    b = publish_copy(artifact_root)
     assert models.poll() and models.current().version == b
     models.pin(a, "test")
-    assert control.read_pin(root) == a
+    assert control.read_pin(artifact_root) == a
     assert models.poll() and models.current().version == a
-    c = publish_copy(root)
+    c = publish_copy(artifact_root)
     assert not models.poll(), "pinned: a newer version does not replace it"
     assert models.current().version == a
     models.pin(None, "test")
@@ -79,12 +72,12 @@ def test_pin_rollback_and_unpin(root: Path) -> None:
         models.pin("20990101T000000Z-00000000", "test")
 
 
-def test_a_second_manager_sees_the_first_ones_pin(root: Path) -> None:
+def test_a_second_manager_sees_the_first_ones_pin(artifact_root: Path) -> None:
     """Workers share pins through the control file, not memory."""
-    one, two = ModelManager(root), ModelManager(root)
+    one, two = ModelManager(artifact_root), ModelManager(artifact_root)
     assert one.poll() and two.poll()
     a = one.current().version
-    publish_copy(root)
+    publish_copy(artifact_root)
     assert one.poll() and two.poll()
     one.rollback("test")
     assert two.poll()

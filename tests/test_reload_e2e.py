@@ -4,7 +4,6 @@ and roll back every worker through AdminService."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,16 +25,8 @@ CLIENTS = 6
 
 
 @pytest.fixture
-def root(tiny_artifact: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "artifacts"
-    out.mkdir()
-    shutil.copytree(tiny_artifact, out / tiny_artifact.name)
-    return out
-
-
-@pytest.fixture
-def server(root: Path, tmp_path: Path) -> Iterator[ServerProcess]:
-    with running_server(root, tmp_path / "work", workers=2, admin_token=TOKEN) as srv:
+def server(artifact_root: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server(artifact_root, tmp_path / "work", workers=2, admin_token=TOKEN) as srv:
         yield srv
         assert srv.stop() == 0
 
@@ -83,8 +74,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_publishing_under_load_fails_no_request(root: Path, server: ServerProcess) -> None:
-    bundle = Bundle.open(complete_versions(root)[0])
+def test_publishing_under_load_fails_no_request(artifact_root: Path, server: ServerProcess) -> None:
+    bundle = Bundle.open(complete_versions(artifact_root)[0])
     user, book = sorted(bundle.user_row)[0], bundle.book_ids[0]
     old = bundle.version
     stop = threading.Event()
@@ -92,7 +83,7 @@ def test_publishing_under_load_fails_no_request(root: Path, server: ServerProces
     for c in clients:
         c.start()
     wait_until(lambda: all(len(c.versions) > 10 for c in clients))
-    new = publish_copy(root)
+    new = publish_copy(artifact_root)
     wait_until(lambda: all(c.versions[-1] == new for c in clients))
     time.sleep(0.3)
     stop.set()
@@ -124,9 +115,11 @@ def serving_versions(target: str) -> set[str]:
 
 
 @pytest.mark.timeout(180)
-def test_admin_rollback_pin_and_unpin_reach_every_worker(root: Path, server: ServerProcess) -> None:
-    old = complete_versions(root)[0].name
-    new = publish_copy(root)
+def test_admin_rollback_pin_and_unpin_reach_every_worker(
+    artifact_root: Path, server: ServerProcess
+) -> None:
+    old = complete_versions(artifact_root)[0].name
+    new = publish_copy(artifact_root)
     wait_until(lambda: serving_versions(server.target) == {new})
     with channel(server.target) as ch:
         admin = AdminServiceStub(ch)
@@ -141,7 +134,7 @@ def test_admin_rollback_pin_and_unpin_reach_every_worker(root: Path, server: Ser
         wait_until(lambda: serving_versions(server.target) == {old})
         status = admin.GetStatus(admin_pb2.GetStatusRequest())
         assert status.pinned_version == old and status.serving_version == old
-        newest = publish_copy(root)
+        newest = publish_copy(artifact_root)
         time.sleep(1.0)
         assert serving_versions(server.target) == {old}, "pinned: new versions wait"
         with pytest.raises(grpc.RpcError) as e:

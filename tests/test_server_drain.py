@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -31,8 +34,12 @@ class HeldFeedbackLog(FeedbackLog):
         super().append(user_id, book_id, rating, model_version)
 
 
-async def test_stop_drains_the_call_in_flight(tiny_artifact: Path, tmp_path: Path) -> None:
-    cfg = ServerConfig(port=0, artifacts_dir=tiny_artifact.parent, grace_seconds=10)
+@contextlib.asynccontextmanager
+async def held_call(
+    cfg: ServerConfig, tmp_path: Path
+) -> AsyncIterator[tuple[grpc.aio.Channel, asyncio.Event, HeldFeedbackLog, Any, Any]]:
+    """A served tiny model with one RateBook call held in flight; yields the channel, the
+    stop event, the held log, the call and the server task."""
     stop = asyncio.Event()
     feedback = HeldFeedbackLog(tmp_path / "ratings.jsonl")
     started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -46,6 +53,14 @@ async def test_stop_drains_the_call_in_flight(tiny_artifact: Path, tmp_path: Pat
             )
         )
         assert await asyncio.to_thread(feedback.entered.wait, 10)
+        yield ch, stop, feedback, call, server
+    stop.set()
+    await asyncio.wait_for(server, 15)
+
+
+async def test_stop_drains_the_call_in_flight(tiny_artifact: Path, tmp_path: Path) -> None:
+    cfg = ServerConfig(port=0, artifacts_dir=tiny_artifact.parent, grace_seconds=10)
+    async with held_call(cfg, tmp_path) as (ch, stop, feedback, call, server):
         stop.set()
         await asyncio.sleep(0.3)
         assert not server.done(), "the server must wait for the call in flight"
@@ -55,30 +70,15 @@ async def test_stop_drains_the_call_in_flight(tiny_artifact: Path, tmp_path: Pat
         feedback.release.set()
         reply = await call
         assert reply.accepted
-    await asyncio.wait_for(server, 15)
     assert '"rating": 7' in (tmp_path / "ratings.jsonl").read_text()
 
 
 async def test_calls_beyond_the_limit_are_shed(tiny_artifact: Path, tmp_path: Path) -> None:
     cfg = ServerConfig(port=0, artifacts_dir=tiny_artifact.parent, max_concurrent_rpcs=1)
-    stop = asyncio.Event()
-    feedback = HeldFeedbackLog(tmp_path / "ratings.jsonl")
-    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(serve(cfg, stop, feedback, started))
-    port = await started
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-        book = (await CatalogServiceStub(ch).SearchBooks(catalog_pb2.SearchBooksRequest())).books[0]
-        held = asyncio.ensure_future(
-            FeedbackServiceStub(ch).RateBook(
-                feedback_pb2.RateBookRequest(user_id="u", book_id=book.book_id, rating=7)
-            )
-        )
-        assert await asyncio.to_thread(feedback.entered.wait, 10)
+    async with held_call(cfg, tmp_path) as (ch, _, feedback, call, _):
         with pytest.raises(grpc.aio.AioRpcError) as shed:
             await CatalogServiceStub(ch).SearchBooks(catalog_pb2.SearchBooksRequest(), timeout=5)
         assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         feedback.release.set()
-        assert (await held).accepted
+        assert (await call).accepted
         assert (await CatalogServiceStub(ch).SearchBooks(catalog_pb2.SearchBooksRequest())).books
-    stop.set()
-    await asyncio.wait_for(server, 15)

@@ -112,6 +112,11 @@ def fit(
         [np.isin(items[i][items[i] >= 0], list(tune.targets[i])) for i in keep]
     ).astype(np.int32)
     data = lgb.Dataset(x, labels, group=groups, feature_name=list(rf.FEATURES), free_raw_data=True)
+    return train_booster(data, params)
+
+
+def train_booster(data: lgb.Dataset, params: RerankerParams) -> lgb.Booster:
+    """LightGBM lambdarank with our parameters; deterministic for a seed."""
     return lgb.train(
         {
             "objective": "lambdarank",
