@@ -18,8 +18,8 @@ from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from server.engine.bundle import Bundle
 from server.engine.foldin import RatingsOverlay, fold_in
-from server.engine.scan import gram_and_finite
 from server.engine.recommend import _user_vector
+from server.engine.scan import gram_and_finite
 from tests.serverproc import running_server
 
 
