@@ -151,10 +151,16 @@ def test_cold_start_threshold_search_equals_the_exact_blend(
 
     bundle = fake_bundle()
     monkeypatch.setattr(cs, "THRESHOLD_START", 2)  # 60 books: force the threshold path
+    from bookrec import cold_score
+
     user = bundle.subjects.user_vector(subjects)
-    exact = (1 - w) * (np.asarray(bundle.subjects.book_vectors) @ user) + w * bundle.prior01
+    lift = cs.subject_lift(bundle)
+    # The whole catalogue scored the way the trainer evaluates it (bookrec/cold_score.py).
+    sim = cold_score.similarity(user, np.asarray(bundle.subjects.book_vectors), lift([subjects]))
+    exact = cold_score.blend(sim[0], bundle.prior01, w)
+    np.testing.assert_array_equal(lift.at(subjects, np.arange(bundle.n_books)), lift([subjects])[0])
     for mask in (None, np.arange(bundle.n_books) % 2 == 0):
-        page, scores = cs._best_blend(bundle, user, w, k, mask)
+        page, scores = cs._best_blend(bundle, subjects, w, k, mask)
         allowed = np.ones(bundle.n_books, bool) if mask is None else mask
         want = np.sort(exact[allowed])[::-1][:k]
         np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)

@@ -138,3 +138,30 @@ def test_subject_vectors_put_favourite_subjects_first(tiny_artifact: Path) -> No
     has = subjects[:, 0] >= 0
     assert np.allclose(norms[has], 1.0, atol=1e-4)
     assert np.allclose(norms[~has], 0.0)
+
+
+def test_cold_score_lift_favours_narrow_subjects_and_matches_row_by_row() -> None:
+    """bookrec/cold_score.py: the lift of a match grows as its subject's reach shrinks, is
+    zero without a match, and the per-row path the server uses equals the batch path the
+    trainer evaluates, bit for bit."""
+    from bookrec import cold_score
+
+    book_subjects = np.array([[0, -1], [0, 1], [1, -1], [2, -1], [-1, -1]], dtype=np.int32)
+    counts = np.array([50, 10, 5, 1, 3], dtype=np.int32)  # subject 0 is read most
+    lift = cold_score.SubjectLift(book_subjects, counts, 3)
+    full = lift([[0], [1], [0, 2], []])
+    assert full.shape == (4, 5) and full.dtype == np.float32
+    assert full[0, 0] > 0 and full[0, 2] == 0 and full[0, 4] == 0
+    assert full[1, 2] > full[0, 0]  # subject 1 reaches fewer reads than subject 0
+    assert full[2, 3] > full[2, 0] > 0 and not full[3].any()
+    for row, fav in enumerate([[0], [1], [0, 2], []]):
+        rows = np.array([4, 0, 3, 1], dtype=np.int64)
+        np.testing.assert_array_equal(lift.at(fav, rows), full[row, rows])
+        touched = lift.touched(fav)
+        assert set(touched.tolist()) == set(np.flatnonzero(full[row]).tolist())
+    prior01 = cold_score.rescale_prior(np.array([0.2, 0.6, 0.4, 1.0, 0.2], np.float32))
+    np.testing.assert_allclose(prior01, [0.0, 0.5, 0.25, 1.0, 0.0], atol=1e-6)
+    sim = cold_score.similarity(
+        np.ones((1, 2), np.float32), np.eye(5, 2, dtype=np.float32), full[:1]
+    )
+    np.testing.assert_array_equal(cold_score.blend(sim, prior01, 1.0), prior01[None, :])

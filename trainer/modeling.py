@@ -21,6 +21,7 @@ import lightgbm as lgb
 import numpy as np
 import scipy.sparse as sp
 
+from bookrec import cold_score
 from bookrec.log import kv
 from bookrec.rerank_features import ItemTable
 from trainer import reranker as rr
@@ -29,6 +30,7 @@ from trainer.evaluate import (
     F32,
     I32,
     I64,
+    K,
     _half,
     cold_set,
     exclusion_for,
@@ -50,6 +52,7 @@ from trainer.subject_model import (
 from trainer.tuning import als_scorer, tune_als
 
 log = logging.getLogger("trainer.models")
+COLD_CHUNK = 128  # cold users scored at once: (128, n_books) float32 temporaries
 
 
 @dataclass(frozen=True)
@@ -208,35 +211,42 @@ def _evaluate_cold(
     if len(cs.users) < 4:
         return out, cfg.popularity_weights[len(cfg.popularity_weights) // 2]
     halves = np.array([_half(cfg.seed, snap.user_ids[u]) for u in cs.users.tolist()])
-    prior = feats.popularity.prior
-    # Rescale the prior to the similarity's [0, 1] range so w means what it says.
-    prior01 = (prior - prior.min()) / max(float(prior.max() - prior.min()), 1e-9)
+    # The server's score (bookrec/cold_score.py), on the arrays the artifact exports.
+    prior01 = cold_score.rescale_prior(feats.popularity.prior)
+    lift = cold_score.SubjectLift(feats.book_subjects, feats.book.count, len(feats.vocab.slugs))
     uvecs = np.stack([user_vector(sm, f) for f in cs.favourite_subjects]).astype(np.float32)
 
-    def lists(sel: np.ndarray, w: float) -> I64:
+    def lists(sel: np.ndarray, weights: tuple[float, ...]) -> dict[float, I64]:
+        """Top lists for every weight; each chunk's similarity is computed once."""
         idx = np.flatnonzero(sel)
         excl = exclusion_for(cs.users[idx], [cs.seed_items[i] for i in idx], snap.n_items)
+        got = {w: np.empty((len(idx), K), dtype=np.int64) for w in weights}
+        for start in range(0, len(idx), COLD_CHUNK):  # bounds the temporaries
+            r = idx[start : start + COLD_CHUNK]
+            favs = [cs.favourite_subjects[i] for i in r.tolist()]
+            sim = cold_score.similarity(uvecs[r], vectors, lift(favs))
+            pos = np.arange(start, start + len(r), dtype=np.int32)
+            for w in weights:
 
-        def score(pos: I32) -> F32:
-            sim: F32 = uvecs[idx[pos]] @ vectors.T
-            out: F32 = ((1.0 - w) * sim + w * prior01).astype(np.float32)
-            return out
+                def score(p: I32, sim: F32 = sim, w: float = w, at: int = start) -> F32:
+                    return cold_score.blend(sim[p - at], prior01, w)
 
-        return top_lists(score, np.arange(len(idx), dtype=np.int32), excl)
+                got[w][start : start + len(r)] = top_lists(score, pos, excl)
+        return got
 
     def targets(sel: np.ndarray) -> list[set[int]]:
         return [cs.targets[i] for i in np.flatnonzero(sel)]
 
     tune_sel, eval_sel = halves == 0, halves == 1
+    tuned = lists(tune_sel, cfg.popularity_weights)
     best_w = max(
         cfg.popularity_weights,
-        key=lambda w: (
-            evaluate_lists(lists(tune_sel, w), targets(tune_sel), snap.n_items).ndcg_at_10
-        ),
+        key=lambda w: evaluate_lists(tuned[w], targets(tune_sel), snap.n_items).ndcg_at_10,
     )
-    _report("popularity", lists(eval_sel, 1.0), targets(eval_sel), snap.n_items, out)
-    _report("subject", lists(eval_sel, 0.0), targets(eval_sel), snap.n_items, out)
-    _report("subject+prior", lists(eval_sel, best_w), targets(eval_sel), snap.n_items, out)
+    final = lists(eval_sel, tuple(dict.fromkeys((1.0, 0.0, best_w))))
+    _report("popularity", final[1.0], targets(eval_sel), snap.n_items, out)
+    _report("subject", final[0.0], targets(eval_sel), snap.n_items, out)
+    _report("subject+prior", final[best_w], targets(eval_sel), snap.n_items, out)
     return out, best_w
 
 
