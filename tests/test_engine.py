@@ -154,7 +154,7 @@ def test_cold_start_threshold_search_equals_the_exact_blend(
     from bookrec import cold_score
 
     user = bundle.subjects.user_vector(subjects)
-    lift = cs.subject_lift(bundle)
+    lift = bundle.subject_lift
     # The whole catalogue scored the way the trainer evaluates it (bookrec/cold_score.py).
     sim = cold_score.similarity(user, np.asarray(bundle.subjects.book_vectors), lift([subjects]))
     exact = cold_score.blend(sim[0], bundle.prior01, w)

@@ -20,7 +20,7 @@ def test_gram_and_finite_on_a_mapped_file_release_its_pages(tmp_path: Path) -> N
     rng = np.random.default_rng(0)
     factors = rng.normal(size=(200_000, 64)).astype(np.float32)  # 51 MB
     np.save(tmp_path / "f.npy", factors)
-    mapped = np.load(tmp_path / "f.npy", mmap_mode="r")
+    mapped = np.asarray(np.load(tmp_path / "f.npy", mmap_mode="r"))  # as Bundle.open holds it
     before = rss_file_kib()
     yty, finite = gram_and_finite(mapped)
     grown_mib = (rss_file_kib() - before) / 1024

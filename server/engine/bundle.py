@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from bookrec import artifact, rerank_features
+from bookrec import artifact, cold_score, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
 from bookrec.pooling import normalise
 from server.engine.errors import InvalidArgument, NotFound
@@ -92,6 +92,7 @@ class Bundle:
     reranker: Reranker | None  # present when the trainer decided to serve it
     prior01: F32  # popularity rescaled to [0, 1], the cold-start blend's scale
     prior_order: npt.NDArray[np.int64]  # books by descending prior01 (cold start's 2nd list)
+    subject_lift: cold_score.SubjectLift  # cold start's narrow-subject bonus
     cold_start_weight: float  # the popularity weight the trainer found best
 
     @property
@@ -171,7 +172,8 @@ class Bundle:
         return Bundle.assemble(
             path,
             manifest,
-            lambda name: artifact.load_array(path, manifest, name),
+            # A plain view of the mapping: np.memmap's own indexing costs ~40 us a call.
+            lambda name: np.asarray(artifact.load_array(path, manifest, name)),
             lambda name: artifact.load_strings(path, manifest, name),
             lambda name: _read_index(path / f"{name}.faiss"),
             reranker_model,
@@ -305,6 +307,7 @@ class Bundle:
             prior01=((popularity - popularity.min()) / span).astype(np.float32),
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
             prior_order=np.argsort(-popularity, kind="stable"),
+            subject_lift=cold_score.SubjectLift(book_subjects, arr("rating_count"), len(idf)),
         )
         return bundle
 

@@ -9,8 +9,6 @@ popularity weight (unset: the weight the trainer found best on held-out cold use
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,30 +24,6 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 # Candidates taken from each ordered list at first by the threshold algorithm.
 THRESHOLD_START = 200
-
-
-_LIFTS: dict[int, tuple[weakref.ref[Bundle], cold_score.SubjectLift]] = {}
-_LIFTS_LOCK = threading.Lock()
-
-
-def subject_lift(bundle: Bundle) -> cold_score.SubjectLift:
-    """The bundle's subject-lift table, built on first use and dropped with the bundle."""
-    key = id(bundle)
-    with _LIFTS_LOCK:
-        hit = _LIFTS.get(key)
-        if hit is not None and hit[0]() is bundle:
-            return hit[1]
-    lift = cold_score.SubjectLift(
-        bundle.book_subjects, bundle.rating_count, bundle.subjects.subject_vectors.shape[0]
-    )
-    with _LIFTS_LOCK:
-        _LIFTS[key] = (weakref.ref(bundle, lambda _: _forget(key)), lift)
-    return lift
-
-
-def _forget(key: int) -> None:
-    with _LIFTS_LOCK:
-        _LIFTS.pop(key, None)
 
 
 def cold_start(
@@ -101,27 +75,31 @@ def _best_blend(
     by prior; no book outside the three can beat
     ``(1 - w) * (cos_n + lift_n) + w * prior_n``, so once k candidates score at least
     that, they are the answer. Otherwise n grows, up to an exact scan. Exact when the
-    subject index is flat, as good as its recall when IVF."""
+    subject index is flat, as good as its recall otherwise."""
     user = bundle.subjects.user_vector(favourites)
-    lift = subject_lift(bundle)
-    lifted = lift.touched(favourites)
-    lift_values = lift.at(favourites, lifted)
-    by_lift = lifted[np.lexsort((lifted, -lift_values))]
-    lift_sorted = -np.sort(-lift_values)
+    lift = bundle.subject_lift
+    approx_lift = lift.dense(favourites)
+    lifted = np.flatnonzero(approx_lift > 0)  # a bool scan: 10x faster than on floats
     n = max(THRESHOLD_START, 4 * k)
     query = np.ascontiguousarray(user[None, :], dtype=np.float32)
     while n < bundle.n_books // 4:
         _, found = bundle.subject_index.search(query, n)
         by_sim = found[0][found[0] >= 0]
         by_prior = bundle.prior_order[:n]
+        lift_n = 0.0
+        by_lift = lifted
+        if len(lifted) > n:
+            top = np.argpartition(-approx_lift[lifted], n - 1)[:n]
+            by_lift = lifted[top]
+            # Rows outside the list: at most the n-th value (plus the last bit of ``dense``).
+            lift_n = float(approx_lift[by_lift].min()) * (1 + 1e-5)
         # Exact similarity of the n-th row (a quantised index only picks the rows).
         sim_n = float(np.min(bundle.subjects.book_vectors[by_sim] @ user)) if len(by_sim) else 0
-        cand = np.union1d(np.union1d(by_sim, by_prior), by_lift[:n])
+        cand = np.unique(np.concatenate([by_sim, by_prior, by_lift]))  # <= 3n rows: cheap
         if mask is not None:
             cand = cand[mask[cand]]
         blended = _blend(bundle, user, lift, favourites, w, cand)
         best = top_k(blended, k)
-        lift_n = float(lift_sorted[n - 1]) if len(lift_sorted) >= n else 0.0
         bound = (1.0 - w) * (sim_n + lift_n) + w * float(bundle.prior01[by_prior[-1]])
         if len(best) == k and blended[best[-1]] >= bound:
             return cand[best], blended[best]

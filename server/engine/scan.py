@@ -24,8 +24,9 @@ CHUNK_BYTES = 16 << 20
 def scan_rows(array: npt.NDArray[Any], visit: Callable[[npt.NDArray[Any]], None]) -> None:
     """Call ``visit`` on consecutive row blocks of ``array``, releasing mapped pages."""
     rows = max(1, CHUNK_BYTES // max(1, array[:1].nbytes))
-    raw: Any = getattr(array, "_mmap", None)  # np.memmap's own mapping, when mapped
-    offset = int(getattr(array, "offset", 0))
+    mapped: Any = array if hasattr(array, "_mmap") else array.base  # a view of a memmap too
+    raw: Any = getattr(mapped, "_mmap", None)  # np.memmap's own mapping, when mapped
+    offset = int(getattr(mapped, "offset", 0))
     row_bytes = array[:1].nbytes
     for start in range(0, len(array), rows):
         visit(np.asarray(array[start : start + rows]))
