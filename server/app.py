@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -54,12 +57,20 @@ async def _set_health(servicer: health.aio.HealthServicer, serving: bool) -> Non
         await servicer.set(name, status)
 
 
+def _background_priority() -> None:
+    """Loading a new version competes with serving for two cores: the loader thread
+    runs at nice 10, so request threads and the event loop win the CPU."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 async def _watch_artifacts(
     models: ModelManager, servicer: health.aio.HealthServicer, poll_seconds: float
 ) -> None:
     """Look again whenever the source reports a change, and every ``poll_seconds``
     anyway; loading runs in a worker thread, off the event loop."""
     loop = asyncio.get_running_loop()
+    loader = ThreadPoolExecutor(1, "loader", initializer=_background_priority)
     changed = asyncio.Event()
     source = ArtifactSource(models.artifacts_dir, lambda: loop.call_soon_threadsafe(changed.set))
     await asyncio.to_thread(source.start)
@@ -68,10 +79,11 @@ async def _watch_artifacts(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), poll_seconds)
             changed.clear()
-            if await asyncio.to_thread(models.poll):
+            if await loop.run_in_executor(loader, models.poll):
                 await _set_health(servicer, True)
     finally:
         await asyncio.to_thread(source.stop)
+        loader.shutdown(wait=False, cancel_futures=True)
 
 
 def _announce(cfg: ServerConfig, port: int, models: ModelManager) -> None:
