@@ -64,6 +64,10 @@ class SubjectLift:
         self.inverse_share = 1.0 / np.maximum(share, floor)
         self.by_subject = self.books.tocsc()
         self.by_subject.sort_indices()
+        # Each book's subjects in the CSR's (ascending) order, padded with n (weight 0):
+        # ``at`` sums them in that order with plain numpy, equal to the CSR product bit
+        # for bit and ~10x cheaper than scipy's fancy row indexing for a few hundred rows.
+        self.sorted_subjects = np.sort(np.where(bs >= 0, bs, n), axis=1).astype(np.int64)
 
     def _weights(self, favourites: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         w = np.zeros((len(favourites), self.n_subjects), dtype=np.float32)
@@ -83,8 +87,12 @@ class SubjectLift:
         """The lift of one favourite set for some books: equal, bit for bit, to the
         same rows of ``self([favourites])[0]`` (each book's subjects summed in the
         same order)."""
-        lift = np.asarray(self.books[rows] @ self._weights([favourites]).T, dtype=np.float32)
-        out: F32 = np.log1p(np.float32(LIFT_STRENGTH) * lift[:, 0])
+        weights = np.append(self._weights([favourites])[0], np.float32(0))
+        subjects = self.sorted_subjects[rows]
+        lift = np.zeros(len(subjects), dtype=np.float32)
+        for j in range(subjects.shape[1]):
+            lift = lift + weights[subjects[:, j]]
+        out: F32 = np.log1p(np.float32(LIFT_STRENGTH) * lift)
         return out
 
     def dense(self, favourites: Sequence[int]) -> F32:
