@@ -113,15 +113,6 @@ class Bundle:
             raise NotFound(f"book {book_id!r} is not in model {self.version}")
         return row
 
-    def user(self, user_id: str) -> int:
-        row = self.user_row.get(user_id)
-        if row is None:
-            raise NotFound(
-                f"user {user_id!r} has no history in model {self.version}; "
-                "use ColdStart for new users"
-            )
-        return row
-
     def rated_items(self, user: int) -> I32:
         start, end = self.user_items_indptr[user], self.user_items_indptr[user + 1]
         return self.user_items_indices[start:end]
