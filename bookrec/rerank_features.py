@@ -106,7 +106,8 @@ def compute(table: ItemTable, user: UserContext, cand: I32, als_scores: F32) -> 
     out[:, 2] = table.subject_vectors[cand] @ user.subject_vector
     fav = user.favourite_subjects[user.favourite_subjects >= 0]
     subj = table.book_subjects[cand]
-    out[:, 3] = (np.isin(subj, fav) & (subj >= 0)).sum(axis=1) if len(fav) else 0.0
+    # A broadcast compare against <= 5 favourites: several times cheaper than np.isin here.
+    out[:, 3] = (subj[:, :, None] == fav[None, None, :]).any(axis=2).sum(axis=1) if len(fav) else 0
     out[:, 4] = np.log1p(table.count[cand])
     out[:, 5] = table.mean[cand]
     out[:, 6] = table.std[cand]

@@ -25,7 +25,7 @@ def cluster_of(item: int) -> int:
     return item // PER_CLUSTER
 
 
-def fake_bundle(version: str = "20260101T000000Z-00000000") -> Bundle:
+def fake_bundle(version: str = "20260101T000000Z-00000000", history_order: int = 1) -> Bundle:
     rng = np.random.default_rng(7)
     n = CLUSTERS * PER_CLUSTER
     centers = np.eye(DIM, dtype=np.float32)[:CLUSTERS] * 2.0
@@ -36,7 +36,7 @@ def fake_bundle(version: str = "20260101T000000Z-00000000") -> Bundle:
     items[~in_als] = 0.0
     users = centers[np.arange(USERS) % CLUSTERS].astype(np.float32)
     rated = [
-        np.array([c * PER_CLUSTER + j for j in (0, 1, 2)], np.int32)
+        np.array([c * PER_CLUSTER + j for j in (0, 1, 2)][::history_order], np.int32)
         for c in np.arange(USERS) % CLUSTERS
     ]
     indptr = np.zeros(USERS + 1, np.int64)

@@ -165,3 +165,11 @@ def test_cold_start_threshold_search_equals_the_exact_blend(
         want = np.sort(exact[allowed])[::-1][:k]
         np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
         assert all(allowed[page])
+
+
+def test_an_unsorted_history_is_refused() -> None:
+    """Recommend's exclusion of rated books relies on each user's list being sorted."""
+    from bookrec.artifact import ArtifactError
+
+    with pytest.raises(ArtifactError, match="not sorted"):
+        fake_bundle(history_order=-1)

@@ -191,6 +191,10 @@ class Bundle:
             if not finite:
                 raise ArtifactError(f"{path}/{name}.npy holds NaN or inf")
         n_books = len(arr("popularity"))
+        indptr, indices = arr("user_items_indptr"), arr("user_items_indices")
+        falls = np.flatnonzero(np.diff(indices) <= 0) + 1  # where a row may start again
+        if not np.isin(falls, indptr).all():
+            raise ArtifactError(f"{path}: user_items_indices are not sorted within each user")
         book_ids = strings("book_ids")
         titles = strings("titles")
         authors = strings("authors")

@@ -64,6 +64,8 @@ def recommend(
 def _user_vector(bundle: Bundle, user: int, fresh: Mapping[str, int]) -> tuple[F32, I32]:
     """The trained vector, or one re-solved with the new ratings; and all rated books."""
     rated = bundle.rated_items(user)
+    if not fresh:
+        return np.asarray(bundle.user_factors[user]), rated
     rows = np.array([bundle.book_row[b] for b in fresh], dtype=np.int32)
     new = ~np.isin(rows, rated)
     if not new.any():

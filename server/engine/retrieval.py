@@ -20,18 +20,27 @@ F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
 
 
+def _member(values: npt.NDArray[np.int64], sorted_set: I32) -> npt.NDArray[np.bool_]:
+    """``np.isin`` for a sorted set (a user's rated books are): one binary search each."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    out: npt.NDArray[np.bool_] = sorted_set[pos] == values
+    return out
+
+
 def candidates(
     bundle: Bundle, vector: F32, n: int, exclude: I32, mask: BoolMask | None
 ) -> tuple[I32, F32]:
-    """Up to ``n`` books by descending ALS score, never one in ``exclude`` or outside
-    ``mask`` or without an ALS vector; with their scores."""
+    """Up to ``n`` books by descending ALS score, never one in ``exclude`` (sorted) or
+    outside ``mask`` or without an ALS vector; with their scores."""
     if mask is None:
         want = n + len(exclude)
         _, ids = bundle.retrieval_index.search(
             np.ascontiguousarray(vector[None, :], dtype=np.float32), min(want, bundle.n_books)
         )
         found = ids[0]
-        keep = (found >= 0) & ~np.isin(found, exclude)
+        keep = (found >= 0) & ~_member(found, exclude)
         keep[keep] &= np.asarray(bundle.item_in_als)[found[keep]]
         if keep.sum() >= n or want >= bundle.n_books:
             # Exact scores: a quantised index only decides which rows come back.
