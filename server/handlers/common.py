@@ -125,8 +125,9 @@ R = TypeVar("R")
 
 
 async def offload(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Engine and disk work runs in the thread pool: the event loop keeps accepting
-    calls (and health checks) while numpy, FAISS or fsync work."""
+    """Unbounded or blocking work (title search over the catalogue, fsync, model loads)
+    runs in the thread pool, so the event loop keeps accepting calls meanwhile. The
+    bounded recommendation pipelines run inline (see handlers/recommender.py)."""
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 

@@ -20,7 +20,6 @@ from server.handlers.common import (
     check_id,
     check_unit,
     filters_of,
-    offload,
     rpc,
     scored_messages,
     source_of,
@@ -36,6 +35,13 @@ _MODES = {
 
 
 class Recommender(pb_grpc.RecommenderServiceServicer):
+    """The three pipelines run on the event loop itself, not in a thread: each is bounded
+    (a few ms of native code at 300k books), and a thread hand-off made every GIL
+    release a wait for the loop thread. Measured at 300k books, Recommend at 273/s:
+    p50 4.68 -> 3.89 ms, p99 18.9 -> 11.8 ms; at 549/s p99 49.6 -> 20.6 ms. Unbounded
+    or blocking work (title search, fsync, model loads) still goes through ``offload``.
+    """
+
     def __init__(self, models: ModelManager, personal: Personal) -> None:
         self.models = models
         self.personal = personal
@@ -48,9 +54,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         bundle = self.models.current()
         query_key = f"recommend|{user_id}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, query_key)
-        ranked = await offload(
-            self.personal.recommend, bundle, user_id, k, filters, request.explain, offset
-        )
+        ranked = self.personal.recommend(bundle, user_id, k, filters, request.explain, offset)
         next_token = (
             paging.make_token(bundle.version, query_key, offset + k) if ranked.has_more else ""
         )
@@ -74,8 +78,8 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
                 raise InvalidArgument("weight is only meaningful with mode SIMILAR_MODE_HYBRID")
             weight = check_unit("weight", request.weight)
         bundle = self.models.current()
-        ranked = await offload(
-            similar, bundle, book_id, k, mode, weight, filters_of(request.filters), request.explain
+        ranked = similar(
+            bundle, book_id, k, mode, weight, filters_of(request.filters), request.explain
         )
         return pb.SimilarResponse(
             items=scored_messages(bundle, ranked),
@@ -90,8 +94,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         if request.HasField("popularity_weight"):
             weight = check_unit("popularity_weight", request.popularity_weight)
         bundle = self.models.current()
-        ranked = await offload(
-            cold_start,
+        ranked = cold_start(
             bundle,
             list(request.favourite_subjects),
             weight,
