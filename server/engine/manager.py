@@ -56,6 +56,7 @@ class ModelManager:
         self._current: Bundle | None = None
         self._status: dict[str, VersionStatus] = {}
         self._load_lock = threading.Lock()
+        self.loading = False  # a load is running in this process (handlers read it)
         self.last_decision = ""
         # The lease tells the trainer's retention which version this process serves.
         self.lease_holder = f"{socket.gethostname()}-{os.getpid()}"
@@ -105,6 +106,7 @@ class ModelManager:
         version = path.name
         self._status[version] = VersionStatus(version, State.LOADING)
         start = time.perf_counter()
+        self.loading = True
         try:
             bundle = Bundle.open(path)
             run_warmup(bundle)
@@ -112,6 +114,8 @@ class ModelManager:
             self._status[version] = VersionStatus(version, State.FAILED, str(e))
             log.error("model load failed", extra=kv(version=version, error=str(e)))
             return False
+        finally:
+            self.loading = False
         # The bundle's id maps are ~10^6 long-lived objects: out of the cyclic collector's
         # sight, later collections (one runs every few hundred allocations) stay short.
         gc.freeze()

@@ -14,6 +14,7 @@ from bookrec.v1 import common_pb2 as pb
 from server.engine import types as t
 from server.engine.bundle import Bundle
 from server.engine.errors import EngineError, InvalidArgument, NoModel, NotFound
+from server.engine.manager import ModelManager
 
 log = logging.getLogger("server.handlers")
 
@@ -129,6 +130,17 @@ async def offload(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     runs in the thread pool, so the event loop keeps accepting calls meanwhile. The
     bounded recommendation pipelines run inline (see handlers/recommender.py)."""
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def pipeline(
+    models: ModelManager, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """A bounded recommendation pipeline: on the event loop itself, except while this
+    process loads a model, when the loader competes for the GIL and the loop must keep
+    turning between its stretches (see handlers/recommender.py)."""
+    if models.loading:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
 
 
 Req = TypeVar("Req")

@@ -20,6 +20,7 @@ from server.handlers.common import (
     check_id,
     check_unit,
     filters_of,
+    pipeline,
     rpc,
     scored_messages,
     source_of,
@@ -35,11 +36,12 @@ _MODES = {
 
 
 class Recommender(pb_grpc.RecommenderServiceServicer):
-    """The three pipelines run on the event loop itself, not in a thread: each is bounded
-    (a few ms of native code at 300k books), and a thread hand-off made every GIL
-    release a wait for the loop thread. Measured at 300k books, Recommend at 273/s:
-    p50 4.68 -> 3.89 ms, p99 18.9 -> 11.8 ms; at 549/s p99 49.6 -> 20.6 ms. Unbounded
-    or blocking work (title search, fsync, model loads) still goes through ``offload``.
+    """The three pipelines run on the event loop itself (``pipeline``), not in a thread:
+    each is bounded (a few ms of native code at 300k books), and a thread hand-off made
+    every GIL release a wait for the loop thread. Measured at 300k books, Recommend at
+    273/s: p50 4.68 -> 3.82 ms, p99 18.9 -> 11.9 ms; 647/s at saturation. While this
+    process loads a model they go to threads again, so the loop keeps turning between
+    the loader's stretches of GIL.
     """
 
     def __init__(self, models: ModelManager, personal: Personal) -> None:
@@ -54,7 +56,16 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         bundle = self.models.current()
         query_key = f"recommend|{user_id}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, query_key)
-        ranked = self.personal.recommend(bundle, user_id, k, filters, request.explain, offset)
+        ranked = await pipeline(
+            self.models,
+            self.personal.recommend,
+            bundle,
+            user_id,
+            k,
+            filters,
+            request.explain,
+            offset,
+        )
         next_token = (
             paging.make_token(bundle.version, query_key, offset + k) if ranked.has_more else ""
         )
@@ -78,8 +89,16 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
                 raise InvalidArgument("weight is only meaningful with mode SIMILAR_MODE_HYBRID")
             weight = check_unit("weight", request.weight)
         bundle = self.models.current()
-        ranked = similar(
-            bundle, book_id, k, mode, weight, filters_of(request.filters), request.explain
+        ranked = await pipeline(
+            self.models,
+            similar,
+            bundle,
+            book_id,
+            k,
+            mode,
+            weight,
+            filters_of(request.filters),
+            request.explain,
         )
         return pb.SimilarResponse(
             items=scored_messages(bundle, ranked),
@@ -94,7 +113,9 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         if request.HasField("popularity_weight"):
             weight = check_unit("popularity_weight", request.popularity_weight)
         bundle = self.models.current()
-        ranked = cold_start(
+        ranked = await pipeline(
+            self.models,
+            cold_start,
             bundle,
             list(request.favourite_subjects),
             weight,
