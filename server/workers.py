@@ -84,6 +84,7 @@ def supervise(cfg: ServerConfig, argv: Sequence[str]) -> int:
     port = held.getsockname()[1]
     worker_argv = _worker_argv(argv, port)
     stopping = threading.Event()
+    workers: list[_Worker] = []  # the signal handler may run before they all start
 
     def on_signal(signum: int, _frame: object) -> None:
         stopping.set()
@@ -93,7 +94,8 @@ def supervise(cfg: ServerConfig, argv: Sequence[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    workers = [_Worker(worker_argv, relay=i == 0) for i in range(n)]
+    for i in range(n):
+        workers.append(_Worker(worker_argv, relay=i == 0))
     if not all("listening on" in w.first_line for w in workers):
         log.error("a worker failed to start; see its log above")
         on_signal(signal.SIGTERM, None)
