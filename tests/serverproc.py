@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class ServerProcess:
     target: str
     feedback_log: Path
     log: Path
+    started: float = field(default_factory=time.monotonic)
 
     def wait_health(self, want: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -4,6 +4,8 @@ and roll back every worker through AdminService."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ from bookrec.v1 import admin_pb2, recommender_pb2
 from bookrec.v1.admin_pb2_grpc import AdminServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from server.engine.bundle import Bundle
+from server.workers import MIN_UPTIME_SECONDS
 from tests.serverproc import ServerProcess, running_server
 
 TOKEN = "s3cret"
@@ -147,3 +150,26 @@ def test_admin_rollback_pin_and_unpin_reach_every_worker(
             == new
         )
         wait_until(lambda: serving_versions(server.target) == {new})
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_that_dies_is_replaced(server: ServerProcess) -> None:
+    def pids() -> set[int]:
+        seen = set()
+        for _ in range(16):
+            with channel(server.target) as ch:
+                try:
+                    status = AdminServiceStub(ch).GetStatus(admin_pb2.GetStatusRequest())
+                except grpc.RpcError:  # a connection queued on the killed worker's socket
+                    continue
+                seen.add(status.worker_pid)
+        return seen
+
+    first = pids()
+    assert len(first) == 2
+    # The supervisor gives up on a worker that dies young (a broken build); be older.
+    time.sleep(max(0.0, MIN_UPTIME_SECONDS + 1 - (time.monotonic() - server.started)))
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: len(pids() - {victim}) == 2, timeout=60)
+    assert server.proc.poll() is None
