@@ -186,6 +186,20 @@ class StringColumn:
         start, end = int(self._offsets[i]), int(self._offsets[i + 1])
         return bytes(self._blob[start:end]).decode("utf-8")
 
+    def fixed_width(self) -> npt.NDArray[np.bytes_]:
+        """Every row as one fixed-width bytes array (numpy ``S`` dtype), built without a
+        Python object per row: what id lookups and grouping need, in a few numpy calls.
+        (``S`` drops trailing NUL bytes, which no id or name holds.)"""
+        lengths = np.diff(self._offsets)
+        width = max(1, int(lengths.max(initial=0)))
+        first, last = int(self._offsets[0]), int(self._offsets[-1])
+        row_of = np.repeat(np.arange(len(lengths)), lengths)
+        column = np.arange(last - first) - (self._offsets[:-1] - first)[row_of]
+        rows = np.zeros((len(lengths), width), dtype=np.uint8)
+        rows[row_of, column] = self._blob[first:last]
+        out: npt.NDArray[np.bytes_] = rows.view(f"S{width}").ravel()
+        return out
+
     def to_list(self) -> list[str]:
         raw = bytes(self._blob)
         offs = self._offsets.tolist()

@@ -11,6 +11,7 @@ the FAISS indexes are read with IO_FLAG_MMAP.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,30 @@ from bookrec import artifact, cold_score, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
 from bookrec.pooling import normalise
 from server.engine.errors import InvalidArgument, NotFound
+from server.engine.ids import IdIndex, group_ids
 from server.engine.models import Reranker, SubjectSpace
 from server.engine.scan import all_finite, gram_and_finite
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
+
+
+class SearchText:
+    """Lower-case "title author" per book for SearchBooks, built on the first search:
+    300k Python strings are not worth building (under the GIL, while the worker is
+    serving) for a model that may never be searched."""
+
+    def __init__(self, titles: StringColumn, authors: StringColumn) -> None:
+        self._titles, self._authors = titles, authors
+        self._rows: tuple[str, ...] | None = None
+        self._lock = threading.Lock()
+
+    def rows(self) -> tuple[str, ...]:
+        with self._lock:
+            if self._rows is None:
+                pairs = zip(self._titles.to_list(), self._authors.to_list(), strict=True)
+                self._rows = tuple(f"{t} {a}".lower() for t, a in pairs)
+            return self._rows
 
 
 @dataclass(frozen=True)
@@ -84,10 +104,10 @@ class Bundle:
     retrieval_index: Any  # inner product over item_factors (Recommend candidates)
     als: AlsSettings
     yty: npt.NDArray[np.float64]  # Gram matrix of the item factors, for fold-in
-    book_row: dict[str, int]
-    user_row: dict[str, int]
+    book_row: IdIndex  # external book id -> item_idx
+    user_row: IdIndex  # external user id -> user row
     subject_lookup: dict[str, int]  # lower-case id or name -> subject_idx
-    search_text: tuple[str, ...]  # lower-case "title author" per book
+    search_text: SearchText  # lower-case "title author" per book, built on first search
     subjects: SubjectSpace
     reranker: Reranker | None  # present when the trainer decided to serve it
     prior01: F32  # popularity rescaled to [0, 1], the cold-start blend's scale
@@ -223,7 +243,6 @@ class Bundle:
         id_list, name_list = subject_ids.to_list(), subject_names.to_list()
         lookup = {n.lower(): i for i, n in enumerate(name_list)}
         lookup.update({s.lower(): i for i, s in enumerate(id_list)})
-        title_list, author_list = titles.to_list(), authors.to_list()
         params = manifest.params
         space = SubjectSpace(
             pooling=str(params["subject_pooling"]),
@@ -243,10 +262,8 @@ class Bundle:
             reranker = Reranker(
                 booster=lightgbm.Booster(model_str=reranker_model),
                 table=rerank_features.ItemTable(
-                    author_id=rerank_features.dense_ids(
-                        author_list, none=rerank_features.UNKNOWN_AUTHOR
-                    ),
-                    series_id=rerank_features.dense_ids(strings("series").to_list()),
+                    author_id=group_ids(authors, none=rerank_features.UNKNOWN_AUTHOR),
+                    series_id=group_ids(strings("series")),
                     series_volume=arr("series_volume"),
                     book_subjects=book_subjects,
                     subject_vectors=space.book_vectors,
@@ -291,12 +308,10 @@ class Bundle:
             retrieval_index=indexes["retrieval_index"],
             als=AlsSettings.of(params),
             yty=yty,
-            book_row={b: i for i, b in enumerate(book_ids.to_list())},
-            user_row={u: i for i, u in enumerate(strings("user_ids").to_list())},
+            book_row=IdIndex(book_ids),
+            user_row=IdIndex(strings("user_ids")),
             subject_lookup=lookup,
-            search_text=tuple(
-                f"{t} {a}".lower() for t, a in zip(title_list, author_list, strict=True)
-            ),
+            search_text=SearchText(titles, authors),
             subjects=space,
             reranker=reranker,
             prior01=((popularity - popularity.min()) / span).astype(np.float32),

@@ -15,7 +15,7 @@ def search_books(bundle: Bundle, query: str, filters: Filters) -> list[int]:
     mask = allowed_mask(bundle, filters)
     hits = [
         i
-        for i, text in enumerate(bundle.search_text)
+        for i, text in enumerate(bundle.search_text.rows())
         if all(w in text for w in words) and (mask is None or mask[i])
     ]
     pop = np.asarray(bundle.popularity)
