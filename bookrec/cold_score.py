@@ -107,16 +107,6 @@ class SubjectLift:
         out: F32 = np.log1p(np.float32(LIFT_STRENGTH) * acc)
         return out
 
-    def touched(self, favourites: Sequence[int]) -> npt.NDArray[np.int64]:
-        """Books carrying at least one of the favourites (the others' lift is 0), sorted."""
-        members = _members(favourites)
-        ip, idx = self.by_subject.indptr, self.by_subject.indices
-        parts = [idx[ip[s] : ip[s + 1]] for s in members.tolist()]
-        return np.unique(np.concatenate(parts)).astype(np.int64) if parts else _NONE
-
-
-_NONE = np.empty(0, dtype=np.int64)
-
 
 def _members(subjects: Sequence[int]) -> npt.NDArray[np.int64]:
     members = np.unique(np.asarray(list(subjects), dtype=np.int64))
