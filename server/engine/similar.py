@@ -54,7 +54,8 @@ def similar(
         # No learned subject vector (the book was not in the training split): its listed
         # subjects still say what it is about.
         scores = subject_scores(bundle, bundle.subjects_of(item))
-        scores = np.where(scores > 0, scores, -np.inf).astype(np.float32)
+        cand = np.flatnonzero(scores > 0)
+        values = scores[cand]
         source = Source.SUBJECT
     else:
         cand = np.empty(0, dtype=np.int64)
@@ -62,26 +63,32 @@ def similar(
             cand = _search(bundle.item_index, als_query, n)
         if mode is not SimilarMode.ALS:
             cand = np.union1d(cand, _search(bundle.subject_index, subject_query, n))
+        cand = np.unique(cand)  # ascending ids: ties go to the lower id, as everywhere
         if mode is not SimilarMode.SUBJECT:
             cand = cand[np.asarray(bundle.item_in_als)[cand]]
-        # Exact scores on the union of both indexes' candidates.
-        als = np.asarray(bundle.unit(cand) @ als_query, dtype=np.float32)
-        subj = np.asarray(bundle.subjects.book_vectors[cand] @ subject_query, dtype=np.float32)
+        # Exact scores on the union of both indexes' candidates; a zero weight's part
+        # is not computed.
         w = {SimilarMode.ALS: 1.0, SimilarMode.SUBJECT: 0.0}.get(mode, weight)
-        scores = np.full(bundle.n_books, -np.inf, dtype=np.float32)
-        scores[cand] = w * als + (1.0 - w) * subj
+        values = np.zeros(len(cand), dtype=np.float32)
+        if w > 0:
+            values = w * np.asarray(bundle.unit(cand) @ als_query, dtype=np.float32)
+        if w < 1:
+            subj = np.asarray(bundle.subjects.book_vectors[cand] @ subject_query, np.float32)
+            values = values + (1.0 - w) * subj
         source = {
             SimilarMode.ALS: Source.ALS,
             SimilarMode.SUBJECT: Source.SUBJECT,
             SimilarMode.HYBRID: Source.HYBRID,
         }[mode]
-    scores[item] = -np.inf
+    keep = cand != item
     if mask is not None:
-        scores[~mask] = -np.inf
-    page = top_k(scores, k)
+        keep &= mask[cand]
+    cand, values = cand[keep], values[keep]
+    best = top_k(values, k)
+    page, scores = cand[best], values[best]
     items = [
-        Scored(int(i), float(scores[i]), n + 1, _reasons(bundle, item, int(i)) if explain else ())
-        for n, i in enumerate(page)
+        Scored(int(i), float(v), n + 1, _reasons(bundle, item, int(i)) if explain else ())
+        for n, (i, v) in enumerate(zip(page, scores, strict=True))
     ]
     return RankedList(items, source)
 
