@@ -7,7 +7,6 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -20,7 +19,7 @@ from server.engine.bundle import Bundle
 from server.engine.foldin import RatingsOverlay, fold_in
 from server.engine.recommend import _user_vector
 from server.engine.scan import gram_and_finite
-from tests.serverproc import running_server
+from tests.serverproc import own_connection, running_server
 
 
 def test_fold_in_is_implicits_exact_user_solve() -> None:
@@ -97,8 +96,9 @@ def test_rating_a_series_lifts_the_rest_of_it(tiny_artifact: Path) -> None:
     user_id, to_rate, rest = _series_probe(bundle)
     user = bundle.user_row[user_id]
     before, _ = _user_vector(bundle, user, {})
-    after, rated = _user_vector(bundle, user, dict.fromkeys(to_rate, 10))
-    assert {bundle.book_row[b] for b in to_rate} <= set(rated.tolist())
+    rows = [bundle.book_row[b] for b in to_rate]
+    after, rated = _user_vector(bundle, user, dict.fromkeys(rows, 10))
+    assert set(rows) <= set(rated.tolist())
     ranks_before, ranks_after = _ranks(bundle, before, rest), _ranks(bundle, after, rest)
     assert np.median(ranks_after) < 0.5 * np.median(ranks_before), (ranks_before, ranks_after)
 
@@ -117,10 +117,7 @@ def test_rate_book_changes_the_next_recommend_on_every_worker(
 
     with running_server(tiny_artifact.parent, tmp_path, workers=2) as srv:
         # Separate channels land on either worker: the rating must reach both.
-        channels = [
-            grpc.insecure_channel(srv.target, options=[("grpc.use_local_subchannel_pool", 1)])
-            for _ in range(6)
-        ]
+        channels = [own_connection(srv.target) for _ in range(6)]
         request = recommender_pb2.RecommendRequest(user_id=user_id, k=100)
         before = [RecommenderServiceStub(ch).Recommend(request) for ch in channels]
         feedback = FeedbackServiceStub(channels[0])

@@ -37,7 +37,11 @@ def recommend(
     offset: int = 0,
     new_ratings: Mapping[str, int] | None = None,
 ) -> RankedList:
-    fresh = {b: r for b, r in (new_ratings or {}).items() if b in bundle.book_row}
+    fresh: dict[int, int] = {}  # item_idx -> rating, for books this model knows
+    for book_id, rating in (new_ratings or {}).items():
+        row = bundle.book_row.get(book_id)
+        if row is not None:
+            fresh[row] = rating
     user = bundle.user_row.get(user_id)
     if user is None:
         return _new_user(bundle, fresh, k, filters, explain, offset)
@@ -61,12 +65,12 @@ def recommend(
     return RankedList(items, source, has_more=len(best) > offset + k)
 
 
-def _user_vector(bundle: Bundle, user: int, fresh: Mapping[str, int]) -> tuple[F32, I32]:
+def _user_vector(bundle: Bundle, user: int, fresh: Mapping[int, int]) -> tuple[F32, I32]:
     """The trained vector, or one re-solved with the new ratings; and all rated books."""
     rated = bundle.rated_items(user)
     if not fresh:
         return np.asarray(bundle.user_factors[user]), rated
-    rows = np.array([bundle.book_row[b] for b in fresh], dtype=np.int32)
+    rows = np.array(list(fresh), dtype=np.int32)
     new = ~np.isin(rows, rated)
     if not new.any():
         return np.asarray(bundle.user_factors[user]), rated
@@ -85,18 +89,16 @@ def _user_vector(bundle: Bundle, user: int, fresh: Mapping[str, int]) -> tuple[F
 
 def _new_user(
     bundle: Bundle,
-    fresh: Mapping[str, int],
+    fresh: Mapping[int, int],
     k: int,
     filters: Filters,
     explain: bool,
     offset: int,
 ) -> RankedList:
-    counts: Counter[int] = Counter(
-        int(s) for b in fresh for s in bundle.subjects_of(bundle.book_row[b])
-    )
+    counts: Counter[int] = Counter(int(s) for row in fresh for s in bundle.subjects_of(row))
     favourites = [bundle.subject_ids[s] for s, _ in counts.most_common(NEW_USER_SUBJECTS)]
     unrated = Filters(
-        exclude_book_ids=filters.exclude_book_ids | frozenset(fresh),
+        exclude_book_ids=filters.exclude_book_ids | {bundle.book_ids[row] for row in fresh},
         subject_ids=filters.subject_ids,
         min_year=filters.min_year,
         max_year=filters.max_year,

@@ -44,15 +44,17 @@ def candidates(
         keep[keep] &= np.asarray(bundle.item_in_als)[found[keep]]
         if keep.sum() >= n or want >= bundle.n_books:
             # Exact scores: a quantised index only decides which rows come back.
-            rows = found[keep]
-            exact = np.asarray(bundle.item_factors[rows] @ vector, dtype=np.float32)
-            best = top_k(exact, n)
-            return rows[best].astype(np.int32), exact[best]
+            return _best_exact(bundle, vector, found[keep], n)
     allowed = np.asarray(bundle.item_in_als).copy()
     if mask is not None:
         allowed &= mask
     allowed[exclude] = False
-    rows = np.flatnonzero(allowed)
+    return _best_exact(bundle, vector, np.flatnonzero(allowed), n)
+
+
+def _best_exact(
+    bundle: Bundle, vector: F32, rows: npt.NDArray[np.int64], n: int
+) -> tuple[I32, F32]:
     exact = np.asarray(bundle.item_factors[rows] @ vector, dtype=np.float32)
     best = top_k(exact, n)
     return rows[best].astype(np.int32), exact[best]
