@@ -5,7 +5,7 @@ maps, run warm-up queries); it runs in a worker thread, never on the event
 loop. Once open a bundle is never mutated, so any number of requests may read
 it concurrently without locks. Arrays are ``np.load(mmap_mode="r")`` views, so
 every worker process on the machine shares one copy through the page cache;
-the FAISS indexes are read with IO_FLAG_MMAP.
+flat and IVF FAISS indexes are read with IO_FLAG_MMAP, HNSW ones into memory.
 """
 
 from __future__ import annotations
@@ -210,7 +210,10 @@ class Bundle:
         ):
             if not finite:
                 raise ArtifactError(f"{path}/{name}.npy holds NaN or inf")
-        n_books = len(arr("popularity"))
+        popularity = np.asarray(arr("popularity"))
+        rating_count = arr("rating_count")
+        series = strings("series")
+        n_books = len(popularity)
         indptr, indices = arr("user_items_indptr"), arr("user_items_indices")
         falls = np.flatnonzero(np.diff(indices) <= 0) + 1  # where a row may start again
         if not np.isin(falls, indptr).all():
@@ -253,8 +256,6 @@ class Bundle:
             },
             book_vectors=arr("book_subject_vectors"),
         )
-        popularity = np.asarray(arr("popularity"))
-        span = max(float(popularity.max() - popularity.min()), 1e-9)
         reranker = None
         if reranker_model is not None:
             import lightgbm
@@ -263,13 +264,13 @@ class Bundle:
                 booster=lightgbm.Booster(model_str=reranker_model),
                 table=rerank_features.ItemTable(
                     author_id=group_ids(authors, none=rerank_features.UNKNOWN_AUTHOR),
-                    series_id=group_ids(strings("series")),
+                    series_id=group_ids(series),
                     series_volume=arr("series_volume"),
                     book_subjects=book_subjects,
                     subject_vectors=space.book_vectors,
                     year_bucket=rerank_features.year_buckets(arr("year")),
                     prior=popularity,
-                    count=arr("rating_count"),
+                    count=rating_count,
                     mean=arr("mean_rating"),
                     std=arr("book_rating_std"),
                 ),
@@ -283,11 +284,11 @@ class Bundle:
             item_factors=item_factors,
             item_in_als=arr("item_in_als"),
             user_factors=user_factors,
-            user_items_indptr=arr("user_items_indptr"),
-            user_items_indices=arr("user_items_indices"),
+            user_items_indptr=indptr,
+            user_items_indices=indices,
             user_items_confidence=arr("user_items_confidence"),
-            popularity=arr("popularity"),
-            rating_count=arr("rating_count"),
+            popularity=popularity,
+            rating_count=rating_count,
             mean_rating=arr("mean_rating"),
             year=arr("year"),
             series_volume=arr("series_volume"),
@@ -299,7 +300,7 @@ class Bundle:
             book_ids=book_ids,
             titles=titles,
             authors=authors,
-            series=strings("series"),
+            series=series,
             isbns=strings("isbns"),
             subject_ids=subject_ids,
             subject_names=subject_names,
@@ -314,10 +315,10 @@ class Bundle:
             search_text=SearchText(titles, authors),
             subjects=space,
             reranker=reranker,
-            prior01=((popularity - popularity.min()) / span).astype(np.float32),
+            prior01=cold_score.rescale_prior(popularity),
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
             prior_order=np.argsort(-popularity, kind="stable"),
-            subject_lift=cold_score.SubjectLift(book_subjects, arr("rating_count"), len(idf)),
+            subject_lift=cold_score.SubjectLift(book_subjects, rating_count, len(idf)),
         )
         return bundle
 

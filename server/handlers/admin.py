@@ -51,7 +51,7 @@ class Admin(pb_grpc.AdminServiceServicer):
     @rpc
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
         return pb.GetStatusResponse(
-            serving_version=self.models.current().version if self.models.ready else "",
+            serving_version=self.models.serving_version or "",
             pinned_version=self.models.pinned or "",
             versions=[
                 pb.ModelVersionStatus(version=s.version, state=_STATE[s.state], error=s.error)
