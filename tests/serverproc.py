@@ -47,6 +47,12 @@ class ServerProcess:
         return self.proc.wait(timeout=timeout)
 
 
+def own_connection(target: str) -> grpc.Channel:
+    """A channel with a private subchannel pool, so it opens its own connection and the
+    kernel may land it on any worker of a multi-process server."""
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
 @contextmanager
 def running_server(
     artifacts: Path, workdir: Path, workers: int = 1, admin_token: str = ""

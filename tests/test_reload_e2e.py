@@ -21,7 +21,7 @@ from bookrec.v1.admin_pb2_grpc import AdminServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from server.engine.bundle import Bundle
 from server.workers import MIN_UPTIME_SECONDS
-from tests.serverproc import ServerProcess, running_server
+from tests.serverproc import ServerProcess, own_connection, running_server
 
 TOKEN = "s3cret"
 CLIENTS = 6
@@ -34,12 +34,6 @@ def server(artifact_root: Path, tmp_path: Path) -> Iterator[ServerProcess]:
         assert srv.stop() == 0
 
 
-def channel(target: str) -> grpc.Channel:
-    # A private subchannel pool: each client gets its own connection, so the kernel
-    # spreads them over both workers.
-    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-
-
 class Client(threading.Thread):
     """Calls all three RPCs in a loop, recording each reply's version or error code."""
 
@@ -50,7 +44,7 @@ class Client(threading.Thread):
         self.errors: list[str] = []
 
     def run(self) -> None:
-        with channel(self.target) as ch:
+        with own_connection(self.target) as ch:
             stub = RecommenderServiceStub(ch)
             while not self.stop.is_set():
                 try:
@@ -95,10 +89,10 @@ def test_publishing_under_load_fails_no_request(artifact_root: Path, server: Ser
     for c in clients:
         assert c.errors == []
         assert c.changes() == [old, new], "each client moves from old to new exactly once"
-    with channel(server.target) as ch:
+    with own_connection(server.target) as ch:
         pids = {AdminServiceStub(ch).GetStatus(admin_pb2.GetStatusRequest()).worker_pid}
     for _ in range(20):  # every worker swapped, whichever answers
-        with channel(server.target) as ch:
+        with own_connection(server.target) as ch:
             status = AdminServiceStub(ch).GetStatus(admin_pb2.GetStatusRequest())
         assert status.serving_version == new
         pids.add(status.worker_pid)
@@ -108,7 +102,7 @@ def test_publishing_under_load_fails_no_request(artifact_root: Path, server: Ser
 def serving_versions(target: str) -> set[str]:
     out = set()
     for _ in range(12):
-        with channel(target) as ch:
+        with own_connection(target) as ch:
             out.add(
                 RecommenderServiceStub(ch)
                 .ColdStart(recommender_pb2.ColdStartRequest())
@@ -124,7 +118,7 @@ def test_admin_rollback_pin_and_unpin_reach_every_worker(
     old = complete_versions(artifact_root)[0].name
     new = publish_copy(artifact_root)
     wait_until(lambda: serving_versions(server.target) == {new})
-    with channel(server.target) as ch:
+    with own_connection(server.target) as ch:
         admin = AdminServiceStub(ch)
         with pytest.raises(grpc.RpcError) as e:
             admin.Rollback(admin_pb2.RollbackRequest())
@@ -157,7 +151,7 @@ def test_a_worker_that_dies_is_replaced(server: ServerProcess) -> None:
     def pids() -> set[int]:
         seen = set()
         for _ in range(16):
-            with channel(server.target) as ch:
+            with own_connection(server.target) as ch:
                 try:
                     status = AdminServiceStub(ch).GetStatus(admin_pb2.GetStatusRequest())
                 except grpc.RpcError:  # a connection queued on the killed worker's socket
