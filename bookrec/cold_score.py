@@ -62,8 +62,6 @@ class SubjectLift:
         # a subject no training interaction reached gets the smallest observed share's lift
         floor = float(share[share > 0].min()) if (share > 0).any() else 1.0
         self.inverse_share = 1.0 / np.maximum(share, floor)
-        self.by_subject = self.books.tocsc()
-        self.by_subject.sort_indices()
         # Each book's subjects in the CSR's (ascending) order, padded with n (weight 0):
         # ``at`` sums them in that order with plain numpy, equal to the CSR product bit
         # for bit and ~10x cheaper than scipy's fancy row indexing for a few hundred rows.
@@ -79,9 +77,7 @@ class SubjectLift:
 
     def __call__(self, favourites: Sequence[Sequence[int]]) -> F32:
         """(len(favourites), n_books) lift; a set without subjects gets zeros."""
-        lift = np.asarray(self.books @ self._weights(favourites).T, dtype=np.float32).T
-        out: F32 = np.log1p(np.float32(LIFT_STRENGTH) * lift)
-        return out
+        return self.of_sums(np.asarray(self.books @ self._weights(favourites).T, np.float32).T)
 
     def at(self, favourites: Sequence[int], rows: npt.NDArray[np.integer]) -> F32:
         """The lift of one favourite set for some books: equal, bit for bit, to the
@@ -92,19 +88,17 @@ class SubjectLift:
         lift = np.zeros(len(subjects), dtype=np.float32)
         for j in range(subjects.shape[1]):
             lift = lift + weights[subjects[:, j]]
-        out: F32 = np.log1p(np.float32(LIFT_STRENGTH) * lift)
-        return out
+        return self.of_sums(lift)
 
-    def dense(self, favourites: Sequence[int]) -> F32:
-        """The lift of every book for one favourite set, summed subject by subject: may
-        differ from ``at`` in the last bit, so use it to choose rows and ``at`` to score
-        them. Costs the books carrying a favourite, not a sort of them."""
+    def weights_of(self, favourites: Sequence[int]) -> dict[int, float]:
+        """What each favourite adds to the lift sum of a book carrying it (``at``'s weights)."""
         members = _members(favourites)
-        acc = np.zeros(self.books.shape[0], dtype=np.float32)
-        ip, idx = self.by_subject.indptr, self.by_subject.indices
-        for s in members.tolist():
-            acc[idx[ip[s] : ip[s + 1]]] += np.float32(self.inverse_share[s] / len(members))
-        out: F32 = np.log1p(np.float32(LIFT_STRENGTH) * acc)
+        return {int(s): float(self.inverse_share[s]) / len(members) for s in members.tolist()}
+
+    @staticmethod
+    def of_sums(sums: F32) -> F32:
+        """The lift of books whose favourites' weights sum to ``sums``."""
+        out: F32 = np.log1p(np.float32(LIFT_STRENGTH) * sums)
         return out
 
 

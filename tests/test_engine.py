@@ -165,6 +165,8 @@ def test_cold_start_threshold_search_equals_the_exact_blend(
         want = np.sort(exact[allowed])[::-1][:k]
         np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
         assert all(allowed[page])
+    # the per-thread lift buffer is left clean for the next request
+    assert not getattr(cs._scratch, "sums", np.zeros(1)).any()
 
 
 def test_an_unsorted_history_is_refused() -> None:

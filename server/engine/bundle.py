@@ -90,7 +90,7 @@ class Bundle:
     book_subjects: I32
     subject_idf: F32
     book_subject_norm: F32  # norm of each book's idf-weighted subject vector
-    subject_books_indptr: npt.NDArray[np.int64]  # subject -> books (CSR)
+    subject_books_indptr: npt.NDArray[np.int64]  # subject -> books (CSR), by descending prior
     subject_books_indices: I32
     book_ids: StringColumn
     titles: StringColumn
@@ -236,8 +236,10 @@ class Bundle:
                 )
         weights = np.where(book_subjects >= 0, idf[np.maximum(book_subjects, 0)], 0.0)
         subj_norm = np.sqrt((weights**2).sum(axis=1)).astype(np.float32)
-        flat_books = np.repeat(np.arange(n_books, dtype=np.int32), book_subjects.shape[1])
-        flat_subj = book_subjects.reshape(-1)
+        prior_order = np.argsort(-popularity, kind="stable")
+        # Each subject's books by descending prior (cold start reads them in that order).
+        flat_books = np.repeat(prior_order.astype(np.int32), book_subjects.shape[1])
+        flat_subj = np.asarray(book_subjects)[prior_order].reshape(-1)
         keep = flat_subj >= 0
         order = np.argsort(flat_subj[keep], kind="stable")
         sb_indices = flat_books[keep][order]
@@ -317,7 +319,7 @@ class Bundle:
             reranker=reranker,
             prior01=cold_score.rescale_prior(popularity),
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
-            prior_order=np.argsort(-popularity, kind="stable"),
+            prior_order=prior_order,
             subject_lift=cold_score.SubjectLift(book_subjects, rating_count, len(idf)),
         )
         return bundle
