@@ -93,7 +93,11 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(name: str, args: argparse.Namespace) -> None:
     load = LoadSettings(
-        channels=args.channels, floor_share=args.floor_share, zipf_s=args.zipf, seed=args.seed
+        channels=args.channels,
+        floor_share=args.floor_share,
+        zipf_s=args.zipf,
+        seed=args.seed,
+        workers=args.workers,
     )
     server = ServerSettings(workers=args.workers, cache_size=args.cache_size)
     shares = parse_mix(args.mix)

@@ -24,6 +24,7 @@ class LoadSettings:
     seed: int = 0
     rpc_timeout: float = DEFAULT_TIMEOUT
     warmup_seconds: float = 1.0
+    workers: int = 1  # server processes to spread the channels over
 
 
 def _factory(
@@ -46,7 +47,7 @@ async def run_open(
     """Open loop at ``rate``/s (floor included) after an unrecorded warm-up."""
     factory, rng = _factory(ids, mix, settings, salt)
     async with ChannelPool(target, settings.channels) as pool:
-        await pool.connect()
+        await pool.connect(workers=settings.workers)
         if settings.warmup_seconds > 0:
             await open_loop(pool, factory, min(rate, 50.0), settings.warmup_seconds, rng)
         return await open_loop(pool, factory, rate, duration, rng, settings.rpc_timeout)
@@ -64,7 +65,7 @@ async def run_closed(
     """Closed loop with ``concurrency`` requests in flight, after an unrecorded warm-up."""
     factory, _ = _factory(ids, mix, settings, salt)
     async with ChannelPool(target, settings.channels) as pool:
-        await pool.connect()
+        await pool.connect(workers=settings.workers)
         if settings.warmup_seconds > 0:
             await closed_loop(pool, factory, concurrency, settings.warmup_seconds)
         return await closed_loop(pool, factory, concurrency, duration, settings.rpc_timeout)

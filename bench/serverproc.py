@@ -25,6 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.common import ROOT
+from bookrec.v1 import admin_pb2, admin_pb2_grpc
 
 DEFAULT_WORKERS = 2
 
@@ -102,12 +103,16 @@ class ServerProcess:
         return rss_bytes(self.tree())
 
     def wait_ready(self, timeout: float = 300.0) -> float:
-        """Seconds until health is SERVING on several fresh connections in a row."""
+        """Seconds until health is SERVING on several fresh connections in a row and
+        every worker has answered one: a worker listens only once its model is loaded,
+        and connections opened before that would all land on the others."""
         start = time.monotonic()
         deadline = start + timeout
         in_a_row = 0
         need = 2 * (self.workers or 1)
-        while in_a_row < need:
+        seen: set[int] = set()
+        # pid 0: a server that cannot say which worker answered; health alone decides
+        while in_a_row < need or (0 not in seen and len(seen) < (self.workers or 1)):
             if self.proc.poll() is not None:
                 raise RuntimeError(
                     f"server exited with {self.proc.returncode}; log:\n{self.log_tail()}"
@@ -115,9 +120,15 @@ class ServerProcess:
             if "model load failed" in self.log_tail(20_000):
                 raise RuntimeError(f"the server refused the artifact; log:\n{self.log_tail()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"server not SERVING after {timeout} s; log:\n{self.log_tail()}")
-            in_a_row = in_a_row + 1 if _serving(self.target) else 0
-            if in_a_row == 0:
+                raise TimeoutError(
+                    f"server not SERVING on {self.workers or 1} worker(s) after {timeout} s "
+                    f"(answered: {len(seen)}); log:\n{self.log_tail()}"
+                )
+            pid = _serving_worker(self.target)
+            in_a_row = in_a_row + 1 if pid is not None else 0
+            if pid is not None:
+                seen.add(pid)
+            else:
                 time.sleep(0.2)
         return time.monotonic() - start
 
@@ -141,15 +152,25 @@ class ServerProcess:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _serving(target: str) -> bool:
+def _serving_worker(target: str) -> int | None:
+    """On a fresh connection: the pid of the worker that answered SERVING (0 from a
+    server without AdminService), or None."""
     options = [("grpc.use_local_subchannel_pool", 1)]
     with grpc.insecure_channel(target, options=options) as ch:
         stub: Any = health_pb2_grpc.HealthStub(ch)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
         except grpc.RpcError:
-            return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+            return None
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            return None
+        try:
+            status = admin_pb2_grpc.AdminServiceStub(ch).GetStatus(
+                admin_pb2.GetStatusRequest(), timeout=2
+            )
+        except grpc.RpcError:
+            return 0
+        return int(status.worker_pid)
 
 
 @contextmanager

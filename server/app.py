@@ -111,8 +111,17 @@ async def serve(
 
     ``started`` receives the bound port once the server accepts calls.
     """
-    models = ModelManager(cfg.artifacts_dir)
-    server = grpc.aio.server(maximum_concurrent_rpcs=cfg.max_concurrent_rpcs or None)
+    models = ModelManager(cfg.artifacts_dir, cfg.compile_reranker)
+    options = []
+    if cfg.max_connection_age_seconds > 0:
+        age_ms = int(cfg.max_connection_age_seconds * 1000)
+        options = [
+            ("grpc.max_connection_age_ms", age_ms),
+            ("grpc.max_connection_age_grace_ms", int(cfg.grace_seconds * 1000)),
+        ]
+    server = grpc.aio.server(
+        options=options, maximum_concurrent_rpcs=cfg.max_concurrent_rpcs or None
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     personal = Personal(RatingsOverlay(cfg.feedback_log), cfg.cache_size)

@@ -32,6 +32,13 @@ class ServerConfig:
     max_concurrent_rpcs: int = 512
     # Finished Recommend lists kept per worker (keyed by model version); 0 disables.
     cache_size: int = 10_000
+    # Seconds after which a client connection is asked to reconnect (GOAWAY; calls in
+    # flight finish): the kernel places whole connections on workers, so this spreads
+    # long-lived clients again after a worker restarts. 0 = never.
+    max_connection_age_seconds: float = 300.0
+    # Compile the reranker's trees to native code (gcc; ~4x faster than LightGBM's
+    # predict, checked equal at load; LightGBM answers when it cannot be done).
+    compile_reranker: bool = True
     # Pin at startup: written to the control file every worker reads.
     pin: str = ""
 
@@ -46,12 +53,20 @@ class ServerConfig:
                 continue
             kind = type(getattr(base, f.name))
             try:
-                updates[f.name] = Path(raw) if kind is Path else kind(raw)
+                updates[f.name] = _parse(kind, raw)
             except ValueError as e:
                 raise SystemExit(
                     f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected {kind.__name__}"
                 ) from e
         return replace(base, **updates)
+
+
+def _parse(kind: type, raw: str) -> Any:
+    if kind is bool:
+        if raw.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+            raise ValueError(raw)
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return Path(raw) if kind is Path else kind(raw)
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
@@ -67,6 +82,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--max-concurrent-rpcs", dest="max_concurrent_rpcs", type=int)
     p.add_argument("--workers", type=int, help="processes on the port, 0 = one per core")
     p.add_argument("--poll-seconds", dest="poll_seconds", type=float)
+    p.add_argument(
+        "--compile-reranker",
+        dest="compile_reranker",
+        action=argparse.BooleanOptionalAction,
+        help="compile the reranker's trees with gcc (default on)",
+    )
+    p.add_argument("--max-connection-age-seconds", dest="max_connection_age_seconds", type=float)
     p.add_argument(
         "--pin",
         dest="pin",

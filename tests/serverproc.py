@@ -55,7 +55,11 @@ def own_connection(target: str) -> grpc.Channel:
 
 @contextmanager
 def running_server(
-    artifacts: Path, workdir: Path, workers: int = 1, admin_token: str = ""
+    artifacts: Path,
+    workdir: Path,
+    workers: int = 1,
+    admin_token: str = "",
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[ServerProcess]:
     """The server's stderr goes to workdir/server.log, ratings to workdir/feedback/."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BOOKREC_ADMIN_TOKEN": admin_token}
@@ -78,6 +82,7 @@ def running_server(
             "5",
             "--workers",
             str(workers),
+            *extra_args,
         ],
         cwd=ROOT,
         env=env,

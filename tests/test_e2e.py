@@ -355,3 +355,32 @@ def test_sigterm_stops_the_process_cleanly(tiny_artifact: Path, tmp_path: Path) 
         assert srv.stop() == 0
     events = [json.loads(line)["event"] for line in srv.log.read_text().splitlines()]
     assert events[-2:] == ["stopping: draining in-flight calls", "stopped"]
+
+
+def test_compiled_reranker_answers_as_lightgbm_does(
+    artifact_root: Path, tmp_path: Path, served_users: list[str]
+) -> None:
+    """The server compiles the reranker's trees (gcc) and serves the lists LightGBM's
+    own predict gives, score for score."""
+    replies = {}
+    for flag in ("--compile-reranker", "--no-compile-reranker"):
+        with running_server(artifact_root, tmp_path / flag, extra_args=(flag,)) as srv:
+            srv.wait_health(health_pb2.HealthCheckResponse.SERVING)
+            with grpc.insecure_channel(srv.target) as ch:
+                stub = RecommenderServiceStub(ch)
+                replies[flag] = []
+                for user in served_users[:5]:
+                    reply = stub.Recommend(recommender_pb2.RecommendRequest(user_id=user, k=10))
+                    assert reply.source == common_pb2.SOURCE_ALS_RERANKED
+                    replies[flag].append([(b.book.book_id, b.score) for b in reply.items])
+            assert srv.stop() == 0
+        available = [
+            json.loads(line)
+            for line in srv.log.read_text().splitlines()
+            if '"model available"' in line
+        ]
+        want = "compiled" if flag == "--compile-reranker" else "lightgbm"
+        assert [e["reranker"] for e in available] == [want]
+    assert replies["--compile-reranker"] == replies["--no-compile-reranker"]
+    assert all(replies["--compile-reranker"])
+    assert list((artifact_root / ".cache").glob("reranker-*.so"))

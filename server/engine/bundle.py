@@ -24,6 +24,7 @@ import numpy.typing as npt
 from bookrec import artifact, cold_score, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
 from bookrec.pooling import normalise
+from server.engine.compiled_trees import compiled_predict, lightgbm_predict
 from server.engine.errors import InvalidArgument, NotFound
 from server.engine.ids import IdIndex, group_ids
 from server.engine.models import Reranker, SubjectSpace
@@ -167,8 +168,9 @@ class Bundle:
         return idx
 
     @staticmethod
-    def open(path: Path, check_hashes: bool = True) -> Bundle:
-        """Verify the directory against its manifest, then assemble the bundle from it."""
+    def open(path: Path, check_hashes: bool = True, compile_cache: Path | None = None) -> Bundle:
+        """Verify the directory against its manifest, then assemble the bundle from it;
+        with ``compile_cache``, the reranker's trees are compiled there (compiled_trees)."""
         manifest = artifact.read_manifest(path)
         artifact.verify(path, manifest, check_hashes)
         reranker_model = None
@@ -188,6 +190,7 @@ class Bundle:
             lambda name: artifact.load_strings(path, manifest, name),
             lambda name: _read_index(path / f"{name}.faiss"),
             reranker_model,
+            compile_cache,
         )
 
     @staticmethod
@@ -198,6 +201,7 @@ class Bundle:
         strings: Callable[[str], StringColumn],
         index: Callable[[str], Any],
         reranker_model: str | None,
+        compile_cache: Path | None = None,
     ) -> Bundle:
         """Check shapes and values, build the lookups; from files (``open``) or from
         memory (tests' fake bundles)."""
@@ -262,8 +266,14 @@ class Bundle:
         if reranker_model is not None:
             import lightgbm
 
+            booster = lightgbm.Booster(model_str=reranker_model)
+            compiled = None
+            if compile_cache is not None:
+                compiled = compiled_predict(booster, reranker_model, compile_cache)
             reranker = Reranker(
-                booster=lightgbm.Booster(model_str=reranker_model),
+                booster=booster,
+                predict=compiled or lightgbm_predict(booster),
+                compiled=compiled is not None,
                 table=rerank_features.ItemTable(
                     author_id=group_ids(authors, none=rerank_features.UNKNOWN_AUTHOR),
                     series_id=group_ids(series),

@@ -51,8 +51,10 @@ class VersionStatus:
 class ModelManager:
     """``current()`` is safe from any thread; loads are serialised by a lock."""
 
-    def __init__(self, artifacts_dir: Path) -> None:
+    def __init__(self, artifacts_dir: Path, compile_reranker: bool = True) -> None:
         self.artifacts_dir = artifacts_dir
+        # Compiled reranker trees live beside the artifacts, shared by the workers.
+        self.compile_cache = artifacts_dir / ".cache" if compile_reranker else None
         self._current: Bundle | None = None
         self._status: dict[str, VersionStatus] = {}
         self._load_lock = threading.Lock()
@@ -113,7 +115,7 @@ class ModelManager:
         start = time.perf_counter()
         self.loading = True
         try:
-            bundle = Bundle.open(path)
+            bundle = Bundle.open(path, compile_cache=self.compile_cache)
             run_warmup(bundle)
         except Exception as e:
             self._status[version] = VersionStatus(version, State.FAILED, str(e))
@@ -139,6 +141,7 @@ class ModelManager:
                 seconds=round(time.perf_counter() - start, 3),
                 books=bundle.n_books,
                 users=len(bundle.user_row),
+                reranker=_reranker_kind(bundle),
             ),
         )
         return True
@@ -175,3 +178,9 @@ class ModelManager:
 
     def close(self) -> None:
         artifact.remove_lease(self.artifacts_dir, self.lease_holder)
+
+
+def _reranker_kind(bundle: Bundle) -> str:
+    if bundle.reranker is None:
+        return "none"
+    return "compiled" if bundle.reranker.compiled else "lightgbm"

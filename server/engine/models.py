@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from bookrec.pooling import pooled_user_vector
 from bookrec.rerank_features import ItemTable, UserContext, compute
+from server.engine.compiled_trees import Predict
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -32,7 +33,9 @@ class SubjectSpace:
 
 @dataclass(frozen=True)
 class Reranker:
-    booster: Any  # lightgbm.Booster; predict is thread-safe for concurrent readers
+    booster: Any  # lightgbm.Booster
+    predict: Predict  # its trees compiled (compiled_trees.py), or its own predict
+    compiled: bool
     table: ItemTable
     user_stats: F32  # (n_users, 3) count, mean, std
     user_favourites: I32  # (n_users, 5)
@@ -51,9 +54,6 @@ class Reranker:
             mean=float(self.user_stats[user, 1]),
             std=float(self.user_stats[user, 2]),
         )
-        pred = np.asarray(
-            self.booster.predict(compute(self.table, ctx, cand, als_scores), num_threads=1),
-            dtype=np.float32,
-        )
+        pred = self.predict(compute(self.table, ctx, cand, als_scores)).astype(np.float32)
         order = np.lexsort((np.arange(len(cand)), -pred))
         return cand[order], pred[order]

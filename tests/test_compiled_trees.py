@@ -1,0 +1,97 @@
+"""The reranker's compiled trees: equal to LightGBM, cached, and never in the way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightgbm
+import numpy as np
+import pytest
+
+from server.engine import compiled_trees
+
+
+@pytest.fixture(scope="module")
+def booster() -> Any:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 6))
+    x[:, 5] = rng.integers(0, 5, 600)  # an integer-valued feature, as counts are
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y = (x[:, 0] + (x[:, 5] > 2) + rng.normal(0, 0.3, 600) > 1).astype(int)
+    data = lightgbm.Dataset(x, y, group=[20] * 30)
+    params = {"objective": "lambdarank", "num_leaves": 7, "verbose": -1, "seed": 0}
+    return lightgbm.train(params, data, num_boost_round=25)
+
+
+def test_compiled_trees_predict_what_lightgbm_predicts(booster: Any, tmp_path: Path) -> None:
+    predict = compiled_trees.compiled_predict(booster, booster.model_to_string(), tmp_path)
+    assert predict is not None
+    rng = np.random.default_rng(1)
+    rows = np.vstack(
+        [compiled_trees.check_rows(booster, seed=7), rng.standard_normal((300, 6))]
+    ).astype(np.float32)
+    want = compiled_trees.lightgbm_predict(booster)(rows)
+    np.testing.assert_array_equal(predict(rows), want)
+    assert len(list(tmp_path.glob("reranker-*.so"))) == 1
+
+
+def test_check_rows_sit_on_the_split_thresholds(booster: Any) -> None:
+    rows = compiled_trees.check_rows(booster)
+    splits = {
+        (f, np.float32(t))
+        for tree in booster.dump_model()["tree_info"]
+        for f, t in compiled_trees._splits(tree["tree_structure"])
+        if abs(t) < 1e38  # not the +-1e300 of missing-value routing
+    }
+    assert splits
+    hit = sum(np.any(rows[:, f] == t) for f, t in splits)
+    assert hit >= 0.9 * len(splits)
+    assert np.isnan(rows).any()
+
+
+def test_a_second_worker_reuses_the_library(
+    booster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = booster.model_to_string()
+    assert compiled_trees.compiled_predict(booster, text, tmp_path) is not None
+    import tl2cgen
+
+    def no_compiler(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("compiled twice")
+
+    monkeypatch.setattr(tl2cgen, "export_lib", no_compiler)
+    assert compiled_trees.compiled_predict(booster, text, tmp_path) is not None
+
+
+def test_without_a_compiler_lightgbm_answers(
+    booster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tl2cgen
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("gcc: command not found")
+
+    monkeypatch.setattr(tl2cgen, "export_lib", broken)
+    assert compiled_trees.compiled_predict(booster, booster.model_to_string(), tmp_path) is None
+    assert any("gcc: command not found" in str(r.__dict__) for r in caplog.records)
+    assert not list(tmp_path.glob("*.so"))
+
+
+def test_a_library_that_disagrees_is_refused(
+    booster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tl2cgen
+
+    real = tl2cgen.Predictor
+
+    class OffByOne:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.inner = real(*args, **kwargs)
+
+        def predict(self, matrix: Any) -> Any:
+            return self.inner.predict(matrix) + 1e-12
+
+    monkeypatch.setattr(tl2cgen, "Predictor", OffByOne)
+    assert compiled_trees.compiled_predict(booster, booster.model_to_string(), tmp_path) is None
+    assert "disagrees" in caplog.text
