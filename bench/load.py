@@ -65,9 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", default="bookcrossing", help="demo data scale (default %(default)s)")
     g.add_argument("--als-grid", default=DEFAULT_GRID, help="ALS grid for the demo model")
     g.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
-    g.add_argument(
-        "--cache-size", type=int, help="server's Recommend cache (default: server default)"
-    )
+    g.add_argument("--cache-size", type=int, help="server's result cache (default: server default)")
     g = p.add_argument_group("client")
     g.add_argument("--channels", type=int, default=8, help="connections (default 8)")
     g.add_argument("--floor-share", type=float, default=0.1, help="health checks in the stream")

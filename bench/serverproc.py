@@ -183,7 +183,7 @@ def running_server(
 ) -> Iterator[ServerProcess]:
     """A ready server on a free loopback port; its log and feedback go to ``workdir``.
 
-    ``cache_size`` (Recommend's per-worker result cache) is passed when the server
+    ``cache_size`` (the per-worker result cache) is passed when the server
     has the flag; None keeps the server's default."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()

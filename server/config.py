@@ -30,7 +30,8 @@ class ServerConfig:
     # Calls in progress per worker beyond which new ones get RESOURCE_EXHAUSTED (load
     # shedding: a fast refusal beats a timeout); 0 = no limit.
     max_concurrent_rpcs: int = 512
-    # Finished Recommend lists kept per worker (keyed by model version); 0 disables.
+    # Finished Recommend, Similar and ColdStart lists kept per worker (keyed by model
+    # version and request); 0 disables.
     cache_size: int = 10_000
     # Seconds after which a client connection is asked to reconnect (GOAWAY; calls in
     # flight finish): the kernel places whole connections on workers, so this spreads

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.engine.errors import InvalidArgument
 from server.engine.foldin import RatingsOverlay
 from server.engine.personal import Personal
 from server.engine.ranking import allowed_mask
@@ -139,6 +140,25 @@ def test_personal_caches_by_version_and_new_ratings(tmp_path: Path) -> None:
     changed = personal.recommend(bundle, "u0", 10, NONE, False, 0)
     assert changed is not first
     assert [s.item for s in changed.items] != [s.item for s in first.items]
+
+
+def test_personal_caches_similar_and_cold_start_by_version_and_request(tmp_path: Path) -> None:
+    personal = Personal(RatingsOverlay(tmp_path / "ratings.jsonl"), cache_size=8)
+    bundle = fake_bundle()
+    names = [bundle.subject_names[0], bundle.subject_names[1]]
+    first = personal.cold_start(bundle, names, None, 5, NONE, False)
+    assert personal.cold_start(bundle, names[::-1], None, 5, NONE, False) is first
+    assert personal.cold_start(bundle, names, 0.5, 5, NONE, False) is not first
+    alike = personal.similar(bundle, "b3", 5, SimilarMode.ALS, 0.5, NONE, False)
+    assert personal.similar(bundle, "b3", 5, SimilarMode.ALS, 0.5, NONE, False) is alike
+    assert personal.similar(bundle, "b3", 5, SimilarMode.SUBJECT, 0.5, NONE, False) is not alike
+    assert personal.cache.hits == 2
+    newer = fake_bundle("20260102T000000Z-00000000")
+    assert personal.cold_start(newer, names, None, 5, NONE, False) is not first
+    assert personal.similar(newer, "b3", 5, SimilarMode.ALS, 0.5, NONE, False) is not alike
+    assert personal.cache.hits == 2
+    with pytest.raises(InvalidArgument):  # a refusal is not remembered as an answer
+        personal.cold_start(bundle, ["no such subject"], None, 5, NONE, False)
 
 
 @pytest.mark.parametrize("w", [0.0, 0.3, 0.9, 1.0])

@@ -114,9 +114,11 @@ def check_rows(booster: Any, n: int = CHECK_ROWS, seed: int = 0) -> F32:
     return rows
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 def _debug_log(message: bytes) -> None:
     log.debug("tl2cgen", extra=kv(message=message.decode("utf-8", "replace")))
+
+
+_DEBUG_LOG = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(_debug_log)  # kept alive here
 
 
 def _quiet(tl2cgen: Any) -> None:
@@ -124,7 +126,7 @@ def _quiet(tl2cgen: Any) -> None:
     to this module's debug log."""
     lib = getattr(getattr(tl2cgen, "libloader", None), "_LIB", None)
     if lib is not None:
-        lib.TL2cgenRegisterLogCallback(_debug_log)
+        lib.TL2cgenRegisterLogCallback(_DEBUG_LOG)
 
 
 def _splits(node: dict[str, Any]) -> Iterator[tuple[int, float]]:

@@ -7,11 +7,9 @@ from typing import Any
 from bookrec.v1 import recommender_pb2 as pb
 from bookrec.v1 import recommender_pb2_grpc as pb_grpc
 from server.engine import paging
-from server.engine.cold_start import cold_start
 from server.engine.errors import InvalidArgument
 from server.engine.manager import ModelManager
 from server.engine.personal import Personal
-from server.engine.similar import similar
 from server.engine.types import SimilarMode
 from server.handlers.common import (
     DEFAULT_K,
@@ -91,7 +89,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         bundle = self.models.current()
         ranked = await pipeline(
             self.models,
-            similar,
+            self.personal.similar,
             bundle,
             book_id,
             k,
@@ -115,7 +113,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         bundle = self.models.current()
         ranked = await pipeline(
             self.models,
-            cold_start,
+            self.personal.cold_start,
             bundle,
             list(request.favourite_subjects),
             weight,
