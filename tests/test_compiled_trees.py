@@ -29,7 +29,10 @@ def test_compiled_trees_predict_what_lightgbm_predicts(booster: Any, tmp_path: P
     assert predict is not None
     rng = np.random.default_rng(1)
     rows = np.vstack(
-        [compiled_trees.check_rows(booster, seed=7), rng.standard_normal((300, 6))]
+        [
+            compiled_trees.check_rows(booster.model_to_string(), 6, seed=7),
+            rng.standard_normal((300, 6)),
+        ]
     ).astype(np.float32)
     want = compiled_trees.lightgbm_predict(booster)(rows)
     np.testing.assert_array_equal(predict(rows), want)
@@ -37,16 +40,21 @@ def test_compiled_trees_predict_what_lightgbm_predicts(booster: Any, tmp_path: P
 
 
 def test_check_rows_sit_on_the_split_thresholds(booster: Any) -> None:
-    rows = compiled_trees.check_rows(booster)
-    splits = {
-        (f, np.float32(t))
-        for tree in booster.dump_model()["tree_info"]
-        for f, t in compiled_trees._splits(tree["tree_structure"])
-        if abs(t) < 1e38  # not the +-1e300 of missing-value routing
-    }
-    assert splits
-    hit = sum(np.any(rows[:, f] == t) for f, t in splits)
-    assert hit >= 0.9 * len(splits)
+    text = booster.model_to_string()
+    rows = compiled_trees.check_rows(text, 6)
+    dumped = []
+    stack = [t["tree_structure"] for t in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node:
+            dumped.append((node["split_feature"], node["threshold"]))
+            stack += [node["left_child"], node["right_child"]]
+    read = list(compiled_trees.splits(text))
+    assert len(read) == len(dumped)
+    real = {(f, np.float32(t)) for f, t in dumped if abs(t) < 1e38}  # not +-1e300 routing
+    assert {(f, np.float32(t)) for f, t in read if abs(t) < 1e38} == real  # the text, read right
+    assert real
+    assert sum(np.any(rows[:, f] == t) for f, t in real) >= 0.9 * len(real)
     assert np.isnan(rows).any()
 
 

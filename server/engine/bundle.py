@@ -24,6 +24,7 @@ import numpy.typing as npt
 from bookrec import artifact, cold_score, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
 from bookrec.pooling import normalise
+from server.engine import verified
 from server.engine.compiled_trees import compiled_predict, lightgbm_predict
 from server.engine.errors import InvalidArgument, NotFound
 from server.engine.ids import IdIndex, group_ids
@@ -168,11 +169,22 @@ class Bundle:
         return idx
 
     @staticmethod
-    def open(path: Path, check_hashes: bool = True, compile_cache: Path | None = None) -> Bundle:
-        """Verify the directory against its manifest, then assemble the bundle from it;
-        with ``compile_cache``, the reranker's trees are compiled there (compiled_trees)."""
+    def open(
+        path: Path,
+        check_hashes: bool = True,
+        cache_dir: Path | None = None,
+        compile_reranker: bool = False,
+    ) -> Bundle:
+        """Verify the directory against its manifest, then assemble the bundle from it.
+        ``cache_dir`` (the server's, beside the artifacts) lets workers hash a version
+        once between them (verified.py) and holds the compiled reranker trees
+        (compiled_trees.py, with ``compile_reranker``)."""
         manifest = artifact.read_manifest(path)
-        artifact.verify(path, manifest, check_hashes)
+        if check_hashes and cache_dir is not None:
+            with verified.hashes_needed(path, sorted(manifest.files), cache_dir) as needed:
+                artifact.verify(path, manifest, needed)
+        else:
+            artifact.verify(path, manifest, check_hashes)
         reranker_model = None
         if artifact.has_reranker(manifest):
             saved = json.loads((path / "reranker_features.json").read_text())
@@ -190,7 +202,7 @@ class Bundle:
             lambda name: artifact.load_strings(path, manifest, name),
             lambda name: _read_index(path / f"{name}.faiss"),
             reranker_model,
-            compile_cache,
+            cache_dir if compile_reranker else None,
         )
 
     @staticmethod

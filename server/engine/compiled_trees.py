@@ -80,7 +80,7 @@ def compiled_predict(booster: Any, model_text: str, cache_dir: Path) -> Predict 
             out = predictor.predict(matrix)
         return np.asarray(out, dtype=np.float64).reshape(len(x))
 
-    rows = check_rows(booster)
+    rows = check_rows(model_text, booster.num_feature())
     want = lightgbm_predict(booster)(rows)
     got = predict(rows)
     if not np.array_equal(want, got):
@@ -90,28 +90,44 @@ def compiled_predict(booster: Any, model_text: str, cache_dir: Path) -> Predict 
     return predict
 
 
-def check_rows(booster: Any, n: int = CHECK_ROWS, seed: int = 0) -> F32:
+def check_rows(model_text: str, n_features: int, n: int = CHECK_ROWS, seed: int = 0) -> F32:
     """Rows whose values sit on, just below and just above the model's split
     thresholds (as float32, the features' type), with some missing: where a compiled
     comparison could differ from LightGBM's, it shows here."""
     rng = np.random.default_rng(seed)
-    n_features = booster.num_feature()
     near: list[list[float]] = [[0.0] for _ in range(n_features)]
-    for tree in booster.dump_model()["tree_info"]:
-        for feature, threshold in _splits(tree["tree_structure"]):
-            if abs(threshold) > _F32_LIMIT:  # LightGBM's +-1e300 (missing-value routing)
-                continue
-            t = np.float32(threshold)
-            near[feature] += [
-                float(t),
-                float(np.nextafter(t, np.float32(-np.inf))),
-                float(np.nextafter(t, np.float32(np.inf))),
-            ]
+    for feature, threshold in splits(model_text):
+        if abs(threshold) > _F32_LIMIT:  # LightGBM's +-1e300 (missing-value routing)
+            continue
+        t = np.float32(threshold)
+        near[feature] += [
+            float(t),
+            float(np.nextafter(t, np.float32(-np.inf))),
+            float(np.nextafter(t, np.float32(np.inf))),
+        ]
     rows = np.empty((n, n_features), dtype=np.float32)
     for f, values in enumerate(near):
         rows[:, f] = rng.choice(np.array(values, dtype=np.float32), size=n)
     rows[rng.random(rows.shape) < 0.05] = np.nan
     return rows
+
+
+def splits(model_text: str) -> Iterator[tuple[int, float]]:
+    """(feature, threshold) of every numerical split, read from LightGBM's model text
+    (``dump_model`` would parse 10x more JSON, holding the GIL for tens of ms)."""
+    features: list[str] = []
+    thresholds: list[str] = []
+    for line in model_text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "split_feature":
+            features = value.split()
+        elif key == "threshold":
+            thresholds = value.split()
+        elif key == "decision_type":
+            for f, t, kind in zip(features, thresholds, value.split(), strict=True):
+                if not int(kind) & 1:  # bit 0: a categorical split (threshold = a set)
+                    yield int(f), float(t)
+            features, thresholds = [], []
 
 
 def _debug_log(message: bytes) -> None:
@@ -127,17 +143,6 @@ def _quiet(tl2cgen: Any) -> None:
     lib = getattr(getattr(tl2cgen, "libloader", None), "_LIB", None)
     if lib is not None:
         lib.TL2cgenRegisterLogCallback(_DEBUG_LOG)
-
-
-def _splits(node: dict[str, Any]) -> Iterator[tuple[int, float]]:
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        if "split_feature" in node:
-            threshold = node["threshold"]
-            if isinstance(threshold, int | float):  # categorical splits list categories
-                yield int(node["split_feature"]), float(threshold)
-            stack += [node["left_child"], node["right_child"]]
 
 
 @contextlib.contextmanager

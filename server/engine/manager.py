@@ -53,8 +53,9 @@ class ModelManager:
 
     def __init__(self, artifacts_dir: Path, compile_reranker: bool = True) -> None:
         self.artifacts_dir = artifacts_dir
-        # Compiled reranker trees live beside the artifacts, shared by the workers.
-        self.compile_cache = artifacts_dir / ".cache" if compile_reranker else None
+        # Hash stamps and compiled reranker trees, beside the artifacts, shared by workers.
+        self.cache_dir = artifacts_dir / ".cache"
+        self.compile_reranker = compile_reranker
         self._current: Bundle | None = None
         self._status: dict[str, VersionStatus] = {}
         self._load_lock = threading.Lock()
@@ -115,7 +116,9 @@ class ModelManager:
         start = time.perf_counter()
         self.loading = True
         try:
-            bundle = Bundle.open(path, compile_cache=self.compile_cache)
+            bundle = Bundle.open(
+                path, cache_dir=self.cache_dir, compile_reranker=self.compile_reranker
+            )
             run_warmup(bundle)
         except Exception as e:
             self._status[version] = VersionStatus(version, State.FAILED, str(e))
