@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,32 @@ def test_a_second_manager_sees_the_first_ones_pin(artifact_root: Path) -> None:
     one.rollback("test")
     assert two.poll()
     assert two.current().version == a
+
+
+def test_workers_load_one_at_a_time(artifact_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two managers on one root (two workers) never load at the same moment."""
+    import threading
+    import time
+
+    from server.engine import manager
+
+    spans: list[tuple[float, float]] = []
+    real_open = manager.Bundle.open
+
+    def slow_open(*args: Any, **kwargs: Any) -> Any:
+        start = time.monotonic()
+        bundle = real_open(*args, **kwargs)
+        time.sleep(0.3)
+        spans.append((start, time.monotonic()))
+        return bundle
+
+    monkeypatch.setattr(manager.Bundle, "open", slow_open)
+    workers = [ModelManager(artifact_root, compile_reranker=False) for _ in range(2)]
+    threads = [threading.Thread(target=m.poll) for m in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(m.ready for m in workers)
+    first, second = sorted(spans)
+    assert first[1] <= second[0], f"loads overlapped: {spans}"

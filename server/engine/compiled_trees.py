@@ -12,9 +12,7 @@ split thresholds (every boundary, both sides, and missing values). Anything else
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import fcntl
 import hashlib
 import logging
 import os
@@ -27,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bookrec.log import kv
+from server.engine import filelock
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -60,7 +59,7 @@ def compiled_predict(booster: Any, model_text: str, cache_dir: Path) -> Predict 
         ).hexdigest()[:20]
         _quiet(tl2cgen)
         library = cache_dir / f"reranker-{key}.so"
-        with _exclusive(cache_dir / f"reranker-{key}.lock"):
+        with filelock.exclusive(cache_dir / f"reranker-{key}.lock"):
             if not library.exists():
                 partial = library.with_suffix(f".{os.getpid()}.tmp.so")
                 model = treelite.frontend.from_lightgbm(booster)
@@ -143,14 +142,3 @@ def _quiet(tl2cgen: Any) -> None:
     lib = getattr(getattr(tl2cgen, "libloader", None), "_LIB", None)
     if lib is not None:
         lib.TL2cgenRegisterLogCallback(_DEBUG_LOG)
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bookrec import artifact
 from bookrec.log import kv
-from server.engine import control
+from server.engine import control, filelock
 from server.engine.bundle import Bundle
 from server.engine.decisions import decide, rollback_target
 from server.engine.errors import InvalidArgument, NoModel
@@ -116,10 +116,13 @@ class ModelManager:
         start = time.perf_counter()
         self.loading = True
         try:
-            bundle = Bundle.open(
-                path, cache_dir=self.cache_dir, compile_reranker=self.compile_reranker
-            )
-            run_warmup(bundle)
+            # One worker loads at a time: the others serve on undisturbed meanwhile
+            # (swap-window p99 2.3x -> 1.5x steady state, docs/serving.md).
+            with filelock.exclusive(self.cache_dir / "load.lock"):
+                bundle = Bundle.open(
+                    path, cache_dir=self.cache_dir, compile_reranker=self.compile_reranker
+                )
+                run_warmup(bundle)
         except Exception as e:
             self._status[version] = VersionStatus(version, State.FAILED, str(e))
             log.error("model load failed", extra=kv(version=version, error=str(e)))

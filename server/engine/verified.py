@@ -13,11 +13,12 @@ again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from server.engine import filelock
 
 STAMPS = "verified"
 
@@ -36,31 +37,21 @@ def hashes_needed(directory: Path, files: list[str], cache_dir: Path) -> Iterato
     the block then ends without an error, they are stamped as checked."""
     stamps = cache_dir / STAMPS
     stamp = stamps / f"{directory.name}.json"
-    try:
-        stamps.mkdir(parents=True, exist_ok=True)
-        lock = (stamps / f"{directory.name}.lock").open("a")
-    except OSError:  # a read-only artifact store: every worker hashes
-        yield True
-        return
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with filelock.exclusive(stamps / f"{directory.name}.lock") as locked:
         try:
-            try:
-                now = _identity(directory, files)
-            except OSError:
-                now = None  # a missing file: let the full check say which
-            seen = None
-            with contextlib.suppress(OSError, ValueError):
-                seen = json.loads(stamp.read_text())
-            yield now is None or seen != now
-            if now is not None and seen != now:
-                with contextlib.suppress(OSError):  # no stamp: the next worker hashes too
-                    partial = stamp.with_suffix(f".{os.getpid()}.tmp")
-                    partial.write_text(json.dumps(now))
-                    os.replace(partial, stamp)
-                    _forget_removed(stamps, directory.parent)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            now = _identity(directory, files)
+        except OSError:
+            now = None  # a missing file: let the full check say which
+        seen = None
+        with contextlib.suppress(OSError, ValueError):
+            seen = json.loads(stamp.read_text())
+        yield not locked or now is None or seen != now
+        if locked and now is not None and seen != now:
+            with contextlib.suppress(OSError):  # no stamp: the next worker hashes too
+                partial = stamp.with_suffix(f".{os.getpid()}.tmp")
+                partial.write_text(json.dumps(now))
+                os.replace(partial, stamp)
+                _forget_removed(stamps, directory.parent)
 
 
 def _forget_removed(stamps: Path, root: Path) -> None:
