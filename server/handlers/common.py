@@ -13,6 +13,7 @@ import grpc
 from bookrec.v1 import common_pb2 as pb
 from server.engine import types as t
 from server.engine.bundle import Bundle
+from server.engine.cache import LruCache
 from server.engine.errors import EngineError, InvalidArgument, NoModel, NotFound
 from server.engine.manager import ModelManager
 
@@ -76,7 +77,21 @@ def filters_of(msg: pb.Filters) -> t.Filters:
     )
 
 
+# Built Book messages (read-only: a reply copies them in), keyed by model version:
+# building one from the string columns costs ~20 us, copying a built one ~1.5 us.
+_BOOKS: LruCache[pb.Book] = LruCache(20_000)
+
+
 def book_message(bundle: Bundle, item: int) -> pb.Book:
+    key = (bundle.version, item)
+    book = _BOOKS.get(key)
+    if book is None:
+        book = _build_book_message(bundle, item)
+        _BOOKS.put(key, book)
+    return book
+
+
+def _build_book_message(bundle: Bundle, item: int) -> pb.Book:
     subjects = [
         pb.Subject(subject_id=bundle.subject_ids[s], name=bundle.subject_names[s])
         for s in bundle.subjects_of(item).tolist()
