@@ -185,7 +185,8 @@ async def crosscheck(
             "## Cross-check: Python harness vs h2load (closed loop, same request)",
             "",
             context,
-            f"Recommend always asks for user {user} (both clients), so it is mostly cache hits.",
+            f"Recommend always asks for user {user} (both clients), so it is mostly cache hits"
+            + (" (here the cache is off)." if server_settings.cache_size == 0 else "."),
             "",
             markdown_table(rows, columns),
             "",

@@ -362,7 +362,7 @@ def test_compiled_reranker_answers_as_lightgbm_does(
 ) -> None:
     """The server compiles the reranker's trees (gcc) and serves the lists LightGBM's
     own predict gives, score for score."""
-    replies = {}
+    replies: dict[str, list[list[tuple[str, float]]]] = {}
     for flag in ("--compile-reranker", "--no-compile-reranker"):
         with running_server(artifact_root, tmp_path / flag, extra_args=(flag,)) as srv:
             srv.wait_health(health_pb2.HealthCheckResponse.SERVING)

@@ -90,10 +90,10 @@ def test_workers_load_one_at_a_time(artifact_root: Path, monkeypatch: pytest.Mon
     import threading
     import time
 
-    from server.engine import manager
+    from server.engine.bundle import Bundle
 
     spans: list[tuple[float, float]] = []
-    real_open = manager.Bundle.open
+    real_open = Bundle.open
 
     def slow_open(*args: Any, **kwargs: Any) -> Any:
         start = time.monotonic()
@@ -102,7 +102,7 @@ def test_workers_load_one_at_a_time(artifact_root: Path, monkeypatch: pytest.Mon
         spans.append((start, time.monotonic()))
         return bundle
 
-    monkeypatch.setattr(manager.Bundle, "open", slow_open)
+    monkeypatch.setattr(Bundle, "open", slow_open)
     workers = [ModelManager(artifact_root, compile_reranker=False) for _ in range(2)]
     threads = [threading.Thread(target=m.poll) for m in workers]
     for t in threads:

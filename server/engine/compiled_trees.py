@@ -16,6 +16,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import platform
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,9 +55,9 @@ def compiled_predict(booster: Any, model_text: str, cache_dir: Path) -> Predict 
         import tl2cgen
         import treelite
 
-        key = hashlib.sha256(
-            "\n".join((model_text, tl2cgen.__version__, *GCC_OPTIONS)).encode()
-        ).hexdigest()[:20]
+        # A store shared by machines of other kinds keeps one library per kind.
+        build = (tl2cgen.__version__, platform.machine(), *GCC_OPTIONS)
+        key = hashlib.sha256("\n".join((model_text, *build)).encode()).hexdigest()[:20]
         _quiet(tl2cgen)
         library = cache_dir / f"reranker-{key}.so"
         with filelock.exclusive(cache_dir / f"reranker-{key}.lock"):

@@ -114,11 +114,11 @@ class ModelManager:
         version = path.name
         self._status[version] = VersionStatus(version, State.LOADING)
         start = time.perf_counter()
-        self.loading = True
         try:
             # One worker loads at a time: the others serve on undisturbed meanwhile
-            # (swap-window p99 2.3x -> 1.5x steady state, docs/serving.md).
+            # (swap-window p99 2.3x -> 1.4x steady state, docs/serving.md).
             with filelock.exclusive(self.cache_dir / "load.lock"):
+                self.loading = True  # requests go to threads while this one works
                 bundle = Bundle.open(
                     path, cache_dir=self.cache_dir, compile_reranker=self.compile_reranker
                 )
