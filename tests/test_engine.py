@@ -161,6 +161,28 @@ def test_personal_caches_similar_and_cold_start_by_version_and_request(tmp_path:
         personal.cold_start(bundle, ["no such subject"], None, 5, NONE, False)
 
 
+@pytest.mark.parametrize("subjects", [[0], [2, 5], [1, 3, 4], [0, 1, 2, 3, 4, 5]])
+def test_cold_start_lift_from_bitsets_equals_the_trainers_bit_for_bit(
+    subjects: list[int],
+) -> None:
+    from server.engine import cold_start as cs
+
+    bundle = fake_bundle()
+    lift = bundle.subject_lift
+    rows = np.arange(bundle.n_books, dtype=np.int64)[::-1]
+    weights = lift.weights_of(subjects)
+    np.testing.assert_array_equal(
+        cs._lift_at(bundle, subjects, weights, rows), lift.at(subjects, rows)
+    )
+    carriers = set(cs._multi_carriers(bundle, subjects).tolist())
+    want = {
+        i
+        for i in range(bundle.n_books)
+        if len(set(bundle.subjects_of(i).tolist()) & set(subjects)) > 1
+    }
+    assert carriers == want
+
+
 @pytest.mark.parametrize("w", [0.0, 0.3, 0.9, 1.0])
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("subjects", [[0], [2, 5], [1, 3, 4]])
@@ -185,8 +207,6 @@ def test_cold_start_threshold_search_equals_the_exact_blend(
         want = np.sort(exact[allowed])[::-1][:k]
         np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
         assert all(allowed[page])
-    # the per-thread lift buffer is left clean for the next request
-    assert not getattr(cs._scratch, "sums", np.zeros(1)).any()
 
 
 def test_an_unsorted_history_is_refused() -> None:

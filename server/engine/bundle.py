@@ -115,6 +115,9 @@ class Bundle:
     prior01: F32  # popularity rescaled to [0, 1], the cold-start blend's scale
     prior_order: npt.NDArray[np.int64]  # books by descending prior01 (cold start's 2nd list)
     subject_lift: cold_score.SubjectLift  # cold start's narrow-subject bonus
+    # subject x book bitsets (bit b % 8 of byte b // 8): which books carry two of a
+    # request's favourites, in a few byte-wise ANDs (cold start)
+    subject_bits: npt.NDArray[np.uint8]
     cold_start_weight: float  # the popularity weight the trainer found best
 
     @property
@@ -261,6 +264,7 @@ class Bundle:
         sb_indices = flat_books[keep][order]
         sb_indptr = np.zeros(len(idf) + 1, dtype=np.int64)
         np.cumsum(np.bincount(flat_subj[keep], minlength=len(idf)), out=sb_indptr[1:])
+        subject_bits = _subject_bitsets(sb_indptr, sb_indices, n_books)
         id_list, name_list = subject_ids.to_list(), subject_names.to_list()
         lookup = {n.lower(): i for i, n in enumerate(name_list)}
         lookup.update({s.lower(): i for i, s in enumerate(id_list)})
@@ -343,8 +347,26 @@ class Bundle:
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
             prior_order=prior_order,
             subject_lift=cold_score.SubjectLift(book_subjects, rating_count, len(idf)),
+            subject_bits=subject_bits,
         )
         return bundle
+
+
+def _subject_bitsets(
+    indptr: npt.NDArray[np.int64], indices: I32, n_books: int, chunk: int = 16
+) -> npt.NDArray[np.uint8]:
+    """Row s: bit b % 8 of byte b // 8 set when book b carries subject s. Built
+    ``chunk`` subjects at a time, so no one numpy call holds the GIL for long while
+    the worker serves (100 ms at 1M books in one ``bitwise_or.at``)."""
+    out = np.zeros((len(indptr) - 1, (n_books + 7) // 8), dtype=np.uint8)
+    for first in range(0, len(indptr) - 1, chunk):
+        last = min(first + chunk, len(indptr) - 1)
+        carries = np.zeros((last - first, n_books), dtype=bool)
+        lo, hi = indptr[first], indptr[last]
+        subject = np.repeat(np.arange(last - first), np.diff(indptr[first : last + 1]))
+        carries[subject, indices[lo:hi]] = True
+        out[first:last] = np.packbits(carries, axis=1, bitorder="little")
+    return out
 
 
 def _read_index(path: Path) -> Any:

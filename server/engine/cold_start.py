@@ -9,7 +9,6 @@ popularity weight (unset: the weight the trainer found best on held-out cold use
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +21,6 @@ from server.engine.ranking import BoolMask, allowed_mask, top_k
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
 
 F32 = npt.NDArray[np.float32]
-I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 # Candidates taken from each ordered list at first by the threshold algorithm.
 THRESHOLD_START = 200
@@ -72,86 +70,98 @@ def _best_blend(
     bundle: Bundle, favourites: list[int], w: float, k: int, mask: BoolMask | None
 ) -> tuple[I64, F32]:
     """The k best blended books and their scores, without scoring the whole catalogue
-    (Fagin's threshold algorithm over three ordered lists): the top n by cosine
-    (subject index), by prior, and, among the books carrying a favourite (the only
-    ones with any lift), by ``(1 - w) * lift + w * prior``. A book in none of them
-    scores at most ``(1 - w) * cos_n + w * prior_n`` if it carries no favourite and
-    ``(1 - w) * cos_n + (the n-th of the third list)`` if it does; once k candidates
-    beat both, they are the answer. Otherwise n grows, up to an exact scan. Exact
-    when the subject index is flat, as good as its recall otherwise; costs the books
-    of the favourite subjects, never the catalogue's size."""
+    (Fagin's threshold algorithm over ordered lists): the top n books by cosine
+    (subject index), by prior, by prior among the books of each favourite subject,
+    and, among the few books carrying two favourites or more (found with the subject
+    bitsets, their lift computed exactly), by ``(1 - w) * lift + w * prior``. A book
+    in none of the lists scores at most ``(1 - w) * cos_n`` plus, if it carries no
+    favourite, ``w * prior_n``; if it carries one, s, ``(1 - w) * lift_s + w`` * the
+    n-th prior of s's books; if it carries several, the n-th of the last list. Once k
+    candidates beat all of these, they are the answer; otherwise n grows, up to an
+    exact scan. Exact when the subject index is flat, as good as its recall
+    otherwise; costs n per list, never the catalogue's or a subject's size."""
     user = bundle.subjects.user_vector(favourites)
     lift = bundle.subject_lift
     prior = bundle.prior01
-    lifted, lift_values = _lifted(bundle, favourites)
-    # What a lifted book adds to its cosine term, rounded up past the last bit of ``at``.
-    # One favourite's books come in that order already (by prior, all with one lift).
-    ordered = len(favourites) == 1
-
-    def rest_of(at: npt.NDArray[np.integer[Any]]) -> F32:
-        out: F32 = (1.0 - w) * lift_values[at] * np.float32(1 + 1e-5) + w * prior[lifted[at]]
-        return out + np.float32(1e-6)
-
-    rest = None if ordered else rest_of(np.arange(len(lifted)))
+    by_subject = [bundle.books_with_subject(s) for s in favourites]  # by descending prior
+    weights = lift.weights_of(favourites)
+    # One favourite's lift, rounded up past the last bit of ``at``.
+    single = [
+        float(cold_score.SubjectLift.of_sums(np.array([weights[s]], np.float32))[0]) * (1 + 1e-5)
+        + 1e-7
+        for s in favourites
+    ]
+    multi = _multi_carriers(bundle, favourites)
+    multi_rest = (1.0 - w) * _lift_at(bundle, favourites, weights, multi) + w * prior[multi]
     n = max(THRESHOLD_START, 4 * k)
     query = np.ascontiguousarray(user[None, :], dtype=np.float32)
     while n < bundle.n_books // 4:
         _, found = bundle.subject_index.search(query, n)
         by_sim = found[0][found[0] >= 0]
         by_prior = bundle.prior_order[:n]
-        by_lift, rest_n = lifted, -np.inf
-        if len(lifted) > n:
-            top = np.arange(n) if rest is None else np.argpartition(-rest, n - 1)[:n]
-            by_lift, rest_n = lifted[top], float(rest_of(top).min())
         # Exact similarity of the n-th row (a quantised index only picks the rows).
         sim_n = float(np.min(bundle.subjects.book_vectors[by_sim] @ user)) if len(by_sim) else 0
-        cand = np.unique(np.concatenate([by_sim, by_prior, by_lift]))  # <= 3n rows: cheap
+        by_multi, multi_n = multi, -np.inf
+        if len(multi) > n:
+            top = np.argpartition(-multi_rest, n - 1)[:n]
+            by_multi, multi_n = multi[top], float(multi_rest[top].min()) + 1e-6
+        lists = [by_sim, by_prior, by_multi, *(b[:n] for b in by_subject)]
+        cand = np.unique(np.concatenate(lists))  # <= (3 + favourites) * n rows
         if mask is not None:
             cand = cand[mask[cand]]
-        blended = _blend(bundle, user, lift, favourites, w, cand)
+        blended = _blend(bundle, user, favourites, weights, w, cand)
         best = top_k(blended, k)
-        bound = (1.0 - w) * sim_n + max(w * float(prior[by_prior[-1]]), rest_n)
-        if len(best) == k and blended[best[-1]] >= bound:
+        rest = max(w * float(prior[by_prior[-1]]), multi_n)  # beyond cos_n, off the lists
+        for books, lift_s in zip(by_subject, single, strict=True):
+            if len(books) > n:
+                rest = max(rest, (1.0 - w) * lift_s + w * float(prior[books[n - 1]]))
+        if len(best) == k and blended[best[-1]] >= (1.0 - w) * sim_n + rest:
             return cand[best], blended[best]
         n *= 4
     every = np.arange(bundle.n_books) if mask is None else np.flatnonzero(mask)
-    blended = _blend(bundle, user, lift, favourites, w, every)
+    blended = _blend(bundle, user, favourites, weights, w, every)
     best = top_k(blended, k)
     return every[best], blended[best]
 
 
-_scratch = threading.local()
+def _multi_carriers(bundle: Bundle, favourites: list[int]) -> I64:
+    """The books carrying two of the favourites or more: bitwise, a few passes over
+    n_books / 8 bytes, then only the bytes that have any."""
+    if len(favourites) < 2:
+        return np.zeros(0, dtype=np.int64)
+    once = np.zeros(bundle.subject_bits.shape[1], dtype=np.uint8)
+    twice = np.zeros_like(once)
+    for s in favourites:
+        bits = bundle.subject_bits[s]
+        twice |= once & bits
+        once |= bits
+    where = np.flatnonzero(twice)
+    set_bits = np.unpackbits(twice[where], bitorder="little").reshape(-1, 8).astype(bool)
+    rows: I64 = (where[:, None] * 8 + np.arange(8))[set_bits]
+    return rows
 
 
-def _lifted(bundle: Bundle, favourites: list[int]) -> tuple[I32, F32]:
-    """Every book carrying a favourite (twice if it carries two) and its lift, summed
-    subject by subject in a per-thread buffer the size of the catalogue, then cleared:
-    costs those books only. May differ from ``at`` in the last bit."""
-    weights = bundle.subject_lift.weights_of(favourites)
-    lists = [bundle.books_with_subject(s) for s in favourites]
-    rows = np.concatenate(lists)
-    if len(lists) == 1:
-        sums = np.full(len(rows), weights[favourites[0]], dtype=np.float32)
-    else:
-        acc: F32 | None = getattr(_scratch, "sums", None)
-        if acc is None or len(acc) < bundle.n_books:
-            acc = _scratch.sums = np.zeros(bundle.n_books, dtype=np.float32)
-        for s, books in zip(favourites, lists, strict=True):
-            acc[books] += np.float32(weights[s])
-        sums = acc[rows]
-        acc[rows] = 0
-    return rows, cold_score.SubjectLift.of_sums(sums)
+def _lift_at(bundle: Bundle, favourites: list[int], weights: dict[int, float], rows: I64) -> F32:
+    """``cold_score.SubjectLift.at`` bit for bit, from the subject bitsets: ``at`` adds
+    each book's subject weights in ascending subject order, and only favourites
+    weigh anything, so adding the carried favourites' weights in ascending order
+    gives the same float32 sums, at m byte lookups a row instead of 8 gathers."""
+    sums = np.zeros(len(rows), dtype=np.float32)
+    byte, bit = rows >> 3, (rows & 7).astype(np.uint8)
+    for s in favourites:  # ascending
+        carried = (bundle.subject_bits[s][byte] >> bit) & 1
+        sums = sums + np.float32(weights[s]) * carried.astype(np.float32)
+    return cold_score.SubjectLift.of_sums(sums)
 
 
 def _blend(
     bundle: Bundle,
     user: F32,
-    lift: cold_score.SubjectLift,
     favourites: list[int],
+    weights: dict[int, float],
     w: float,
     rows: npt.NDArray[np.integer[Any]],
 ) -> F32:
-    sim = cold_score.similarity(
-        user, bundle.subjects.book_vectors[rows], lift.at(favourites, rows)[None, :]
-    )[0]
+    lift = _lift_at(bundle, favourites, weights, np.asarray(rows, dtype=np.int64))
+    sim = cold_score.similarity(user, bundle.subjects.book_vectors[rows], lift[None, :])[0]
     return cold_score.blend(sim, bundle.prior01[rows], w)
