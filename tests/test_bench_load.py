@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import math
 import shutil
@@ -249,16 +250,21 @@ def test_closed_loop_against_a_real_server(tiny_artifact: Path, tmp_path: Path) 
     ids = ArtifactIds.load(tiny_artifact)
     mix = with_floor(parse_mix("recommend=0.5,similar=0.2,cold_start=0.2,get_book=0.1"), 0.1)
 
+    spread: list[int] = []
+
     async def measure(target: str) -> RunResult:
         factory = RequestFactory(ids, mix, np.random.default_rng(0))
         async with ChannelPool(target, 4) as pool:
-            await pool.connect()
+            await pool.connect(workers=2)
+            spread.extend(pool.worker_pids)
             return await closed_loop(pool, factory, concurrency=8, duration=1.5)
 
     with running_server(tiny_artifact.parent, tmp_path / "server", workers=2) as server:
         result = asyncio.run(measure(server.target))
 
     assert result.samples, "no request finished"
+    # the bench waited for both workers and put two of its four channels on each
+    assert sorted(collections.Counter(spread).values()) == [2, 2], spread
     errors = [s for s in result.samples if s.code != "OK"]
     assert errors == [], errors[:3]
     rows = kind_rows(result)

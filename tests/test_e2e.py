@@ -384,3 +384,26 @@ def test_compiled_reranker_answers_as_lightgbm_does(
     assert replies["--compile-reranker"] == replies["--no-compile-reranker"]
     assert all(replies["--compile-reranker"])
     assert list((artifact_root / ".cache").glob("reranker-*.so"))
+
+
+def test_connections_recycled_by_age_lose_no_call(artifact_root: Path, tmp_path: Path) -> None:
+    """--max-connection-age-seconds sends GOAWAY; the client reconnects, calls succeed."""
+    import time
+
+    args = ("--max-connection-age-seconds", "0.5")
+    with running_server(artifact_root, tmp_path, extra_args=args) as srv:
+        srv.wait_health(health_pb2.HealthCheckResponse.SERVING)
+        states: list[grpc.ChannelConnectivity] = []
+        with grpc.insecure_channel(srv.target) as ch:
+            ch.subscribe(states.append)
+            stub = RecommenderServiceStub(ch)
+            calls, deadline = 0, time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                reply = stub.ColdStart(recommender_pb2.ColdStartRequest(k=3), timeout=5)
+                assert len(reply.items) == 3
+                calls += 1
+            ch.unsubscribe(states.append)
+        assert calls > 20
+        # the server did close the connection by age, and the client came back
+        assert states.count(grpc.ChannelConnectivity.READY) >= 2, states
+        assert srv.stop() == 0

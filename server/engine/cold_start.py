@@ -72,14 +72,16 @@ def _best_blend(
     """The k best blended books and their scores, without scoring the whole catalogue
     (Fagin's threshold algorithm over ordered lists): the top n books by cosine
     (subject index), by prior, by prior among the books of each favourite subject,
-    and, among the few books carrying two favourites or more (found with the subject
+    and, among the books carrying two favourites or more (found with the subject
     bitsets, their lift computed exactly), by ``(1 - w) * lift + w * prior``. A book
-    in none of the lists scores at most ``(1 - w) * cos_n`` plus, if it carries no
-    favourite, ``w * prior_n``; if it carries one, s, ``(1 - w) * lift_s + w`` * the
-    n-th prior of s's books; if it carries several, the n-th of the last list. Once k
-    candidates beat all of these, they are the answer; otherwise n grows, up to an
-    exact scan. Exact when the subject index is flat, as good as its recall
-    otherwise; costs n per list, never the catalogue's or a subject's size."""
+    in none of the lists scores at most ``(1 - w) * cos_n`` plus
+    - ``w * prior_n`` if it carries no favourite,
+    - ``(1 - w) * lift_s + w * (the n-th prior among s's books)`` if it carries one, s,
+    - the n-th value of the last list if it carries several.
+    Once k candidates beat all of these, they are the answer; otherwise n grows, up
+    to an exact scan. Exact when the subject index is flat, as good as its recall
+    otherwise; costs n per list and a few passes over n_books / 8 bytes, not the
+    size of the favourite subjects."""
     user = bundle.subjects.user_vector(favourites)
     lift = bundle.subject_lift
     prior = bundle.prior01
