@@ -103,3 +103,16 @@ def test_a_library_that_disagrees_is_refused(
     monkeypatch.setattr(tl2cgen, "Predictor", OffByOne)
     assert compiled_trees.compiled_predict(booster, booster.model_to_string(), tmp_path) is None
     assert "disagrees" in caplog.text
+
+
+def test_the_cache_keeps_the_newest_libraries(booster: Any, tmp_path: Path) -> None:
+    import os
+
+    for i in range(compiled_trees.KEEP_LIBRARIES + 2):
+        old = tmp_path / f"reranker-old{i}.so"
+        old.write_bytes(b"")
+        os.utime(old, ns=(i, i))
+    assert compiled_trees.compiled_predict(booster, booster.model_to_string(), tmp_path)
+    kept = sorted(p.name for p in tmp_path.glob("reranker-*.so"))
+    assert len(kept) == compiled_trees.KEEP_LIBRARIES
+    assert not any(name in kept for name in ("reranker-old0.so", "reranker-old1.so"))

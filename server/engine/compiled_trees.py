@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 GCC_OPTIONS = ("-O1",)  # -O2: 2x the compile time, no faster here
 CHECK_ROWS = 512
+KEEP_LIBRARIES = 5  # the newest compiled models kept in the cache (one a day is trained)
 _F32_LIMIT = 1e38  # below float32's largest, so its neighbours exist
 
 
@@ -68,6 +69,7 @@ def compiled_predict(booster: Any, model_text: str, cache_dir: Path) -> Predict 
                     model, toolchain="gcc", libpath=str(partial), options=list(GCC_OPTIONS)
                 )
                 os.replace(partial, library)
+                _prune(cache_dir, keep=KEEP_LIBRARIES)
         predictor = tl2cgen.Predictor(str(library), nthread=1)
     except Exception as e:  # any failure: LightGBM still answers
         log.warning("reranker not compiled, using LightGBM", extra=kv(error=str(e)))
@@ -128,6 +130,15 @@ def splits(model_text: str) -> Iterator[tuple[int, float]]:
                 if not int(kind) & 1:  # bit 0: a categorical split (threshold = a set)
                     yield int(f), float(t)
             features, thresholds = [], []
+
+
+def _prune(cache_dir: Path, keep: int) -> None:
+    """Drop all but the ``keep`` newest libraries (a worker that still maps an older
+    one keeps its mapping; one that needs it again compiles it again)."""
+    libraries = sorted(cache_dir.glob("reranker-*.so"), key=lambda p: p.stat().st_mtime_ns)
+    for old in libraries[:-keep]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def _debug_log(message: bytes) -> None:
