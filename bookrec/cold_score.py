@@ -41,6 +41,30 @@ def rescale_prior(prior: npt.NDArray[np.floating]) -> F32:
     return out
 
 
+def inverse_shares(
+    book_subjects: npt.NDArray[np.integer], counts: npt.NDArray[np.integer], n: int
+) -> npt.NDArray[np.float64]:
+    """1 / share_s for every subject: the share of training interactions whose book
+    carries it (all that the lift needs beyond which books carry what)."""
+    bs = np.asarray(book_subjects)
+    rows, cols = np.nonzero(bs >= 0)
+    reads = np.asarray(counts, dtype=np.float64)
+    total = max(float(reads.sum()), 1.0)
+    share = np.bincount(bs[rows, cols], weights=reads[rows], minlength=n) / total
+    # a subject no training interaction reached gets the smallest observed share's lift
+    floor = float(share[share > 0].min()) if (share > 0).any() else 1.0
+    out: npt.NDArray[np.float64] = 1.0 / np.maximum(share, floor)
+    return out
+
+
+def favourite_weights(
+    inverse_share: npt.NDArray[np.float64], favourites: Sequence[int]
+) -> dict[int, float]:
+    """What each favourite adds to the lift sum of a book carrying it."""
+    members = _members(favourites)
+    return {int(s): float(inverse_share[s]) / len(members) for s in members.tolist()}
+
+
 class SubjectLift:
     """The subject-lift term for any set of favourite subjects (built once per model)."""
 
@@ -56,12 +80,7 @@ class SubjectLift:
             (np.ones(len(rows), np.float32), (rows, bs[rows, cols])), shape=(bs.shape[0], n)
         )
         self.books.sort_indices()
-        reads = np.asarray(counts, dtype=np.float64)
-        total = max(float(reads.sum()), 1.0)
-        share = np.bincount(bs[rows, cols], weights=reads[rows], minlength=n) / total
-        # a subject no training interaction reached gets the smallest observed share's lift
-        floor = float(share[share > 0].min()) if (share > 0).any() else 1.0
-        self.inverse_share = 1.0 / np.maximum(share, floor)
+        self.inverse_share = inverse_shares(bs, counts, n)
         # Each book's subjects in the CSR's (ascending) order, padded with n (weight 0):
         # ``at`` sums them in that order with plain numpy, equal to the CSR product bit
         # for bit and ~10x cheaper than scipy's fancy row indexing for a few hundred rows.
@@ -70,9 +89,8 @@ class SubjectLift:
     def _weights(self, favourites: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         w = np.zeros((len(favourites), self.n_subjects), dtype=np.float32)
         for r, fav in enumerate(favourites):
-            members = _members(fav)
-            if len(members):
-                w[r, members] = self.inverse_share[members] / len(members)
+            for s, weight in favourite_weights(self.inverse_share, fav).items():
+                w[r, s] = weight
         return w
 
     def __call__(self, favourites: Sequence[Sequence[int]]) -> F32:
@@ -89,11 +107,6 @@ class SubjectLift:
         for j in range(subjects.shape[1]):
             lift = lift + weights[subjects[:, j]]
         return self.of_sums(lift)
-
-    def weights_of(self, favourites: Sequence[int]) -> dict[int, float]:
-        """What each favourite adds to the lift sum of a book carrying it (``at``'s weights)."""
-        members = _members(favourites)
-        return {int(s): float(self.inverse_share[s]) / len(members) for s in members.tolist()}
 
     @staticmethod
     def of_sums(sums: F32) -> F32:

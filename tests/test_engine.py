@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bookrec import cold_score
+from server.engine.bundle import Bundle
 from server.engine.errors import InvalidArgument
 from server.engine.foldin import RatingsOverlay
 from server.engine.personal import Personal
@@ -161,6 +163,11 @@ def test_personal_caches_similar_and_cold_start_by_version_and_request(tmp_path:
         personal.cold_start(bundle, ["no such subject"], None, 5, NONE, False)
 
 
+def trainers_lift(bundle: Bundle) -> cold_score.SubjectLift:
+    """The lift as the trainer's evaluation computes it, from the bundle's arrays."""
+    return cold_score.SubjectLift(bundle.book_subjects, bundle.rating_count, bundle.n_subjects)
+
+
 @pytest.mark.parametrize("subjects", [[0], [2, 5], [1, 3, 4], [0, 1, 2, 3, 4, 5]])
 def test_cold_start_lift_from_bitsets_equals_the_trainers_bit_for_bit(
     subjects: list[int],
@@ -168,9 +175,9 @@ def test_cold_start_lift_from_bitsets_equals_the_trainers_bit_for_bit(
     from server.engine import cold_start as cs
 
     bundle = fake_bundle()
-    lift = bundle.subject_lift
+    lift = trainers_lift(bundle)
     rows = np.arange(bundle.n_books, dtype=np.int64)[::-1]
-    weights = lift.weights_of(subjects)
+    weights = cold_score.favourite_weights(bundle.subject_inverse_share, subjects)
     np.testing.assert_array_equal(
         cs._lift_at(bundle, subjects, weights, rows), lift.at(subjects, rows)
     )
@@ -193,10 +200,8 @@ def test_cold_start_threshold_search_equals_the_exact_blend(
 
     bundle = fake_bundle()
     monkeypatch.setattr(cs, "THRESHOLD_START", 2)  # 60 books: force the threshold path
-    from bookrec import cold_score
-
     user = bundle.subjects.user_vector(subjects)
-    lift = bundle.subject_lift
+    lift = trainers_lift(bundle)
     # The whole catalogue scored the way the trainer evaluates it (bookrec/cold_score.py).
     sim = cold_score.similarity(user, np.asarray(bundle.subjects.book_vectors), lift([subjects]))
     exact = cold_score.blend(sim[0], bundle.prior01, w)

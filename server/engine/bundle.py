@@ -114,7 +114,8 @@ class Bundle:
     reranker: Reranker | None  # present when the trainer decided to serve it
     prior01: F32  # popularity rescaled to [0, 1], the cold-start blend's scale
     prior_order: npt.NDArray[np.int64]  # books by descending prior01 (cold start's 2nd list)
-    subject_lift: cold_score.SubjectLift  # cold start's narrow-subject bonus
+    # 1 / share of training reads per subject: cold start's lift (cold_score.py)
+    subject_inverse_share: npt.NDArray[np.float64]
     # subject x book bitsets (bit b % 8 of byte b // 8): which books carry two of a
     # request's favourites, in a few byte-wise ANDs (cold start)
     subject_bits: npt.NDArray[np.uint8]
@@ -231,6 +232,7 @@ class Bundle:
                 raise ArtifactError(f"{path}/{name}.npy holds NaN or inf")
         popularity = np.asarray(arr("popularity"))
         rating_count = arr("rating_count")
+        mean_rating, year, series_volume = arr("mean_rating"), arr("year"), arr("series_volume")
         series = strings("series")
         n_books = len(popularity)
         indptr, indices = arr("user_items_indptr"), arr("user_items_indices")
@@ -293,13 +295,13 @@ class Bundle:
                 table=rerank_features.ItemTable(
                     author_id=group_ids(authors, none=rerank_features.UNKNOWN_AUTHOR),
                     series_id=group_ids(series),
-                    series_volume=arr("series_volume"),
+                    series_volume=series_volume,
                     book_subjects=book_subjects,
                     subject_vectors=space.book_vectors,
-                    year_bucket=rerank_features.year_buckets(arr("year")),
+                    year_bucket=rerank_features.year_buckets(year),
                     prior=popularity,
                     count=rating_count,
-                    mean=arr("mean_rating"),
+                    mean=mean_rating,
                     std=arr("book_rating_std"),
                 ),
                 user_stats=arr("user_stats"),
@@ -317,9 +319,9 @@ class Bundle:
             user_items_confidence=arr("user_items_confidence"),
             popularity=popularity,
             rating_count=rating_count,
-            mean_rating=arr("mean_rating"),
-            year=arr("year"),
-            series_volume=arr("series_volume"),
+            mean_rating=mean_rating,
+            year=year,
+            series_volume=series_volume,
             book_subjects=book_subjects,
             subject_idf=idf,
             book_subject_norm=subj_norm,
@@ -346,7 +348,7 @@ class Bundle:
             prior01=cold_score.rescale_prior(popularity),
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
             prior_order=prior_order,
-            subject_lift=cold_score.SubjectLift(book_subjects, rating_count, len(idf)),
+            subject_inverse_share=cold_score.inverse_shares(book_subjects, rating_count, len(idf)),
             subject_bits=subject_bits,
         )
         return bundle

@@ -83,10 +83,9 @@ def _best_blend(
     otherwise; costs n per list and a few passes over n_books / 8 bytes, not the
     size of the favourite subjects."""
     user = bundle.subjects.user_vector(favourites)
-    lift = bundle.subject_lift
     prior = bundle.prior01
     by_subject = [bundle.books_with_subject(s) for s in favourites]  # by descending prior
-    weights = lift.weights_of(favourites)
+    weights = cold_score.favourite_weights(bundle.subject_inverse_share, favourites)
     # One favourite's lift, rounded up past the last bit of ``at``.
     single = [
         float(cold_score.SubjectLift.of_sums(np.array([weights[s]], np.float32))[0]) * (1 + 1e-5)
