@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from bookrec import cold_score
 from server.engine.bundle import Bundle
-from server.engine.ranking import BoolMask, allowed_mask, top_k
+from server.engine.ranking import BoolMask, allowed_mask, favourite_subject, search, top_k
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
 
 F32 = npt.NDArray[np.float32]
@@ -54,14 +54,9 @@ def cold_start(
         reasons: tuple[Reason, ...] = ()
         if explain:
             matched = [s for s in bundle.subjects_of(i).tolist() if s in wanted]
-            reasons = tuple(
-                Reason(
-                    ReasonKind.FAVOURITE_SUBJECT,
-                    f"matches your favourite subject {bundle.subject_names[s]}",
-                    subject=s,
-                )
-                for s in matched[:2]
-            ) or (Reason(ReasonKind.POPULAR, "popular with readers"),)
+            reasons = tuple(favourite_subject(bundle, s) for s in matched[:2]) or (
+                Reason(ReasonKind.POPULAR, "popular with readers"),
+            )
         items.append(Scored(i, score, n + 1, reasons))
     return RankedList(items, source)
 
@@ -95,10 +90,8 @@ def _best_blend(
     multi = _multi_carriers(bundle, favourites)
     multi_rest = (1.0 - w) * _lift_at(bundle, favourites, weights, multi) + w * prior[multi]
     n = max(THRESHOLD_START, 4 * k)
-    query = np.ascontiguousarray(user[None, :], dtype=np.float32)
     while n < bundle.n_books // 4:
-        _, found = bundle.subject_index.search(query, n)
-        by_sim = found[0][found[0] >= 0]
+        by_sim = search(bundle.subject_index, user, n)
         by_prior = bundle.prior_order[:n]
         # Exact similarity of the n-th row (a quantised index only picks the rows).
         sim_n = float(np.min(bundle.subjects.book_vectors[by_sim] @ user)) if len(by_sim) else 0
@@ -106,7 +99,8 @@ def _best_blend(
         if len(multi) > n:
             top = np.argpartition(-multi_rest, n - 1)[:n]
             by_multi, multi_n = multi[top], float(multi_rest[top].min()) + 1e-6
-        lists = [by_sim, by_prior, by_multi, *(b[:n] for b in by_subject)]
+        lists: list[npt.NDArray[np.integer[Any]]] = [by_sim, by_prior, by_multi]
+        lists += [b[:n] for b in by_subject]
         cand = np.unique(np.concatenate(lists))  # <= (3 + favourites) * n rows
         if mask is not None:
             cand = cand[mask[cand]]

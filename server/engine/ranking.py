@@ -1,15 +1,42 @@
-"""Shared ranking steps: filter masks, top-k selection, result lists."""
+"""Shared ranking steps: filter masks, index searches, top-k selection, reasons."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from server.engine.bundle import Bundle
 from server.engine.errors import InvalidArgument
-from server.engine.types import Filters
+from server.engine.types import Filters, Reason, ReasonKind
 
 BoolMask = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
+
+
+def search(index: Any, query: npt.NDArray[np.float32], n: int) -> I64:
+    """The rows a FAISS inner-product index ranks best for one query, best first."""
+    _, ids = index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), n)
+    found: I64 = ids[0][ids[0] >= 0]
+    return found
+
+
+def in_sorted(values: npt.NDArray[np.integer], sorted_set: npt.NDArray[np.int32]) -> BoolMask:
+    """``np.isin`` for a sorted set (a user's rated books are): one binary search each."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    out: BoolMask = sorted_set[pos] == values
+    return out
+
+
+def favourite_subject(bundle: Bundle, subject: int) -> Reason:
+    return Reason(
+        ReasonKind.FAVOURITE_SUBJECT,
+        f"matches your favourite subject {bundle.subject_names[subject]}",
+        subject=subject,
+    )
 
 
 def allowed_mask(bundle: Bundle, filters: Filters) -> BoolMask | None:

@@ -8,6 +8,7 @@ are any; ``source`` says which path answered.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping
 
@@ -18,7 +19,7 @@ from bookrec.confidence import confidence
 from server.engine.bundle import Bundle
 from server.engine.cold_start import cold_start
 from server.engine.foldin import fold_in
-from server.engine.ranking import allowed_mask
+from server.engine.ranking import allowed_mask, favourite_subject, in_sorted
 from server.engine.retrieval import candidates
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
 
@@ -71,7 +72,7 @@ def _user_vector(bundle: Bundle, user: int, fresh: Mapping[int, int]) -> tuple[F
     if not fresh:
         return np.asarray(bundle.user_factors[user]), rated
     rows = np.array(list(fresh), dtype=np.int32)
-    new = ~np.isin(rows, rated)
+    new = ~in_sorted(rows, rated)
     if not new.any():
         return np.asarray(bundle.user_factors[user]), rated
     conf = bundle.train_confidence(user)
@@ -97,11 +98,8 @@ def _new_user(
 ) -> RankedList:
     counts: Counter[int] = Counter(int(s) for row in fresh for s in bundle.subjects_of(row))
     favourites = [bundle.subject_ids[s] for s, _ in counts.most_common(NEW_USER_SUBJECTS)]
-    unrated = Filters(
-        exclude_book_ids=filters.exclude_book_ids | {bundle.book_ids[row] for row in fresh},
-        subject_ids=filters.subject_ids,
-        min_year=filters.min_year,
-        max_year=filters.max_year,
+    unrated = dataclasses.replace(
+        filters, exclude_book_ids=filters.exclude_book_ids | {bundle.book_ids[r] for r in fresh}
     )
     ranked = cold_start(bundle, favourites, None, offset + k + 1, unrated, explain)
     page = [
@@ -130,13 +128,7 @@ def _explain(bundle: Bundle, rated: I32, page: I32) -> dict[int, tuple[Reason, .
         ]
         for s in bundle.subjects_of(item).tolist():
             if s in top_subjects:
-                reasons.append(
-                    Reason(
-                        ReasonKind.FAVOURITE_SUBJECT,
-                        f"matches your favourite subject {bundle.subject_names[s]}",
-                        subject=s,
-                    )
-                )
+                reasons.append(favourite_subject(bundle, s))
                 break
         out[item] = tuple(reasons)
     return out

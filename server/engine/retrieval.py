@@ -14,19 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from server.engine.bundle import Bundle
-from server.engine.ranking import BoolMask, top_k
+from server.engine.ranking import BoolMask, in_sorted, top_k
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
-
-
-def _member(values: npt.NDArray[np.int64], sorted_set: I32) -> npt.NDArray[np.bool_]:
-    """``np.isin`` for a sorted set (a user's rated books are): one binary search each."""
-    if len(sorted_set) == 0:
-        return np.zeros(len(values), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    out: npt.NDArray[np.bool_] = sorted_set[pos] == values
-    return out
 
 
 def candidates(
@@ -40,7 +31,7 @@ def candidates(
             np.ascontiguousarray(vector[None, :], dtype=np.float32), min(want, bundle.n_books)
         )
         found = ids[0]
-        keep = (found >= 0) & ~_member(found, exclude)
+        keep = (found >= 0) & ~in_sorted(found, exclude)
         keep[keep] &= np.asarray(bundle.item_in_als)[found[keep]]
         if keep.sum() >= n or want >= bundle.n_books:
             # Exact scores: a quantised index only decides which rows come back.

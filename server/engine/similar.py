@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
 from server.engine.bundle import Bundle
-from server.engine.ranking import allowed_mask, subject_scores, top_k
+from server.engine.ranking import allowed_mask, search, subject_scores, top_k
 from server.engine.types import (
     Filters,
     RankedList,
@@ -24,12 +22,6 @@ F32 = npt.NDArray[np.float32]
 
 # Candidates fetched from each index before filters and blending.
 CANDIDATES = 200
-
-
-def _search(index: Any, query: F32, n: int) -> I64:
-    _, ids = index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), n)
-    found: I64 = ids[0][ids[0] >= 0]
-    return found
 
 
 def similar(
@@ -60,9 +52,9 @@ def similar(
     else:
         cand = np.empty(0, dtype=np.int64)
         if mode is not SimilarMode.SUBJECT:
-            cand = _search(bundle.item_index, als_query, n)
+            cand = search(bundle.item_index, als_query, n)
         if mode is not SimilarMode.ALS:
-            cand = np.union1d(cand, _search(bundle.subject_index, subject_query, n))
+            cand = np.union1d(cand, search(bundle.subject_index, subject_query, n))
         cand = np.unique(cand)  # ascending ids: ties go to the lower id, as everywhere
         if mode is not SimilarMode.SUBJECT:
             cand = cand[np.asarray(bundle.item_in_als)[cand]]
