@@ -94,17 +94,31 @@ def _pyplot() -> Any:
 
 def plot_knee(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """p50 and p99 against offered rate, one colour per RPC, floor p99 dashed."""
+    _plot_latency_by(
+        rows,
+        "target_rps",
+        path,
+        "offered requests/s",
+        "open-loop latency by rate (dashed: health-check floor p99, same run)",
+    )
+
+
+def _plot_latency_by(
+    rows: Sequence[dict[str, Any]], x: str, path: Path, xlabel: str, title: str
+) -> None:
+    """p99 (solid), p50 (dotted) and the floor's p99 (dashed) against ``x``, a colour
+    per RPC, both axes logarithmic."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for rpc in sorted({r["rpc"] for r in rows}):
-        mine = sorted((r for r in rows if r["rpc"] == rpc), key=lambda r: r["target_rps"])
-        xs = [r["target_rps"] for r in mine]
+        mine = sorted((r for r in rows if r["rpc"] == rpc), key=lambda r: r[x])
+        xs = [r[x] for r in mine]
         (line,) = ax.plot(xs, [r["latency"]["p99_ms"] for r in mine], "o-", label=f"{rpc} p99")
         colour = line.get_color()
         ax.plot(xs, [r["latency"]["p50_ms"] for r in mine], ".:", color=colour, label=f"{rpc} p50")
         ax.plot(xs, [r["floor_p99_ms"] for r in mine], "--", color=colour, alpha=0.5)
-    ax.set(xscale="log", yscale="log", xlabel="offered requests/s", ylabel="latency ms")
-    ax.set_title("open-loop latency by rate (dashed: health-check floor p99, same run)")
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="latency ms")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -164,32 +178,11 @@ def plot_reload(
 
 
 def plot_scale(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """p50 and p99 against the number of books, one colour per RPC."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for rpc in sorted({r["rpc"] for r in rows}):
-        mine = sorted((r for r in rows if r["rpc"] == rpc), key=lambda r: r["books"])
-        xs = [r["books"] for r in mine]
-        (line,) = ax.plot(xs, [r["latency"]["p99_ms"] for r in mine], "o-", label=f"{rpc} p99")
-        ax.plot(
-            xs,
-            [r["latency"]["p50_ms"] for r in mine],
-            ".:",
-            color=line.get_color(),
-            label=f"{rpc} p50",
-        )
-    floor = sorted((r for r in rows), key=lambda r: r["books"])
-    ax.plot(
-        [r["books"] for r in floor],
-        [r["floor_p99_ms"] for r in floor],
-        "k--",
-        alpha=0.5,
-        label="floor p99",
+    """p50 and p99 against the number of books, one colour per RPC, floor p99 dashed."""
+    _plot_latency_by(
+        rows,
+        "books",
+        path,
+        "books in the artifact",
+        "latency by catalogue size (open loop, fixed rate; dashed: floor p99)",
     )
-    ax.set(xscale="log", yscale="log", xlabel="books in the artifact", ylabel="latency ms")
-    ax.set_title("latency by catalogue size (open loop, fixed rate)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
