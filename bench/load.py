@@ -95,7 +95,6 @@ async def _run(name: str, args: argparse.Namespace) -> None:
         floor_share=args.floor_share,
         zipf_s=args.zipf,
         seed=args.seed,
-        workers=args.workers,
     )
     server = ServerSettings(workers=args.workers, cache_size=args.cache_size)
     shares = parse_mix(args.mix)

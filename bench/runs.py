@@ -13,6 +13,7 @@ import numpy as np
 
 from bench.client import ChannelPool
 from bench.loadgen import DEFAULT_TIMEOUT, RunResult, closed_loop, open_loop
+from bench.serverproc import ServerProcess
 from bench.workload import ArtifactIds, RequestFactory, with_floor
 
 
@@ -24,7 +25,6 @@ class LoadSettings:
     seed: int = 0
     rpc_timeout: float = DEFAULT_TIMEOUT
     warmup_seconds: float = 1.0
-    workers: int = 1  # server processes to spread the channels over
 
 
 def _factory(
@@ -36,7 +36,7 @@ def _factory(
 
 
 async def run_open(
-    target: str,
+    server: ServerProcess,
     ids: ArtifactIds,
     mix: Mapping[str, float],
     rate: float,
@@ -46,15 +46,15 @@ async def run_open(
 ) -> RunResult:
     """Open loop at ``rate``/s (floor included) after an unrecorded warm-up."""
     factory, rng = _factory(ids, mix, settings, salt)
-    async with ChannelPool(target, settings.channels) as pool:
-        await pool.connect(workers=settings.workers)
+    async with ChannelPool(server.target, settings.channels) as pool:
+        await pool.connect(workers=server.workers or 1)
         if settings.warmup_seconds > 0:
             await open_loop(pool, factory, min(rate, 50.0), settings.warmup_seconds, rng)
         return await open_loop(pool, factory, rate, duration, rng, settings.rpc_timeout)
 
 
 async def run_closed(
-    target: str,
+    server: ServerProcess,
     ids: ArtifactIds,
     mix: Mapping[str, float],
     concurrency: int,
@@ -64,8 +64,8 @@ async def run_closed(
 ) -> RunResult:
     """Closed loop with ``concurrency`` requests in flight, after an unrecorded warm-up."""
     factory, _ = _factory(ids, mix, settings, salt)
-    async with ChannelPool(target, settings.channels) as pool:
-        await pool.connect(workers=settings.workers)
+    async with ChannelPool(server.target, settings.channels) as pool:
+        await pool.connect(workers=server.workers or 1)
         if settings.warmup_seconds > 0:
             await closed_loop(pool, factory, concurrency, settings.warmup_seconds)
         return await closed_loop(pool, factory, concurrency, duration, settings.rpc_timeout)

@@ -51,7 +51,13 @@ from bookrec.v1 import recommender_pb2
 @dataclass(frozen=True)
 class ServerSettings:
     workers: int = 2
-    cache_size: int | None = None  # Recommend's result cache; None = the server's default
+    cache_size: int | None = None  # the result cache; None = the server's default
+
+    def running(
+        self, artifacts: Path, name: str
+    ) -> contextlib.AbstractContextManager[ServerProcess]:
+        """A ready server on ``artifacts``, its log in bench/results/server-<name>/."""
+        return running_server(artifacts, _workdir(name), self.workers, cache_size=self.cache_size)
 
 
 def _context(
@@ -110,20 +116,13 @@ async def crosscheck(
     streams = max(1, concurrency // load.channels)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    with running_server(
-        artifacts,
-        _workdir("crosscheck"),
-        server_settings.workers,
-        cache_size=server_settings.cache_size,
-    ) as server:
+    with server_settings.running(artifacts, "crosscheck") as server:
         for kind, path, message in cases:
             conc = load.channels * streams
-            await run_closed(server.target, one_user, {kind: 1.0}, conc, load.warmup_seconds, load)
+            await run_closed(server, one_user, {kind: 1.0}, conc, load.warmup_seconds, load)
             measured = dataclasses.replace(load, warmup_seconds=0.0)
             cpu = time.process_time()
-            result = await run_closed(
-                server.target, one_user, {kind: 1.0}, conc, duration, measured
-            )
+            result = await run_closed(server, one_user, {kind: 1.0}, conc, duration, measured)
             cpu = time.process_time() - cpu
             row = kind_rows(result)[0]
             rows.append(
@@ -240,16 +239,14 @@ async def knee(
     rows: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
     ids = ArtifactIds.load(_newest(artifacts))
-    with running_server(
-        artifacts, _workdir("knee"), server_settings.workers, cache_size=server_settings.cache_size
-    ) as server:
+    with server_settings.running(artifacts, "knee") as server:
         for rpc in rpcs:
             best: dict[str, float] = {}
             last_good: dict[str, Any] | None = None
             reason = "not reached"
             for step, rate in enumerate(sorted(rates)):
                 seconds = max(duration, min_requests / rate)
-                result = await run_open(server.target, ids, {rpc: 1.0}, rate, seconds, load, step)
+                result = await run_open(server, ids, {rpc: 1.0}, rate, seconds, load, step)
                 row = with_floor(kind_rows(result))[0]
                 row["target_rps"] = rate
                 row["seconds"] = round(seconds, 1)
@@ -319,11 +316,9 @@ async def mix(
 ) -> tuple[list[dict[str, Any]], str]:
     """The mix open loop at ``rate`` (latency) and closed loop at ``concurrency`` (capacity)."""
     ids = ArtifactIds.load(_newest(artifacts))
-    with running_server(
-        artifacts, _workdir("mix"), server_settings.workers, cache_size=server_settings.cache_size
-    ) as server:
-        opened = await run_open(server.target, ids, shares, rate, duration, load, 1)
-        closed = await run_closed(server.target, ids, shares, concurrency, duration, load, 2)
+    with server_settings.running(artifacts, "mix") as server:
+        opened = await run_open(server, ids, shares, rate, duration, load, 1)
+        closed = await run_closed(server, ids, shares, concurrency, duration, load, 2)
         context = _context(server, ids, load)
     rows = []
     for label, result in ((f"open {rate:g}/s", opened), (f"closed c={concurrency}", closed)):
@@ -427,15 +422,13 @@ async def reload(
     published: list[tuple[str, float]] = []
     rss: list[tuple[float, int]] = []
     try:
-        with running_server(
-            root, _workdir("reload"), server_settings.workers, cache_size=server_settings.cache_size
-        ) as server:
+        with server_settings.running(root, "reload") as server:
             stop = asyncio.Event()
             sampler = asyncio.create_task(_sample_rss(server, rss, stop))
             publisher = asyncio.create_task(
                 _publisher(root, first_at, interval, publishes, published)
             )
-            result = await run_open(server.target, ids, shares, rate, duration, load, 3)
+            result = await run_open(server, ids, shares, rate, duration, load, 3)
             await publisher
             stop.set()
             await sampler
@@ -583,12 +576,11 @@ async def scale(
         path, built = await asyncio.to_thread(scale_artifact, spec)
         ids = ArtifactIds.load(path)
         start = time.perf_counter()
-        with running_server(
-            path.parent, _workdir(f"scale-{books}"), server_settings.workers, cache_size=0
-        ) as server:
+        no_cache = dataclasses.replace(server_settings, cache_size=0)
+        with no_cache.running(path.parent, f"scale-{books}") as server:
             ready = time.perf_counter() - start
             for i, rpc in enumerate(rpcs):
-                result = await run_open(server.target, ids, {rpc: 1.0}, rate, duration, load, i)
+                result = await run_open(server, ids, {rpc: 1.0}, rate, duration, load, i)
                 row = with_floor(kind_rows(result))[0]
                 rows.append({"books": books, **row})
             rss = server.rss()
