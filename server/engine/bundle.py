@@ -289,7 +289,6 @@ class Bundle:
             if compile_cache is not None:
                 compiled = compiled_predict(booster, reranker_model, compile_cache)
             reranker = Reranker(
-                booster=booster,
                 predict=compiled or lightgbm_predict(booster),
                 compiled=compiled is not None,
                 table=rerank_features.ItemTable(

@@ -7,7 +7,6 @@ afterwards, so requests share them without locks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,8 +32,7 @@ class SubjectSpace:
 
 @dataclass(frozen=True)
 class Reranker:
-    booster: Any  # lightgbm.Booster
-    predict: Predict  # its trees compiled (compiled_trees.py), or its own predict
+    predict: Predict  # the LightGBM model's trees compiled (compiled_trees.py), or its predict
     compiled: bool
     table: ItemTable
     user_stats: F32  # (n_users, 3) count, mean, std
