@@ -38,9 +38,10 @@ REQUIRED_ARRAYS: dict[str, tuple[str, int]] = {
     "item_factors": ("float32", 2),  # ALS item factors (n_books, f); zero row = no ALS vector
     "item_in_als": ("bool", 1),  # (n_books,) whether the book has an ALS vector
     "user_factors": ("float32", 2),  # ALS user factors (n_users, f)
-    "user_items_indptr": ("int64", 1),  # CSR of books each user rated (train split)
+    "user_items_indptr": ("int64", 1),  # CSR of books each user rated (every rating)
     "user_items_indices": ("int32", 1),
-    # ALS confidence of each of those (bookrec.confidence); 0 outside the training part
+    # ALS confidence of each of those (bookrec.confidence); 0 for a rating ALS was not
+    # fitted on (explicit, below the chosen min_rating)
     "user_items_confidence": ("float32", 1),
     "popularity": ("float32", 1),  # Bayesian popularity prior in [0, 1]
     "rating_count": ("int32", 1),  # interactions per book in the training split
@@ -75,6 +76,13 @@ REQUIRED_FILES: tuple[str, ...] = (
 )
 # Present only when the trainer decided to serve the reranker (manifest metrics.served).
 RERANKER_FILES: tuple[str, ...] = ("reranker.txt", "reranker_features.json")
+# Present only when the trainer decided to serve the item-item source (bookrec/blend.py):
+# a CSR (n_books, n_books), row r = the books reading r points to, ascending, weight > 0.
+ITEM_ITEM_ARRAYS: dict[str, tuple[str, int]] = {
+    "item_item_indptr": ("int64", 1),
+    "item_item_indices": ("int32", 1),
+    "item_item_weights": ("float32", 1),
+}
 # Subject pooling weights: subject_pool_<name>.npy, names per pooling in the manifest params.
 POOL_PREFIX = "subject_pool_"
 
@@ -315,6 +323,10 @@ def has_reranker(manifest: Manifest) -> bool:
     return all(name in manifest.files for name in RERANKER_FILES)
 
 
+def has_item_item(manifest: Manifest) -> bool:
+    return all(f"{name}.npy" in manifest.files for name in ITEM_ITEM_ARRAYS)
+
+
 def read_manifest(directory: Path) -> Manifest:
     path = directory / MANIFEST
     try:
@@ -344,7 +356,8 @@ def verify(directory: Path, manifest: Manifest, check_hashes: bool = True) -> No
             raise ArtifactError(f"{path}: size {path.stat().st_size} != manifest {entry.bytes}")
         if check_hashes and _sha256(path) != entry.sha256:
             raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt file)")
-    for name, (dtype, ndim) in REQUIRED_ARRAYS.items():
+    optional = ITEM_ITEM_ARRAYS if has_item_item(manifest) else {}
+    for name, (dtype, ndim) in {**REQUIRED_ARRAYS, **optional}.items():
         entry = manifest.files[f"{name}.npy"]
         if entry.dtype != dtype or entry.shape is None or len(entry.shape) != ndim:
             raise ArtifactError(

@@ -81,6 +81,8 @@ def _np_pool_chunk(
     pooling: str, vectors: FloatArray, weights: Mapping[str, FloatArray], lists: IntArray
 ) -> FloatArray:
     mask = lists >= 0
+    if len(vectors) == 0:  # a model without subjects: every list is empty
+        return np.zeros((len(lists), vectors.shape[1]), dtype=np.float32)
     idx = np.where(mask, lists, 0)
     x = vectors[idx]  # (n, S, dim)
     if pooling == "scalar":

@@ -91,6 +91,10 @@ def tiny_config(data: Path, artifacts: Path, store: str, **overrides: Any) -> Tr
         store_url=store,
         threads=1,
         als_grid=TINY_ALS_GRID,
+        study_trials=4,
+        study_seconds=120.0,
+        item_item_trials=2,
+        rerank="always",  # the tests of the serving side need a reranker to serve
         subject_epochs=2,
     )
     return replace(base, **overrides)

@@ -70,7 +70,7 @@ def test_ratings_consolidate_one_per_user_and_work() -> None:
     ]
     report = CleaningReport()
     inter = consolidate(rows, isbn_to_work, {"gb:1": "W2"}, report)
-    assert inter == [("u1", "W1", 8, -1), ("u2", "W2", 0, -1), ("u3", "W2", 4, -1)]
+    assert inter == [("u1", "W1", 8, -1, 1.0), ("u2", "W2", 0, -1, 1.0), ("u3", "W2", 4, -1, 1.0)]
     dropped = {r.rule: r.dropped for r in report.rules}
     assert dropped["ratings: valid ISBN"] == 1
     assert dropped["ratings: known book"] == 1
@@ -84,18 +84,18 @@ def test_latest_explicit_rating_wins_when_timestamps_exist() -> None:
         RawRating("u", "0441172717", 3, timestamp=20),
     ]
     inter = consolidate(rows, {"9780441172719": "W"}, {}, CleaningReport())
-    assert inter == [("u", "W", 3, 20)]
+    assert inter == [("u", "W", 3, 20, 1.0)]
 
 
 def test_kcore_iterates_to_a_fixed_point() -> None:
     # u3 has 2 ratings, one on W3 which only u3 read: dropping W3 leaves u3 below 2.
     rows = [
-        ("u1", "W1", 5, -1),
-        ("u1", "W2", 5, -1),
-        ("u2", "W1", 5, -1),
-        ("u2", "W2", 5, -1),
-        ("u3", "W1", 5, -1),
-        ("u3", "W3", 5, -1),
+        ("u1", "W1", 5, -1, 1.0),
+        ("u1", "W2", 5, -1, 1.0),
+        ("u2", "W1", 5, -1, 1.0),
+        ("u2", "W2", 5, -1, 1.0),
+        ("u3", "W1", 5, -1, 1.0),
+        ("u3", "W3", 5, -1, 1.0),
     ]
     report = CleaningReport()
     kept = kcore(rows, KCore(min_user_interactions=2, min_work_interactions=2), report)

@@ -31,7 +31,7 @@ def test_goodbooks_cleans_into_works_with_subjects_and_ratings(
     )
     assert hunger.isbns == ["9780439023481"]  # recovered from the zero-lost ISBN-10
     assert data.interactions and all(
-        r % 2 == 0 and 2 <= r <= 10 for _, _, r, _ in data.interactions
+        r % 2 == 0 and 2 <= r <= 10 and weight == 1.0 for _, _, r, _, weight in data.interactions
     )
     with_subjects = [w for w in data.works if w.subjects]
     assert with_subjects  # the sample book_tags cover a few books

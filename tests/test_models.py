@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from tests.conftest import tiny_config
 from trainer.als import ALSParams
 from trainer.features import build_features
 from trainer.modeling import ModelConfig, train_models
+from trainer.models.study import StudyBudget
 from trainer.pipeline import run
 from trainer.snapshot import Snapshot
 from trainer.split import SplitConfig
@@ -34,15 +36,28 @@ def test_manifest_holds_every_strategy_and_the_decisions(tiny_artifact: Path) ->
     metrics = read_manifest(tiny_artifact).metrics
     assert set(metrics["warm"]) >= {"popularity", "als"}
     assert set(metrics["cold"]) == {"popularity", "subject", "subject+prior"}
-    for row in [*metrics["warm"].values(), *metrics["cold"].values()]:
-        assert set(row) == {"users", "recall@10", "recall@50", "ndcg@10", "map@10", "coverage@10"}
+    assert set(metrics["history"]) == {"history/popularity", "history/fold-in"}
+    rows = [*metrics["warm"].values(), *metrics["cold"].values(), *metrics["history"].values()]
+    for row in rows:
+        assert {"users", "recall@10", "ndcg@10", "ndcg@10_ci", "coverage@10_ci"} <= set(row)
         assert 0.0 <= row["ndcg@10"] <= 1.0
-    assert len(metrics["als"]["grid"]) == 2  # the two points of TINY_ALS_GRID
-    assert metrics["reranker"]["reason"]
-    assert metrics["served"] in ("als", "als+reranker")
-    assert (metrics["served"] == "als+reranker") == metrics["reranker"]["used"]
+        low, high = row["ndcg@10_ci"]
+        assert low <= row["ndcg@10"] <= high
+    study = metrics["als"]["study"]
+    assert study["n_trials"] == len(study["trials"]) == 4  # tiny_config's study_trials
+    # The two points of TINY_ALS_GRID are tried first, then the sampler's own.
+    assert [t["params"]["alpha"] for t in study["trials"][:2]] == [5.0, 20.0]
+    assert {t["state"] for t in study["trials"]} <= {"COMPLETE", "PRUNED", "FAIL"}
+    for name in ("item_item", "reranker"):
+        decision = metrics[name]
+        assert decision["reason"]
+        if "ndcg@10_gain" in decision and not decision.get("forced"):  # its interval's
+            assert decision["served"] == (decision["ndcg@10_gain"]["low"] > 0)
+    assert (metrics["served"].endswith("+reranker")) == metrics["reranker"]["served"]
+    assert ("item_item" in metrics["served"]) == metrics["item_item"]["served"]
     assert set(metrics["test_baselines_once"]) == {"test/popularity", "test/als"}
-    assert (tiny_artifact / "ndcg_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("ndcg_at_k.png", "study.png"):
+        assert (tiny_artifact / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tiny_artifact / "evaluation.json").read_text())["warm"] == metrics["warm"]
 
 
@@ -53,17 +68,28 @@ def test_tiny_models_beat_popularity(tiny_artifact: Path) -> None:
     assert metrics["warm"]["als"]["coverage@10"] > metrics["warm"]["popularity"]["coverage@10"]
 
 
-def test_same_seed_same_metrics(tiny_artifact: Path, tiny_store: str) -> None:
+def test_same_seed_same_metrics_and_decisions(tiny_artifact: Path, tiny_store: str) -> None:
     snap = _snapshot(tiny_store)
     feats = build_features(snap)
     cfg = ModelConfig(
-        als_grid=[ALSParams(factors=32, iterations=5, threads=1)],
+        als_enqueue=(ALSParams(factors=32, iterations=5, threads=1),),
+        als_budget=StudyBudget(trials=3, seconds=120.0),
+        item_item_trials=2,
         subject=SubjectModelParams(epochs=1, threads=1),
     )
     a = train_models(snap, feats, cfg).metrics
     b = train_models(snap, feats, cfg).metrics
-    for group in ("warm", "cold"):
+    for group in ("warm", "cold", "history", "served", "reranker", "cold_start"):
         assert a[group] == b[group]  # rows are rounded to 4 decimals
+
+    def trials(m: dict[str, Any]) -> list[tuple[object, ...]]:  # all but their durations
+        studies = [m["als"]["study"], m["item_item"]["study"]]
+        return [(t["params"], t["value"], t["state"]) for st in studies for t in st["trials"]]
+
+    assert trials(a) == trials(b)
+    assert {k: v for k, v in a["item_item"].items() if k != "study"} == {
+        k: v for k, v in b["item_item"].items() if k != "study"
+    }
 
 
 def _copy_world(tiny_artifact: Path, tiny_store: str, tmp_path: Path) -> tuple[Path, str]:
@@ -82,8 +108,10 @@ def test_quality_gate_keeps_a_worse_model_unpublished(
         tiny_data,
         artifacts,
         store,
-        als_grid="factors=2;iterations=1;alpha=1",
-        reranker_min_gain=100.0,  # serve ALS alone
+        als_grid="factors=8;iterations=4;alpha=0.05;regularization=100",
+        study_trials=1,  # just that point
+        item_item=False,
+        rerank="off",  # serve that ALS alone
     )
     result = asyncio.run(run(worse))
     assert result.refused and "below the published" in result.refused

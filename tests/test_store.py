@@ -43,7 +43,7 @@ def sample(extra_work: bool = False) -> CleanData:
         works.append(_work("V9", "A new book", ["history"]))
     users = [CleanUser(f"u{i}", 30, "25-34", "canada") for i in range(8)]
     inter = sorted(
-        (f"u{u}", f"W{w}", (u * w) % 11, -1) for u in range(8) for w in range(6) if (u + w) % 3
+        (f"u{u}", f"W{w}", (u * w) % 11, -1, 1.0) for u in range(8) for w in range(6) if (u + w) % 3
     )
     return CleanData(sorted(works, key=lambda w: w.work_id), users, inter)
 
@@ -96,10 +96,15 @@ async def test_load_is_idempotent_and_indices_are_stable(store_url: str) -> None
 
 async def test_migrations_are_recorded_once(store_url: str) -> None:
     async with await Store.open(store_url) as store:
-        assert await store.migrate() == 2
+        assert await store.migrate() == 4
     async with await Store.open(store_url) as store:
         rows = await store.db.fetchall("SELECT version, name FROM schema_migrations")
-        assert [tuple(r) for r in rows] == [(1, "initial schema"), (2, "test evaluations")]
+        assert [tuple(r) for r in rows] == [
+            (1, "initial schema"),
+            (2, "test evaluations"),
+            (3, "interaction weights"),
+            (4, "data sets"),
+        ]
 
 
 async def test_failed_load_leaves_the_store_as_it_was(store_url: str) -> None:
@@ -107,7 +112,7 @@ async def test_failed_load_leaves_the_store_as_it_was(store_url: str) -> None:
         await store.load(sample())
         before = await _counts(store)
         bad = sample(extra_work=True)
-        bad.interactions.append(("u1", "NO-SUCH-WORK", 5, -1))  # fails after the works are written
+        bad.interactions.append(("u1", "NO-SUCH-WORK", 5, -1, 1.0))  # fails after works are written
         with pytest.raises(KeyError):
             await store.load(bad)
         assert await _counts(store) == before

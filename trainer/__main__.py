@@ -56,12 +56,38 @@ def _parser() -> argparse.ArgumentParser:
     }
     for name, text in commands.items():
         c = sub.add_parser(name, help=text)
-        c.add_argument("--store", dest="store_url", help="sqlite:///PATH or mysql://USER@HOST/DB")
+        c.add_argument(
+            "--store",
+            dest="store_url",
+            help="sqlite:///PATH or mysql://USER@HOST/DB (default sqlite:///DATA/bookrec.sqlite)",
+        )
         c.add_argument("--data", dest="data_dir", type=Path)
         c.add_argument("--artifacts", dest="artifacts_dir", type=Path)
         c.add_argument("--seed", type=int)
         c.add_argument("--min-user-interactions", type=int)
         c.add_argument("--min-work-interactions", type=int)
+        if name in ("ingest", "run", "schedule"):  # the commands that read --data
+            c.add_argument(
+                "--interactions",
+                dest="interaction_kind",
+                choices=["explicit", "implicit"],
+                help="interactions.csv values: ratings (explicit) or counts (implicit)",
+            )
+            c.add_argument(
+                "--rating-scale", help='explicit interactions.csv scale, e.g. "1..5" (-> 1..10)'
+            )
+            c.add_argument(
+                "--skip-bad-rows",
+                action="store_true",
+                default=None,
+                help="drop and count bad interactions.csv/items.csv rows instead of failing",
+            )
+            c.add_argument(
+                "--allow-mixed-data",
+                action="store_true",
+                default=None,
+                help="load this data set into a store that holds another one",
+            )
         if name == "export":
             c.add_argument("--out", type=Path, required=True)
         if name == "schedule":
@@ -69,12 +95,36 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--now", action="store_true", help="run once now and exit")
             c.add_argument("--keep", type=int, default=3, help="published artifacts to keep")
         if name in ("run", "schedule"):
-            c.add_argument("--factors", type=int)
-            c.add_argument("--regularization", type=float)
-            c.add_argument("--iterations", type=int)
-            c.add_argument("--alpha", type=float)
-            c.add_argument("--threads", type=int)
-            c.add_argument("--als-grid", help='e.g. "factors=64,128;alpha=5,20;scheme=rating,log"')
+            d = TrainerConfig()
+            c.add_argument(
+                "--study-trials",
+                type=int,
+                help=f"trials of each model's settings search (default {d.study_trials})",
+            )
+            c.add_argument(
+                "--study-seconds",
+                type=float,
+                help=f"wall-clock budget of the ALS search (default {d.study_seconds:g}; "
+                "the item-item search gets half)",
+            )
+            c.add_argument("--threads", type=int, help="ALS threads (default 0: all cores)")
+            c.add_argument(
+                "--als-grid",
+                help='points the ALS study tries first, e.g. "factors=64,128;alpha=1;scheme=log"',
+            )
+            c.add_argument(
+                "--item-item",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="search EASE over the catalogue's head as a second candidate source "
+                "(default on; served only when it beats ALS alone)",
+            )
+            c.add_argument(
+                "--rerank",
+                choices=["auto", "always", "off"],
+                help="the LightGBM reranker: auto (default) serves it only when it beats what "
+                "it reranks; always serves it anyway; off skips it",
+            )
             c.add_argument("--subject-pooling", choices=["scalar", "vector", "attention"])
             c.add_argument("--max-eval-users", type=int)
         if name == "run":
@@ -99,7 +149,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         summary = await pipeline.ingest(cfg, times)
         print(summary)
     elif args.command in ("split", "export"):
-        async with await Store.open(cfg.store_url, progress=log.info) as store:
+        async with await Store.open(cfg.store, progress=log.info) as store:
             snap = await pipeline.freeze_and_export(store, cfg, times)
         if args.command == "export":
             snap.save(args.out)
@@ -112,7 +162,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             return 0 if await run_and_prune(cfg, args.keep, pipeline.run) else 1
         await schedule(cfg, cron, args.keep, pipeline.run)
     elif args.command == "runs":
-        async with await Store.open(cfg.store_url) as store:
+        async with await Store.open(cfg.store) as store:
             for r in await store.runs():
                 print(r)
     else:

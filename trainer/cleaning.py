@@ -26,12 +26,14 @@ class CleanData:
     users: list[CleanUser]  # sorted by user_id
     interactions: list[Interaction]  # sorted by (user_id, work_id)
     report: CleaningReport = field(default_factory=CleaningReport)
+    source: str = ""  # the reader's name (RawDataset.source): the data set's kind
 
 
 def clean(raw: RawDataset, k: KCore) -> CleanData:
     report = CleaningReport()
     for r in raw.reports:
-        report.add(f"read {r.file}", r.lines, r.rows, f"{r.recovered} recovered; unparseable lines")
+        why = r.why or f"{r.recovered} recovered; unparseable lines"
+        report.add(f"read {r.file}", r.lines, r.rows, why)
         if r.rejected_examples:
             report.notes[f"rejected {r.file}"] = r.rejected_examples
     works = build_works(raw.books, raw.isbn_to_work, raw.work_subjects, report)
@@ -61,4 +63,4 @@ def clean(raw: RawDataset, k: KCore) -> CleanData:
         "country_unknown": sum(not u.country for u in users),
         "with_interactions": len({i[0] for i in inter}),
     }
-    return CleanData(works.works, users, inter, report)
+    return CleanData(works.works, users, inter, report, raw.source)

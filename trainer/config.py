@@ -1,7 +1,8 @@
 """Trainer configuration: one typed place, defaults < environment < flags.
 
 Every field can be set by an environment variable BOOKREC_TRAIN_<FIELD> (upper
-case) and by the matching command-line flag.
+case) and by the matching command-line flag. Booleans read 1/0, true/false,
+yes/no, on/off.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ ENV_PREFIX = "BOOKREC_TRAIN_"
 class TrainerConfig:
     data_dir: Path = Path("data")
     artifacts_dir: Path = Path("artifacts")
-    # sqlite:///PATH (embedded default) or mysql://USER:PASSWORD@HOST:PORT/DB (asyncmy)
-    store_url: str = "sqlite:///data/bookrec.sqlite"
+    # sqlite:///PATH or mysql://USER:PASSWORD@HOST:PORT/DB (asyncmy); unset, the store
+    # lies beside the data: sqlite:///<data_dir>/bookrec.sqlite (see `store`)
+    store_url: str | None = None
+    # a store holds one data set; loading another into it is refused unless this is set
+    allow_mixed_data: bool = False
+    # bring-your-own data (interactions.csv, trainer/sources/generic.py): the values are
+    # "explicit" ratings on rating_scale ("LOW..HIGH", mapped onto 1..10) or "implicit"
+    # positive counts (plays, clicks); bad rows fail the import unless skip_bad_rows
+    interaction_kind: str = "explicit"
+    rating_scale: str = "1..10"
+    skip_bad_rows: bool = False
     seed: int = 0
     # cleaning: users / works with fewer interactions are dropped (to a fixed point)
     min_user_interactions: int = 1
@@ -27,28 +37,42 @@ class TrainerConfig:
     # split
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    cold_user_fraction: float = 0.05
+    # Held out whole to judge cold start and users unknown to the model; the refit
+    # puts them back, so a larger share costs the served model nothing.
+    cold_user_fraction: float = 0.1
     min_holdout: int = 5
     max_subjects: int = 1000
-    # models (docs/models.md); the ALS fields above are the base of every grid point
-    als_grid: str = "factors=128,256;alpha=10,20;regularization=1.0;scheme=log"
+    # models (docs/models.md). The settings search: an Optuna study per model, bounded
+    # by trials and by seconds (whichever comes first).
+    study_trials: int = 30
+    study_seconds: float = 300.0
+    # Points the ALS study tries first, e.g. "factors=64;alpha=1,10" (cartesian product)
+    als_grid: str = ""
+    item_item: bool = True  # EASE over the catalogue's head as a second candidate source
+    item_item_max_items: int = 6000
+    item_item_trials: int = 6
     subject_dim: int = 32
     subject_pooling: str = "attention"
     subject_epochs: int = 4
+    # The reranker: "auto" fits it and serves it only when it beats what it reranks,
+    # "always" serves it whatever the figures say (recorded as forced), "off" skips it.
+    rerank: str = "auto"
     rerank_candidates: int = 300
     rerank_trees: int = 150
-    reranker_min_gain: float = 0.02
     max_eval_users: int = 4000
     # quality gate: refuse to publish when NDCG@10 drops more than this below the
     # published artifact's on the same split
     gate_tolerance: float = 0.01
-    factors: int = 64
-    regularization: float = 0.05
-    iterations: int = 12
-    alpha: float = 10.0
     threads: int = 0
     prior_strength: float = 10.0
     min_subject_books: int = 2
+
+    @property
+    def store(self) -> str:
+        """The store URL in effect: ``store_url``, else a SQLite file in the data directory."""
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{self.data_dir / 'bookrec.sqlite'}"
 
     @staticmethod
     def from_env(environ: dict[str, str] | None = None) -> TrainerConfig:
@@ -58,7 +82,8 @@ class TrainerConfig:
         for f in fields(TrainerConfig):
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
-                updates[f.name] = _parse(f.name, type(getattr(cfg, f.name)), raw)
+                kind = _KINDS.get(f.name) or type(getattr(cfg, f.name))
+                updates[f.name] = _parse(f.name, kind, raw)
         return replace(cfg, **updates)
 
     def override(self, **values: Any) -> TrainerConfig:
@@ -66,7 +91,18 @@ class TrainerConfig:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
+# Fields whose default (None) does not tell their type.
+_KINDS: dict[str, type] = {"store_url": str}
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLS |= {"0": False, "false": False, "no": False, "off": False}
+
+
 def _parse(name: str, kind: type, raw: str) -> Any:
+    if kind is bool:
+        value = _BOOLS.get(raw.strip().lower())
+        if value is None:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected 1/0, true/false")
+        return value
     try:
         return Path(raw) if kind is Path else kind(raw)
     except ValueError as e:

@@ -93,7 +93,10 @@ def cold_set(
     max_users: int,
     seed_fraction: float = 0.3,
     n_favourites: int = 3,
+    need_subjects: bool = True,
 ) -> ColdSet:
+    """Cold users with at least 3 ratings; ``need_subjects``: only those whose seed
+    gives a favourite subject (ColdStart needs one; a user with ratings does not)."""
     sel = np.flatnonzero(snap.parts == COLD)
     by_user: dict[int, list[int]] = {}
     for row in sel.tolist():
@@ -117,7 +120,7 @@ def cold_set(
             int(s) for r in positive for s in book_subjects[snap.items[r]].tolist() if s >= 0
         )
         fav = [s for s, _ in sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:n_favourites]]
-        if not fav:
+        if not fav and need_subjects:
             continue
         users.append(u)
         seeds.append(snap.items[seed_rows].astype(np.int32))
@@ -141,12 +144,15 @@ def top_lists(
             sub = exclude[batch]
             rows = np.repeat(np.arange(len(batch)), np.diff(sub.indptr))
             scores[rows, sub.indices] = -np.inf
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kk = min(k, scores.shape[1])  # a catalogue smaller than k: the rest stays -1
+        if kk == 0:
+            continue
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
         vals = np.take_along_axis(scores, part, axis=1)
         order = np.lexsort((part, -vals), axis=1)
         best = np.take_along_axis(part, order, axis=1)
         best[~np.isfinite(np.take_along_axis(vals, order, axis=1))] = -1
-        out[start : start + len(batch)] = best
+        out[start : start + len(batch), :kk] = best
     return out
 
 

@@ -14,12 +14,12 @@ import scipy.sparse as sp
 from bookrec.artifact import POOL_PREFIX, ArtifactWriter, new_model_version
 from bookrec.confidence import confidence
 from bookrec.rerank_features import FEATURES
-from trainer.features import Features
+from trainer.als import is_positive
 from trainer.indexes import write_indexes
 from trainer.modeling import Models
-from trainer.plots import ndcg_curves
+from trainer.models.refit import Published
+from trainer.plots import ndcg_curves, study_plot
 from trainer.snapshot import Snapshot
-from trainer.split import TRAIN
 
 
 def _subject_idf(book_subjects: npt.NDArray[np.int32], n_subjects: int) -> npt.NDArray[np.float32]:
@@ -30,34 +30,35 @@ def _subject_idf(book_subjects: npt.NDArray[np.int32], n_subjects: int) -> npt.N
 def write_artifact(
     root: Path,
     snap: Snapshot,
-    feats: Features,
+    published: Published,
     models: Models,
     params: dict[str, Any],
     counts: dict[str, int],
     visible: bool = True,
 ) -> Path:
-    """Users without training interactions get no row: the server treats them as new.
+    """The refit models (``published``): every user with an interaction gets a row.
 
     ``visible=False`` publishes it as ``.rejected-<version>`` (quality gate)."""
     version = new_model_version(f"{snap.split_id}|{json.dumps(params, sort_keys=True)}")
     writer = ArtifactWriter(root, version)
-    als = models.als
+    als, feats = published.als, published.feats
     try:
-        train = snap.mask(TRAIN)
-        served_users = np.unique(snap.users[train])
+        served_users = np.unique(snap.users)
         in_als = feats.book.count > 0
         item_factors = np.where(in_als[:, None], als.item_factors, 0.0).astype(np.float32)
         writer.save_array("item_factors", item_factors)
         writer.save_array("item_in_als", in_als)
         user_factors = als.user_factors[served_users]
         writer.save_array("user_factors", user_factors)
-        # Never recommend what a user rated in any part of the split; the training
-        # part's ALS confidences let the server fold new ratings into a user vector.
+        # Never recommend what a user rated; the confidences ALS was fitted with let
+        # the server fold new ratings into a user vector.
         row_of = np.full(snap.n_users, -1, dtype=np.int64)
         row_of[served_users] = np.arange(len(served_users))
         keep = row_of[snap.users] >= 0
         p = models.als_params
-        conf = np.where(train, confidence(snap.ratings, p.alpha, p.scheme), 0.0)[keep]
+        fitted = is_positive(snap.ratings, p.min_rating)
+        conf = np.where(fitted, confidence(snap.ratings, p.alpha, p.scheme, snap.weights), 0.0)
+        conf = conf[keep]
         rated = sp.csr_matrix(
             (conf.astype(np.float32), (row_of[snap.users[keep]], snap.items[keep])),
             shape=(len(served_users), snap.n_items),
@@ -94,12 +95,19 @@ def write_artifact(
         stats = np.stack([feats.user.count, feats.user.mean, feats.user.std], axis=1)
         writer.save_array("user_stats", stats[served_users].astype(np.float32))
         writer.save_array("user_favourite_subjects", feats.favourite_subjects[served_users])
+        if published.item_item is not None:
+            m = published.item_item.matrix
+            writer.save_array("item_item_indptr", m.indptr.astype(np.int64))
+            writer.save_array("item_item_indices", m.indices.astype(np.int32))
+            writer.save_array("item_item_weights", m.data.astype(np.float32))
         if models.use_reranker and models.booster is not None:
             writer.save_bytes("reranker.txt", models.booster.model_to_string().encode())
             writer.save_bytes("reranker_features.json", json.dumps(list(FEATURES)).encode())
         writer.save_bytes("evaluation.json", json.dumps(models.metrics, indent=1).encode())
         ndcg_curves(models.curves, writer.path_for("ndcg_at_k.png"), f"split {snap.split_id}")
         writer.record_file("ndcg_at_k.png")
+        study_plot(models.studies, writer.path_for("study.png"))
+        writer.record_file("study.png")
         top = np.argsort(-feats.popularity.prior, kind="stable")[:5]
         warmup = {
             "user_ids": [snap.user_ids[int(u)] for u in served_users[:5]],
@@ -112,12 +120,18 @@ def write_artifact(
             "subject_pooling": models.subject.pooling,
             "subject_pool_weights": sorted(models.subject.weights),
             "cold_start_popularity_weight": models.popularity_weight,
+            # The ALS share of the blend with item-item (bookrec/blend.py), and the top n
+            # taken from each source; absent arrays mean ALS alone.
+            "item_item_blend": models.blend_weight,
+            "blend_candidates": models.blend_candidates,
+            # Users the model does not know but who rated books: fold-in (else cold start).
+            "new_user_foldin": models.history_foldin,
             **index_report,
         }
         return writer.publish(
             snap.split_id,
             params,
-            {**counts, "books": snap.n_items, "users": len(served_users)},
+            {**counts, **feats.subject_report, "books": snap.n_items, "users": len(served_users)},
             models.metrics,
             visible=visible,
         )

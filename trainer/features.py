@@ -8,17 +8,24 @@ train positives. tests/test_features.py proves it by changing a test rating.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from bookrec.log import kv
 from bookrec.rerank_features import year_buckets
 from trainer.popularity import Popularity, bayesian_prior
 from trainer.snapshot import Snapshot
 from trainer.split import TRAIN
 from trainer.subjects import SubjectVocab, build_vocab
 
+log = logging.getLogger(__name__)
+
+# A book keeps its first MAX_SUBJECTS_PER_BOOK vocabulary subjects (the reader's
+# order: main subject first; goodbooks tags most-counted first); the rest are
+# dropped and counted in Features.subject_report (docs/data-pipeline.md).
 MAX_SUBJECTS_PER_BOOK = 8
 FAVOURITE_SUBJECTS = 5
 POSITIVE_MIN_RATING = 6  # explicit ratings at or above this, and implicit reads, are positive
@@ -40,6 +47,8 @@ class Features:
     popularity: Popularity
     favourite_subjects: npt.NDArray[np.int32]  # (n_users, FAVOURITE_SUBJECTS), -1 padded
     year_bucket: npt.NDArray[np.int8]  # per book, see year_buckets
+    # book-subject pairs dropped by each rule, books that lost one (trainer.subjects.REPORT_KEYS)
+    subject_report: dict[str, int]
 
 
 def aggregates(keys: npt.NDArray[np.int32], ratings: npt.NDArray[np.int8], n: int) -> Aggregates:
@@ -95,13 +104,30 @@ def build_features(
     min_subject_books: int = 2,
     max_subjects: int = 1000,
     prior_strength: float = 10.0,
+    use_rows: npt.NDArray[np.bool_] | None = None,
+    vocab: SubjectVocab | None = None,
 ) -> Features:
-    train = snap.mask(TRAIN)
+    """From the training part, or from ``use_rows`` (every interaction, for the refit:
+    pass the split's ``vocab`` too, which the subject model was trained on)."""
+    train = snap.mask(TRAIN) if use_rows is None else use_rows
     users, items, ratings = snap.users[train], snap.items[train], snap.ratings[train]
     seen = np.unique(items)
-    vocab = build_vocab([snap.subjects[i] for i in seen.tolist()], min_subject_books, max_subjects)
-    book_subjects = _padded(
-        [vocab.encode(s, MAX_SUBJECTS_PER_BOOK) for s in snap.subjects], MAX_SUBJECTS_PER_BOOK
+    if vocab is None:
+        vocab = build_vocab(
+            [snap.subjects[i] for i in seen.tolist()], min_subject_books, max_subjects
+        )
+    rows, subject_report = vocab.encode_books(snap.subjects, MAX_SUBJECTS_PER_BOOK)
+    book_subjects = _padded(rows, MAX_SUBJECTS_PER_BOOK)
+    log.info(
+        "subjects reduced",
+        extra=kv(
+            books=snap.n_items,
+            subjects=len(vocab.slugs),
+            min_subject_books=min_subject_books,
+            max_subjects=max_subjects,
+            max_subjects_per_book=MAX_SUBJECTS_PER_BOOK,
+            **subject_report,
+        ),
     )
     favourites = _favourites(users, items, ratings, book_subjects, snap.n_users, len(vocab.slugs))
     return Features(
@@ -112,4 +138,5 @@ def build_features(
         popularity=bayesian_prior(items, ratings, snap.n_items, prior_strength),
         favourite_subjects=favourites,
         year_bucket=year_buckets(snap.years),
+        subject_report=subject_report,
     )

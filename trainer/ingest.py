@@ -1,7 +1,9 @@
 """Find and read whatever raw data a directory holds into one RawDataset.
 
 Book-Crossing CSVs (with Open Library dumps for work keys and subjects when
-present) or goodbooks-10k CSVs, plus the ratings the server recorded.
+present), goodbooks-10k CSVs, or any data set written as interactions.csv
+(+ items.csv; trainer/sources/generic.py), plus the ratings the server recorded.
+Checked in that order: the first kind whose files are present is read.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from trainer import bx_reader, openlibrary
 from trainer.errors import InputError
 from trainer.feedback import FEEDBACK_FILE, read_feedback
 from trainer.raw import RawDataset
+from trainer.sources import generic
+from trainer.sources.generic import ImportOptions
 
 log = logging.getLogger("trainer.ingest")
 
 
-def read_data_dir(data: Path) -> RawDataset:
+def read_data_dir(data: Path, options: ImportOptions | None = None) -> RawDataset:
+    """``options`` set how interactions.csv is read (unused by the other sources)."""
     if not data.is_dir():
         raise InputError(f"{data}: data directory not found (run `trainer demo-data --out {data}`)")
     if (data / bx_reader.RATINGS_FILE).exists() or (data / bx_reader.BOOKS_FILE).exists():
@@ -27,9 +32,12 @@ def read_data_dir(data: Path) -> RawDataset:
         from trainer.goodbooks import read_goodbooks
 
         raw = read_goodbooks(data)
+    elif (data / generic.INTERACTIONS_FILE).exists():
+        raw = generic.read_generic(data, options or ImportOptions())
     else:
         raise InputError(
-            f"{data}: no {bx_reader.BOOKS_FILE} (Book-Crossing) or books.csv (goodbooks-10k); "
+            f"{data}: no {bx_reader.BOOKS_FILE} (Book-Crossing), books.csv (goodbooks-10k) or "
+            f"{generic.INTERACTIONS_FILE} (your own data: user,item,value[,timestamp]); "
             "run `trainer demo-data` to make a demo set"
         )
     feedback, report = read_feedback(data / FEEDBACK_FILE)

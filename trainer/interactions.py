@@ -2,13 +2,17 @@
 
 Consolidation: ratings on different editions of one work collapse to one. An
 explicit rating (1..10) wins over an implicit one (0); among explicit ratings
-the latest wins when timestamps exist, else the highest. Then users and works
-with too few interactions are dropped, repeatedly, until both thresholds hold
-at once (a fixed point: dropping a book can push a user under the threshold).
+the latest wins when timestamps exist, else the highest. An interaction's
+weight is 1.0 when explicit; when implicit it is the sum of the weights of the
+implicit rows that collapsed into it (an implicit source's counts: plays,
+clicks), with the latest timestamp. Then users and works with too few
+interactions are dropped, repeatedly, until both thresholds hold at once (a
+fixed point: dropping a book can push a user under the threshold).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +21,8 @@ from trainer.isbn import normalize_isbn
 from trainer.raw import RawRating
 from trainer.report import CleaningReport
 
-# (user_id, work_id, rating, timestamp or -1)
-Interaction = tuple[str, str, int, int]
+# (user_id, work_id, rating, timestamp or -1, weight)
+Interaction = tuple[str, str, int, int, float]
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,16 @@ def consolidate(
     report: CleaningReport,
 ) -> list[Interaction]:
     best: dict[tuple[str, str], tuple[int, int]] = {}
-    invalid = unknown = out_of_range = exact_dup = 0
-    seen_rows: set[tuple[str, str, int, int]] = set()
+    # (user, work) -> summed weight and latest timestamp of its implicit rows
+    implicit: dict[tuple[str, str], tuple[float, int]] = {}
+    invalid = unknown = out_of_range = bad_weight = exact_dup = 0
+    seen_rows: set[tuple[str, str, int, int, float]] = set()
     for row in rows:
         if not 0 <= row.rating <= 10:
             out_of_range += 1
+            continue
+        if not (row.weight > 0 and math.isfinite(row.weight)):
+            bad_weight += 1
             continue
         if row.book_key:
             work = key_to_work.get(row.book_key)
@@ -52,18 +61,22 @@ def consolidate(
             unknown += 1
             continue
         ts = row.timestamp if row.timestamp is not None else -1
-        fingerprint = (row.user_id, work, row.rating, ts)
+        fingerprint = (row.user_id, work, row.rating, ts, row.weight)
         if fingerprint in seen_rows:
             exact_dup += 1
             continue
         seen_rows.add(fingerprint)
         key = (row.user_id, work)
+        if row.rating == 0:
+            total, latest = implicit.get(key, (0.0, -1))
+            implicit[key] = (total + row.weight, max(latest, ts))
         prev = best.get(key)
         if prev is None or _wins((row.rating, ts), prev):
             best[key] = (row.rating, ts)
     n = len(rows)
     steps = [
         ("ratings: value in 0..10", out_of_range, "rating outside the scale"),
+        ("ratings: positive weight", bad_weight, "a count that is zero, negative or not finite"),
         ("ratings: valid ISBN", invalid, "ISBN with a bad check digit or length"),
         ("ratings: known book", unknown, "the book is not in the catalogue"),
         ("ratings: exact duplicates", exact_dup, "the same row twice"),
@@ -75,9 +88,17 @@ def consolidate(
         "ratings: one per user and work",
         n,
         len(best),
-        "editions merged; explicit beats implicit, then latest, then highest",
+        "editions merged; explicit beats implicit, then latest, then highest; "
+        "implicit counts add up",
     )
-    return sorted((u, w, r, t) for (u, w), (r, t) in best.items())
+    out: list[Interaction] = []
+    for (u, w), (r, t) in best.items():
+        if r == 0:
+            weight, latest = implicit[(u, w)]
+            out.append((u, w, 0, latest, weight))
+        else:
+            out.append((u, w, r, t, 1.0))
+    return sorted(out)
 
 
 def _wins(new: tuple[int, int], old: tuple[int, int]) -> bool:

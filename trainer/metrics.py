@@ -3,7 +3,9 @@
 Binary relevance: an item is relevant when it is one of the user's held-out
 interactions. NDCG uses log2 discounts and the ideal ordering of min(|rel|, K)
 hits; MAP@K divides by min(|rel|, K); coverage@K is the share of the catalogue
-that appears in at least one user's top K.
+that appears in at least one user's top K. Every figure carries its bootstrap
+interval over users (trainer/evaluation/bootstrap.py), and the per-user values
+stay on the report for paired comparisons.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from trainer.evaluation.bootstrap import Interval, coverage_interval, interval
 
 CURVE_MAX_K = 50
 
@@ -26,15 +30,22 @@ class RankingReport:
     map_at_10: float
     coverage_at_10: float
     ndcg_curve: tuple[float, ...]  # NDCG@K for K = 1..CURVE_MAX_K
+    per_user_ndcg: npt.NDArray[np.float64]  # NDCG@10 of each user, in input order
+    ndcg_ci: Interval
+    recall_ci: Interval
+    coverage_ci: Interval
 
-    def row(self) -> dict[str, float]:
+    def row(self) -> dict[str, float | list[float]]:
         return {
             "users": self.users,
             "recall@10": round(self.recall_at_10, 4),
+            "recall@10_ci": [round(self.recall_ci.low, 4), round(self.recall_ci.high, 4)],
             "recall@50": round(self.recall_at_50, 4),
             "ndcg@10": round(self.ndcg_at_10, 4),
+            "ndcg@10_ci": [round(self.ndcg_ci.low, 4), round(self.ndcg_ci.high, 4)],
             "map@10": round(self.map_at_10, 4),
             "coverage@10": round(self.coverage_at_10, 4),
+            "coverage@10_ci": [round(self.coverage_ci.low, 4), round(self.coverage_ci.high, 4)],
         }
 
 
@@ -42,7 +53,7 @@ _DISCOUNT = 1.0 / np.log2(np.arange(2, CURVE_MAX_K + 2))
 
 
 def evaluate_lists(
-    ranked: npt.NDArray[np.int64], relevant: Sequence[set[int]], n_items: int
+    ranked: npt.NDArray[np.int64], relevant: Sequence[set[int]], n_items: int, seed: int = 0
 ) -> RankingReport:
     """``ranked``: (users, >= 50) item indices best first, -1 padded; ``relevant``: per user."""
     if len(relevant) == 0:
@@ -62,12 +73,29 @@ def evaluate_lists(
     precision_at = np.cumsum(hits[:, :10], axis=1) / np.arange(1, 11)
     ap10 = (precision_at * hits[:, :10]).sum(axis=1) / np.minimum(n_rel, 10)
     shown = top[:, :10]
+    per_user = dcg[:, 9] / ideal_cum[np.minimum(n_rel, 10).astype(int) - 1]
+    recall10 = hits[:, :10].sum(axis=1) / n_rel
     return RankingReport(
         users=len(relevant),
-        recall_at_10=float(np.mean(hits[:, :10].sum(axis=1) / n_rel)),
+        recall_at_10=float(np.mean(recall10)),
         recall_at_50=float(np.mean(hits[:, :50].sum(axis=1) / n_rel)),
         ndcg_at_10=curve[9],
         map_at_10=float(np.mean(ap10)),
         coverage_at_10=len(np.unique(shown[shown >= 0])) / n_items,
         ndcg_curve=tuple(curve),
+        per_user_ndcg=per_user,
+        ndcg_ci=interval(per_user, seed),
+        recall_ci=interval(recall10, seed),
+        coverage_ci=coverage_interval(shown, n_items, seed),
     )
+
+
+def ndcg_at_10(ranked: npt.NDArray[np.int64], relevant: Sequence[set[int]]) -> float:
+    """Mean NDCG@10 alone: a study trial's score, without the intervals' cost."""
+    if len(relevant) == 0:
+        raise ValueError("no users to evaluate")
+    top = ranked[:, :10].tolist()
+    hits = np.array([[i in rel for i in row] for row, rel in zip(top, relevant, strict=True)])
+    n_rel = np.minimum([len(r) for r in relevant], 10)
+    ideal = np.cumsum(_DISCOUNT[:10])[n_rel - 1]
+    return float(np.mean((hits * _DISCOUNT[: hits.shape[1]]).sum(axis=1) / ideal))

@@ -1,67 +1,81 @@
-"""Train every model inside the frozen split and evaluate the served pipelines.
+"""Choose and estimate every model inside the frozen split.
 
-Order: ALS grid on the tune half -> subject embeddings -> reranker fitted on
-the tune half's validation labels -> every strategy scored on the eval half
-(popularity, tuned ALS, ALS + reranker; for cold users popularity, subject
-similarity and the subject + prior blend). The reranker is served only when
-it beats tuned ALS on the eval half by ``reranker_min_gain``; the decision and
-its numbers are recorded in the manifest.
+Order, all fitted on the training part:
+
+1. ALS: an Optuna study (trainer/models/study.py) scored on the tune half of the
+   validation users.
+2. Item-item (sparse EASE over the head, trainer/models/item_item.py): its λ by
+   a small study, then the blend weight with ALS, both on the tune half.
+3. Subject embeddings (for cold start, Similar and the reranker).
+4. The reranker, fitted on the tune half's validation labels over the
+   candidates of the pipeline below it.
+
+Then every strategy is scored on the eval half, users that chose nothing, and
+each component is served only when a paired bootstrap over those users puts
+its gain's 95% interval above 0 (trainer/evaluation/decisions.py). The
+published models are refit on every interaction afterwards
+(trainer/training.py); the figures here estimate them.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import optuna
 import scipy.sparse as sp
 
-from bookrec import cold_score
 from bookrec.log import kv
 from bookrec.rerank_features import ItemTable
 from trainer import reranker as rr
-from trainer.als import ALSModel, ALSParams
-from trainer.evaluate import (
-    F32,
-    I32,
-    I64,
-    K,
-    _half,
-    cold_set,
-    exclusion_for,
-    part_matrix,
-    top_lists,
-    warm_sets,
-)
+from trainer.als import ALSModel, ALSParams, training_matrix
+from trainer.evaluate import F32, I32, I64, WarmSet, cold_set, part_matrix, top_lists, warm_sets
+from trainer.evaluation.decisions import Decision, decide
+from trainer.evaluation.lists import CandidatePool, blend_lists, blend_scores, candidate_pool
 from trainer.features import Features
-from trainer.metrics import RankingReport, evaluate_lists
+from trainer.metrics import RankingReport, evaluate_lists, ndcg_at_10
+from trainer.models.cold import evaluate_cold, evaluate_history
+from trainer.models.item_item import Gram, ItemItem, ItemItemParams
+from trainer.models.study import (
+    PRUNE_USERS,
+    AlsSearch,
+    StudyBudget,
+    StudyResult,
+    als_point,
+    run_study,
+)
 from trainer.snapshot import Snapshot
-from trainer.split import TEST, VAL
+from trainer.split import TEST, TRAIN, VAL
 from trainer.subject_model import (
     SubjectModel,
     SubjectModelParams,
     book_vectors,
+    initial_subject_model,
     train_subject_model,
+    trainable,
     user_vector,
 )
-from trainer.tuning import als_scorer, tune_als
 
 log = logging.getLogger("trainer.models")
-COLD_CHUNK = 128  # cold users scored at once: (128, n_books) float32 temporaries
+BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     seed: int = 0
-    als_grid: list[ALSParams] = field(default_factory=lambda: [ALSParams()])
+    als_base: ALSParams = field(default_factory=ALSParams)
+    als_enqueue: tuple[ALSParams, ...] = ()  # points the study tries first
+    als_budget: StudyBudget = field(default_factory=StudyBudget)
+    item_item: ItemItemParams | None = field(default_factory=ItemItemParams)  # None: off
+    item_item_trials: int = 6
+    blend_candidates: int = 200  # top n of each source before the blend
     subject: SubjectModelParams = field(default_factory=SubjectModelParams)
-    reranker: rr.RerankerParams = field(default_factory=rr.RerankerParams)
-    reranker_min_gain: float = 0.02
+    reranker: rr.RerankerParams | None = field(default_factory=rr.RerankerParams)  # None: off
+    reranker_mode: str = "auto"  # or "always": served whatever its interval says
     max_eval_users: int = 4000
     popularity_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 
@@ -69,23 +83,28 @@ class ModelConfig:
 @dataclass
 class Models:
     als_params: ALSParams
-    als: ALSModel
+    als: ALSModel  # fitted on the training part (refit for publication)
     subject: SubjectModel
     book_subject_vectors: F32
     booster: lgb.Booster | None
     use_reranker: bool
+    item_item_params: ItemItemParams | None  # with the chosen λ; None when not served
+    blend_weight: float  # the ALS share of the blend; 1.0 when item-item is not served
+    blend_candidates: int
+    history_foldin: bool  # unknown users with ratings: folded-in ALS (else cold start)
     popularity_weight: float
     metrics: dict[str, Any]
     curves: dict[str, tuple[float, ...]]
+    studies: dict[str, StudyResult]
     stage_seconds: dict[str, float]
 
 
-def _pop_scorer(prior: F32) -> Callable[[I32], F32]:
-    def score(users: I32) -> F32:
-        out: F32 = np.broadcast_to(prior, (len(users), len(prior)))
-        return out
+def _pop_lists(prior: F32, users: I32, exclude: sp.csr_matrix) -> I64:
+    return top_lists(lambda b: np.broadcast_to(prior, (len(b), len(prior))), users, exclude)
 
-    return score
+
+def als_lists(als: ALSModel, users: I32, exclude: sp.csr_matrix) -> I64:
+    return top_lists(lambda b: als.user_factors[b] @ als.item_factors.T, users, exclude)
 
 
 def _report(
@@ -102,6 +121,64 @@ def _contexts(users: I32, history: sp.csr_matrix, feats: Features, sm: SubjectMo
     return [rr.user_context(int(u), history, feats, uvec) for u in users.tolist()]
 
 
+def search_als(
+    snap: Snapshot, tune: WarmSet, exclude: sp.csr_matrix, cfg: ModelConfig
+) -> tuple[ALSParams, ALSModel, StudyResult]:
+    train = snap.mask(TRAIN)
+    explicit = bool((snap.ratings[train] > 0).any())
+    quick = WarmSet(tune.users[:PRUNE_USERS], tune.targets[:PRUNE_USERS])
+
+    def fit_matrix(p: ALSParams) -> sp.csr_matrix:
+        return training_matrix(
+            snap.users[train],
+            snap.items[train],
+            snap.ratings[train],
+            snap.weights[train],
+            (snap.n_users, snap.n_items),
+            p,
+        )
+
+    def score(model: ALSModel, fast: bool) -> float:
+        users = quick if fast else tune
+        return ndcg_at_10(als_lists(model, users.users, exclude), users.targets)
+
+    search = AlsSearch(fit_matrix, score, cfg.als_base, explicit)
+    enqueue = [als_point(p, explicit) for p in cfg.als_enqueue]
+    study = run_study("als", search, cfg.als_budget, cfg.seed, enqueue)
+    assert search.best is not None  # run_study raises when no trial completed
+    return search.best[1], search.best[2], study
+
+
+def search_item_item(
+    exclude: sp.csr_matrix,
+    als: ALSModel,
+    tune: WarmSet,
+    cfg: ModelConfig,
+    params: ItemItemParams,
+) -> tuple[ItemItem, float, CandidatePool, StudyResult, dict[float, float]]:
+    """λ by a small study on pure item-item lists, then the blend weight on the pool."""
+    gram = Gram(exclude, params)
+    best: list[tuple[float, ItemItem]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        ii = gram.fit(replace(params, l2=trial.suggest_float("l2", 1.0, 1e4, log=True)))
+        lists = top_lists(lambda b: (exclude[b] @ ii.matrix).toarray(), tune.users, exclude)
+        value = ndcg_at_10(lists, tune.targets)
+        if not best or value > best[0][0]:
+            best[:] = [(value, ii)]
+        return value
+
+    budget = StudyBudget(cfg.item_item_trials, max(cfg.als_budget.seconds / 2, 1.0))
+    study = run_study("item_item", objective, budget, cfg.seed, [{"l2": params.l2}], prune=False)
+    ii = best[0][1]
+    pool = candidate_pool(
+        als.user_factors, als.item_factors, ii.matrix, tune.users, exclude, cfg.blend_candidates
+    )
+    on_tune = {w: ndcg_at_10(blend_lists(pool, w), tune.targets) for w in BLEND_WEIGHTS}
+    weight = max(BLEND_WEIGHTS, key=lambda w: on_tune[w])
+    return ii, weight, pool, study, on_tune
+
+
 def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     times: dict[str, float] = {}
     clock = time.perf_counter()
@@ -116,61 +193,115 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     tune, evals = warm_sets(snap, VAL, cfg.seed, cfg.max_eval_users)
     if len(tune.users) == 0 or len(evals.users) == 0:
         raise ValueError("the validation split has no users to tune or evaluate on")
-    als_params, als, grid = tune_als(snap, cfg.als_grid, tune, exclude)
-    lap("als_grid")
+    als_params, als, als_study = search_als(snap, tune, exclude, cfg)
+    studies = {"als": als_study}
+    lap("als_study")
 
-    train = snap.parts == 0
+    warm: dict[str, RankingReport] = {}
+    _report(
+        "popularity",
+        _pop_lists(feats.popularity.prior, evals.users, exclude),
+        evals.targets,
+        snap.n_items,
+        warm,
+    )
+    _report("als", als_lists(als, evals.users, exclude), evals.targets, snap.n_items, warm)
+    decisions: dict[str, Decision] = {}
+    base, weight, ii, blend_info = "als", 1.0, None, {}
+    tune_pool: CandidatePool | None = None
+    eval_pool: CandidatePool | None = None
+    if cfg.item_item is not None:
+        ii, w, tune_pool, studies["item_item"], on_tune = search_item_item(
+            exclude, als, tune, cfg, cfg.item_item
+        )
+        eval_pool = candidate_pool(
+            als.user_factors,
+            als.item_factors,
+            ii.matrix,
+            evals.users,
+            exclude,
+            cfg.blend_candidates,
+        )
+        _report("als+item_item", blend_lists(eval_pool, w), evals.targets, snap.n_items, warm)
+        decisions["item_item"] = decide(
+            "item_item", warm["als+item_item"], warm["als"], "als", cfg.seed
+        )
+        blend_info = {
+            "weight": w,
+            "tune_ndcg@10": {str(k): round(v, 4) for k, v in on_tune.items()},
+        }
+        if decisions["item_item"].served:
+            base, weight = "als+item_item", w
+        lap("item_item")
+
+    train = snap.parts == TRAIN
     explicit = train & (snap.ratings > 0)
     val_rows = (snap.parts == VAL) & (snap.ratings > 0)
-    sm = train_subject_model(
+    subject_rows = (
         feats.book_subjects,
         feats.favourite_subjects,
         len(feats.vocab.slugs),
         snap.users[explicit],
         snap.items[explicit],
         snap.ratings[explicit],
-        cfg.subject,
-        val=(snap.users[val_rows], snap.items[val_rows], snap.ratings[val_rows]),
     )
+    if trainable(*subject_rows):
+        sm = train_subject_model(
+            *subject_rows,
+            cfg.subject,
+            val=(snap.users[val_rows], snap.items[val_rows], snap.ratings[val_rows]),
+        )
+    else:
+        log.warning(
+            "subject model not trained: no explicit rating on a book with a subject",
+            extra=kv(subjects=len(feats.vocab.slugs)),
+        )
+        sm = initial_subject_model(len(feats.vocab.slugs), cfg.subject)
     vectors = book_vectors(sm, feats.book_subjects)
     lap("subject_model")
 
     table: ItemTable = rr.item_table(snap, feats, vectors)
-    n = cfg.reranker.candidates
-    t_items, t_scores = rr.candidates(als.user_factors, als.item_factors, tune.users, exclude, n)
-    booster = rr.fit(
-        table, _contexts(tune.users, exclude, feats, sm), t_items, t_scores, tune, cfg.reranker
-    )
-    lap("reranker")
+    n = cfg.reranker.candidates if cfg.reranker is not None else 0
 
-    warm: dict[str, RankingReport] = {}
-    _report(
-        "popularity",
-        top_lists(_pop_scorer(feats.popularity.prior), evals.users, exclude),
-        evals.targets,
-        snap.n_items,
-        warm,
-    )
-    _report(
-        "als", top_lists(als_scorer(als), evals.users, exclude), evals.targets, snap.n_items, warm
-    )
-    if booster is not None:
-        e_items, e_scores = rr.candidates(
-            als.user_factors, als.item_factors, evals.users, exclude, n
+    def retrieved(users: I32, pool: CandidatePool | None) -> tuple[I64, F32]:
+        if base == "als" or pool is None:
+            return rr.candidates(als.user_factors, als.item_factors, users, exclude, n)
+        return blend_scores(pool, weight, n)
+
+    booster = None
+    if cfg.reranker is not None:
+        t_items, t_scores = retrieved(tune.users, tune_pool)
+        booster = rr.fit(
+            table, _contexts(tune.users, exclude, feats, sm), t_items, t_scores, tune, cfg.reranker
         )
+    if booster is not None:
+        e_items, e_scores = retrieved(evals.users, eval_pool)
         lists = rr.rerank(
             booster, table, _contexts(evals.users, exclude, feats, sm), e_items, e_scores
         )
-        _report("als+reranker", lists, evals.targets, snap.n_items, warm)
-    gain = (
-        warm["als+reranker"].ndcg_at_10 / max(warm["als"].ndcg_at_10, 1e-9) - 1.0
-        if "als+reranker" in warm
-        else float("nan")
-    )
-    use_reranker = booster is not None and gain >= cfg.reranker_min_gain
-    lap("evaluate_warm")
+        _report(f"{base}+reranker", lists, evals.targets, snap.n_items, warm)
+        decisions["reranker"] = decide(
+            "reranker", warm[f"{base}+reranker"], warm[base], base, cfg.seed
+        )
+    forced = cfg.reranker_mode == "always"
+    use_reranker = booster is not None and (decisions["reranker"].served or forced)
+    served = f"{base}+reranker" if use_reranker else base
+    lap("reranker")
 
-    cold, weight = _evaluate_cold(snap, feats, sm, vectors, cfg)
+    cs = cold_set(snap, feats.book_subjects, cfg.seed, 2 * cfg.max_eval_users)
+    cold = evaluate_cold(snap, feats, sm, vectors, cs, cfg.popularity_weights, cfg.seed)
+    hist_cs = cold_set(snap, feats.book_subjects, cfg.seed, cfg.max_eval_users, need_subjects=False)
+    history, history_choice = evaluate_history(
+        snap,
+        als,
+        als_params,
+        hist_cs,
+        feats.popularity.prior,
+        ii.matrix if ii is not None and base != "als" else None,
+        weight,
+        cfg.blend_candidates,
+        cfg.seed,
+    )
     lap("evaluate_cold")
 
     metrics: dict[str, Any] = {
@@ -178,76 +309,51 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
         "eval_users": len(evals.users),
         "tune_users": len(tune.users),
         "warm": {k: v.row() for k, v in warm.items()},
-        "cold": {k: v.row() for k, v in cold.items()},
-        "als": {"chosen": asdict(als_params), "grid": grid},
-        "reranker": {
-            "used": use_reranker,
-            "ndcg_gain_over_als": None if math.isnan(gain) else round(gain, 4),
-            "min_gain": cfg.reranker_min_gain,
-            "reason": (
-                "no tune user had a validation item among the candidates"
-                if booster is None
-                else f"NDCG@10 {gain:+.1%} vs tuned ALS on the eval half "
-                f"({'>=' if use_reranker else '<'} {cfg.reranker_min_gain:.0%} required)"
-            ),
+        "cold": {k: v.row() for k, v in cold.reports.items()},
+        "history": {k: v.row() for k, v in history.items()},
+        "als": {"chosen": asdict(als_params), "study": als_study.summary()},
+        "item_item": {
+            **(decisions["item_item"].row() if "item_item" in decisions else {"served": False}),
+            **blend_info,
+            **({"study": studies["item_item"].summary()} if "item_item" in studies else {}),
         },
+        "reranker": (
+            decisions["reranker"].row() | {"served": use_reranker, "forced": forced}
+            if "reranker" in decisions
+            else {
+                "served": False,
+                "reason": "switched off (rerank = false)"
+                if cfg.reranker is None
+                else "no tune user had a validation item among the candidates",
+            }
+        ),
         "subject_model": {"pooling": sm.pooling, "history": sm.history},
-        "cold_start": {"popularity_weight": weight},
-        "served": "als+reranker" if use_reranker else "als",
+        "cold_start": cold.weight_choice | {"popularity_weight": cold.popularity_weight},
+        "new_user_history": history_choice,
+        "served": served,
     }
     curves = {f"warm/{k}": v.ndcg_curve for k, v in warm.items()}
-    curves.update({f"cold/{k}": v.ndcg_curve for k, v in cold.items()})
+    curves.update({f"cold/{k}": v.ndcg_curve for k, v in cold.reports.items()})
+    served_ii = None
+    if base != "als" and cfg.item_item is not None:
+        served_ii = replace(cfg.item_item, l2=float(studies["item_item"].best_params["l2"]))
     return Models(
-        als_params, als, sm, vectors, booster, use_reranker, weight, metrics, curves, times
+        als_params=als_params,
+        als=als,
+        subject=sm,
+        book_subject_vectors=vectors,
+        booster=booster,
+        use_reranker=use_reranker,
+        item_item_params=served_ii,
+        blend_weight=weight,
+        blend_candidates=cfg.blend_candidates,
+        history_foldin=bool(history_choice["served"]),
+        popularity_weight=cold.popularity_weight,
+        metrics=metrics,
+        curves=curves,
+        studies=studies,
+        stage_seconds=times,
     )
-
-
-def _evaluate_cold(
-    snap: Snapshot, feats: Features, sm: SubjectModel, vectors: F32, cfg: ModelConfig
-) -> tuple[dict[str, RankingReport], float]:
-    """Blend weight chosen on one half of the cold users, every number from the other."""
-    cs = cold_set(snap, feats.book_subjects, cfg.seed, 2 * cfg.max_eval_users)
-    out: dict[str, RankingReport] = {}
-    if len(cs.users) < 4:
-        return out, cfg.popularity_weights[len(cfg.popularity_weights) // 2]
-    halves = np.array([_half(cfg.seed, snap.user_ids[u]) for u in cs.users.tolist()])
-    # The server's score (bookrec/cold_score.py), on the arrays the artifact exports.
-    prior01 = cold_score.rescale_prior(feats.popularity.prior)
-    lift = cold_score.SubjectLift(feats.book_subjects, feats.book.count, len(feats.vocab.slugs))
-    uvecs = np.stack([user_vector(sm, f) for f in cs.favourite_subjects]).astype(np.float32)
-
-    def lists(sel: np.ndarray, weights: tuple[float, ...]) -> dict[float, I64]:
-        """Top lists for every weight; each chunk's similarity is computed once."""
-        idx = np.flatnonzero(sel)
-        excl = exclusion_for(cs.users[idx], [cs.seed_items[i] for i in idx], snap.n_items)
-        got = {w: np.empty((len(idx), K), dtype=np.int64) for w in weights}
-        for start in range(0, len(idx), COLD_CHUNK):  # bounds the temporaries
-            r = idx[start : start + COLD_CHUNK]
-            favs = [cs.favourite_subjects[i] for i in r.tolist()]
-            sim = cold_score.similarity(uvecs[r], vectors, lift(favs))
-            pos = np.arange(start, start + len(r), dtype=np.int32)
-            for w in weights:
-
-                def score(p: I32, sim: F32 = sim, w: float = w, at: int = start) -> F32:
-                    return cold_score.blend(sim[p - at], prior01, w)
-
-                got[w][start : start + len(r)] = top_lists(score, pos, excl)
-        return got
-
-    def targets(sel: np.ndarray) -> list[set[int]]:
-        return [cs.targets[i] for i in np.flatnonzero(sel)]
-
-    tune_sel, eval_sel = halves == 0, halves == 1
-    tuned = lists(tune_sel, cfg.popularity_weights)
-    best_w = max(
-        cfg.popularity_weights,
-        key=lambda w: evaluate_lists(tuned[w], targets(tune_sel), snap.n_items).ndcg_at_10,
-    )
-    final = lists(eval_sel, tuple(dict.fromkeys((1.0, 0.0, best_w))))
-    _report("popularity", final[1.0], targets(eval_sel), snap.n_items, out)
-    _report("subject", final[0.0], targets(eval_sel), snap.n_items, out)
-    _report("subject+prior", final[best_w], targets(eval_sel), snap.n_items, out)
-    return out, best_w
 
 
 def evaluate_test_baselines(
@@ -262,10 +368,10 @@ def evaluate_test_baselines(
     out: dict[str, RankingReport] = {}
     _report(
         "test/popularity",
-        top_lists(_pop_scorer(feats.popularity.prior), users, exclude),
+        _pop_lists(feats.popularity.prior, users, exclude),
         targets,
         snap.n_items,
         out,
     )
-    _report("test/als", top_lists(als_scorer(als), users, exclude), targets, snap.n_items, out)
+    _report("test/als", als_lists(als, users, exclude), targets, snap.n_items, out)
     return {k: v.row() for k, v in out.items()}

@@ -18,8 +18,9 @@ from trainer.config import TrainerConfig
 from trainer.ingest import read_data_dir
 from trainer.interactions import KCore
 from trainer.snapshot import Snapshot
+from trainer.sources.generic import ImportOptions
 from trainer.split import SplitConfig
-from trainer.store.store import LoadSummary, Store
+from trainer.store.store import DataSet, LoadSummary, Store
 
 log = logging.getLogger("trainer")
 
@@ -48,9 +49,18 @@ def split_config(cfg: TrainerConfig) -> SplitConfig:
     )
 
 
+def import_options(cfg: TrainerConfig) -> ImportOptions:
+    return ImportOptions(cfg.interaction_kind, cfg.rating_scale, cfg.skip_bad_rows)
+
+
+def dataset_of(cfg: TrainerConfig, data: CleanData) -> DataSet:
+    return DataSet(data.source, str(cfg.data_dir.resolve()))
+
+
 def clean_data_dir(cfg: TrainerConfig, times: dict[str, float]) -> CleanData:
+    options = import_options(cfg)  # a bad setting fails before anything is read
     with stage("read", times):
-        raw = read_data_dir(cfg.data_dir)
+        raw = read_data_dir(cfg.data_dir, options)
     with stage("clean", times):
         data = clean(raw, KCore(cfg.min_user_interactions, cfg.min_work_interactions))
     log.info("cleaning report\n" + data.report.markdown())
@@ -60,9 +70,9 @@ def clean_data_dir(cfg: TrainerConfig, times: dict[str, float]) -> CleanData:
 async def ingest(cfg: TrainerConfig, times: dict[str, float]) -> LoadSummary:
     """Read and clean the data directory, then load it into the store."""
     data = clean_data_dir(cfg, times)
-    async with await Store.open(cfg.store_url, progress=log.info) as store:
+    async with await Store.open(cfg.store, progress=log.info) as store:
         with stage("load", times):
-            return await store.load(data)
+            return await store.load(data, dataset_of(cfg, data), cfg.allow_mixed_data)
 
 
 async def freeze_and_export(store: Store, cfg: TrainerConfig, times: dict[str, float]) -> Snapshot:
@@ -77,12 +87,12 @@ async def run(cfg: TrainerConfig) -> RunResult:
     times: dict[str, float] = {}
     clean_stale_tmp(cfg.artifacts_dir)
     data = clean_data_dir(cfg, times)
-    async with await Store.open(cfg.store_url, progress=log.info) as store:
+    async with await Store.open(cfg.store, progress=log.info) as store:
         run_id = await store.start_run()
         split_id: str | None = None
         try:
             with stage("load", times):
-                await store.load(data)
+                await store.load(data, dataset_of(cfg, data), cfg.allow_mixed_data)
             del data
             snap = await freeze_and_export(store, cfg, times)
             split_id = snap.split_id
@@ -122,20 +132,21 @@ def served_ndcg(metrics: Mapping[str, Any]) -> float | None:
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     """The markdown table printed at the end of training."""
     lines = [
-        "| users | strategy | Recall@10 | Recall@50 | NDCG@10 | MAP@10 | Coverage@10 |",
+        "| users | strategy | Recall@10 | Recall@50 | NDCG@10 [95% CI] | MAP@10 | Coverage@10 |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for group in ("warm", "cold"):
+    for group in ("warm", "cold", "history"):
         for name, row in metrics.get(group, {}).items():
             served = " (served)" if group == "warm" and name == metrics.get("served") else ""
+            low, high = row.get("ndcg@10_ci", (None, None))
             lines.append(
                 f"| {group} ({row['users']}) | {name}{served} | {row['recall@10']} | "
-                f"{row['recall@50']} | {row['ndcg@10']} | {row['map@10']} | {row['coverage@10']} |"
+                f"{row['recall@50']} | {row['ndcg@10']} [{low}, {high}] | {row['map@10']} | "
+                f"{row['coverage@10']} |"
             )
-    reranker = metrics.get("reranker", {})
     lines.append("")
-    lines.append(
-        f"reranker: {'served' if reranker.get('used') else 'not served'}; "
-        f"{reranker.get('reason', '')}"
-    )
+    for name in ("item_item", "reranker", "new_user_history", "cold_start"):
+        decision = metrics.get(name)
+        if decision:
+            lines.append(f"{name}: {decision.get('reason', '')}")
     return "\n".join(lines)

@@ -32,6 +32,9 @@ class RawRating:
     rating: int  # 0 implicit, 1..10 explicit (sources on other scales are rescaled)
     book_key: str = ""
     timestamp: int | None = None  # unix seconds, when the source has them
+    # How much the interaction counts: an implicit source's count (plays, clicks); 1.0 for
+    # explicit ratings and for sources that have no counts.
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class ReadReport:
     recovered: int = 0
     rejected: int = 0
     rejected_examples: list[str] = field(default_factory=list)
+    # What lines -> rows means for this report, when it is not "unparseable lines dropped".
+    why: str = ""
 
     def reject(self, lineno: int, why: str) -> None:
         self.rejected += 1

@@ -40,6 +40,9 @@ class Snapshot:
     ratings: npt.NDArray[np.int8]
     timestamps: npt.NDArray[np.int64]
     parts: npt.NDArray[np.int8]
+    # how much each interaction counts: an implicit source's count (plays, clicks; rating
+    # 0), 1.0 for explicit ratings and for sources without counts
+    weights: npt.NDArray[np.float32]
 
     @property
     def n_items(self) -> int:
@@ -72,6 +75,7 @@ class Snapshot:
             "ratings",
             "timestamps",
             "parts",
+            "weights",
         ):
             np.save(directory / f"{name}.npy", getattr(self, name), allow_pickle=False)
         text = {

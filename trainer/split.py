@@ -9,7 +9,8 @@
   train).
 - Order and membership depend only on external ids, ratings, timestamps and
   the config, never on row order or database indices; the split id is a digest
-  of exactly those, so the same data and config always give the same id.
+  of exactly those (plus the interactions' weights when any is not 1.0), so the
+  same data and config always give the same id.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def assign(
     ratings: npt.NDArray[np.int8],
     timestamps: npt.NDArray[np.int64],
     cfg: SplitConfig,
+    weights: npt.NDArray[np.float32] | None = None,
 ) -> tuple[npt.NDArray[np.int8], str]:
     """Part of each interaction and the split id. Rows may come in any order."""
     n = len(user_ids)
@@ -74,7 +76,7 @@ def assign(
         tail = rows[len(rows) - n_test - n_val :]
         parts[tail[:n_val]] = VAL
         parts[tail[n_val:]] = TEST
-    return parts, split_id(user_ids, work_ids, ratings, timestamps, cfg)
+    return parts, split_id(user_ids, work_ids, ratings, timestamps, cfg, weights)
 
 
 def split_id(
@@ -83,8 +85,15 @@ def split_id(
     ratings: npt.NDArray[np.int8],
     timestamps: npt.NDArray[np.int64],
     cfg: SplitConfig,
+    weights: npt.NDArray[np.float32] | None = None,
 ) -> str:
+    """Weights join the digest only when one is not 1.0, so data without counts keeps the
+    id it had before weights existed, and a changed count gives a new split."""
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
-    for row in sorted(zip(user_ids, work_ids, ratings.tolist(), timestamps.tolist(), strict=True)):
+    columns = [user_ids, work_ids, ratings.tolist(), timestamps.tolist()]
+    if weights is not None and bool((weights != 1.0).any()):
+        h.update(b"weights")
+        columns.append([float(w) for w in weights.tolist()])
+    for row in sorted(zip(*columns, strict=True)):
         h.update(repr(row).encode())
     return h.hexdigest()[:16]

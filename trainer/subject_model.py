@@ -526,3 +526,29 @@ def _train(
     if not all(np.isfinite(x).all() for x in arrays):
         raise ModelFitError("subject model produced NaN/inf weights: lower lr or temperature")
     return SubjectModel(params.pooling, vectors, weights, history, head)
+
+
+def initial_subject_model(n_subjects: int, params: SubjectModelParams) -> SubjectModel:
+    """The model before any training step, for data that cannot train one (no subject,
+    or no explicit rating on a book with one: implicit-only data such as play counts).
+    Its seeded vectors still tell subjects apart, and cold start leans on the subject
+    lift and the prior; the manifest's empty history says it was not trained."""
+    net = _Net.create(params.pooling, n_subjects, params.dim, 0.0, 1.0, params.seed)
+    weights = {name: _numpy(w) for name, w in net.pool.items()}
+    head = {name: _numpy(getattr(net, name)) for name in ("mu", "scale", "subject_bias")}
+    return SubjectModel(params.pooling, _numpy(net.vectors), weights, [], head)
+
+
+def trainable(
+    book_subjects: IntArray,
+    favourite_subjects: IntArray,
+    n_subjects: int,
+    users: IntArray,
+    items: IntArray,
+    ratings: npt.NDArray[np.integer],
+) -> bool:
+    """Whether ``train_subject_model`` has anything to learn from."""
+    return (
+        n_subjects >= 1
+        and len(_eligible(favourite_subjects, book_subjects, users, items, ratings)) > 0
+    )

@@ -1,5 +1,6 @@
-"""Models and publication: features -> ALS grid, subject model, reranker -> evaluation
--> quality gate -> artifact. Imported only by runs that train (torch, LightGBM)."""
+"""Models and publication: features -> studies, subject model, reranker -> evaluation
+-> refit on every interaction -> quality gate -> artifact. Imported only by runs
+that train (torch, LightGBM, Optuna)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from trainer.config import TrainerConfig
 from trainer.export import params_of, write_artifact
 from trainer.features import build_features
 from trainer.modeling import ModelConfig, evaluate_test_baselines, train_models
+from trainer.models.item_item import ItemItemParams
+from trainer.models.refit import refit
+from trainer.models.study import StudyBudget
 from trainer.pipeline import RunResult, metrics_table, served_ndcg, split_config, stage
 from trainer.reranker import RerankerParams
 from trainer.snapshot import Snapshot
@@ -23,17 +27,16 @@ log = logging.getLogger("trainer")
 
 
 def model_config(cfg: TrainerConfig) -> ModelConfig:
-    base = ALSParams(
-        cfg.factors,
-        cfg.regularization,
-        cfg.iterations,
-        cfg.alpha,
-        seed=cfg.seed,
-        threads=cfg.threads,
-    )
+    if cfg.rerank not in ("auto", "always", "off"):
+        raise ValueError(f"rerank must be auto, always or off, got {cfg.rerank!r}")
+    base = ALSParams(seed=cfg.seed, threads=cfg.threads)
     return ModelConfig(
         seed=cfg.seed,
-        als_grid=parse_grid(cfg.als_grid, base),
+        als_base=base,
+        als_enqueue=tuple(parse_grid(cfg.als_grid, base)) if cfg.als_grid.strip() else (),
+        als_budget=StudyBudget(cfg.study_trials, cfg.study_seconds),
+        item_item=(ItemItemParams(max_items=cfg.item_item_max_items) if cfg.item_item else None),
+        item_item_trials=cfg.item_item_trials,
         subject=SubjectModelParams(
             dim=cfg.subject_dim,
             pooling=cfg.subject_pooling,
@@ -41,10 +44,14 @@ def model_config(cfg: TrainerConfig) -> ModelConfig:
             seed=cfg.seed,
             threads=1,  # as fast as two on an idle machine, far faster on a busy one
         ),
-        reranker=RerankerParams(
-            candidates=cfg.rerank_candidates, n_estimators=cfg.rerank_trees, seed=cfg.seed
+        reranker=(
+            RerankerParams(
+                candidates=cfg.rerank_candidates, n_estimators=cfg.rerank_trees, seed=cfg.seed
+            )
+            if cfg.rerank != "off"
+            else None
         ),
-        reranker_min_gain=cfg.reranker_min_gain,
+        reranker_mode=cfg.rerank,
         max_eval_users=cfg.max_eval_users,
     )
 
@@ -78,11 +85,13 @@ async def train_and_publish(
         models.metrics["test_baselines_once"] = test
     log.info("evaluation\n" + metrics_table(models.metrics))
     refused = quality_gate(cfg, snap.split_id, models.metrics)
+    with stage("refit", times):
+        published = refit(snap, feats, models, cfg.prior_strength)
     with stage("artifact", times):
         artifact = write_artifact(
             cfg.artifacts_dir,
             snap,
-            feats,
+            published,
             models,
             params={
                 "als": params_of(models.als_params),

@@ -24,15 +24,23 @@ import numpy.typing as npt
 from bookrec import artifact, cold_score, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
 from bookrec.pooling import normalise
+from bookrec.subject_names import normalize as normalize_subject
 from server.engine import verified
 from server.engine.compiled_trees import compiled_predict, lightgbm_predict
 from server.engine.errors import InvalidArgument, NotFound
 from server.engine.ids import IdIndex, group_ids
-from server.engine.models import Reranker, SubjectSpace
+from server.engine.models import ItemItem, Reranker, SubjectSpace
 from server.engine.scan import all_finite, gram_and_finite
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+# Defaults for artifacts written before the item-item model (docs/artifact-format.md).
+DEFAULT_BLEND = 1.0
+DEFAULT_BLEND_CANDIDATES = 200
+# Characters of a request's subject text that an error message echoes and that
+# "did you mean" compares (difflib is quadratic in the text's length).
+SUBJECT_ECHO = 100
 
 
 class SearchText:
@@ -60,18 +68,30 @@ class AlsSettings:
     alpha: float
     scheme: str
     regularization: float
+    # Explicit ratings (1..10) below this were not fitted by ALS, so fold-in leaves
+    # them out too (they stay excluded from results); implicit ones (0) always count.
+    # 0: every rating counts.
+    min_rating: int = 0
 
     @staticmethod
     def of(params: Mapping[str, Any]) -> AlsSettings:
         als = params.get("als", {})
         try:
             return AlsSettings(
-                float(als["alpha"]), str(als["scheme"]), float(als["regularization"])
+                float(als["alpha"]),
+                str(als["scheme"]),
+                float(als["regularization"]),
+                int(als.get("min_rating", 0)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ArtifactError(
                 f"manifest params.als lacks alpha/scheme/regularization: {e}"
             ) from e
+
+    def fitted(self, ratings: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.bool_]:
+        """Which ratings ALS would fit (trainer/als.py ``is_positive``)."""
+        out: npt.NDArray[np.bool_] = (ratings == 0) | (ratings >= self.min_rating)
+        return out
 
 
 @dataclass(frozen=True)
@@ -108,10 +128,12 @@ class Bundle:
     yty: npt.NDArray[np.float64]  # Gram matrix of the item factors, for fold-in
     book_row: IdIndex  # external book id -> item_idx
     user_row: IdIndex  # external user id -> user row
-    subject_lookup: dict[str, int]  # lower-case id or name -> subject_idx
+    subject_lookup: dict[str, int]  # normalised id or name (subject_lookup()) -> subject_idx
     search_text: SearchText  # lower-case "title author" per book, built on first search
     subjects: SubjectSpace
     reranker: Reranker | None  # present when the trainer decided to serve it
+    item_item: ItemItem | None  # present when the trainer decided to blend it in
+    new_user_foldin: bool  # unknown users with ratings: folded-in ALS (else cold start)
     prior01: F32  # popularity rescaled to [0, 1], the cold-start blend's scale
     prior_order: npt.NDArray[np.int64]  # books by descending prior01 (cold start's 2nd list)
     # 1 / share of training reads per subject: cold start's lift (cold_score.py)
@@ -162,14 +184,19 @@ class Bundle:
         return self.subject_books_indices[start:end]
 
     def subject(self, text: str) -> int:
-        """Subject index from an id or a name, case-insensitive."""
-        idx = self.subject_lookup.get(text.strip().lower())
+        """Subject index from an id ("science-fiction"), a name as ListSubjects shows it
+        ("Science fiction") or any spelling the trainer merges into one subject
+        ("SCIENCE FICTION.", "Children's" for "childrens"): both sides are compared
+        after bookrec.subject_names.normalize, the trainer's own normalisation."""
+        key = normalize_subject(text)
+        idx = self.subject_lookup.get(key)
         if idx is None:
             import difflib
 
-            close = difflib.get_close_matches(text.lower(), self.subject_lookup.keys(), n=3)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise InvalidArgument(f"unknown subject {text!r}{hint} (see ListSubjects)")
+            close = difflib.get_close_matches(key[:SUBJECT_ECHO], self.subject_lookup.keys(), n=3)
+            ids = dict.fromkeys(self.subject_ids[self.subject_lookup[c]] for c in close)
+            hint = f"; did you mean {', '.join(repr(_clip(i)) for i in ids)}?" if ids else ""
+            raise InvalidArgument(f"unknown subject {_clip(text)!r}{hint} (see ListSubjects)")
         return idx
 
     @staticmethod
@@ -255,7 +282,9 @@ class Bundle:
                 raise ArtifactError(
                     f"{path}/{name}.faiss has {indexes[name].ntotal} rows, not {n_books}"
                 )
-        weights = np.where(book_subjects >= 0, idf[np.maximum(book_subjects, 0)], 0.0)
+        # A model without subjects (an implicit data set with no catalogue) has idf == [].
+        padded_idf = np.append(np.asarray(idf, dtype=np.float32), np.float32(0.0))
+        weights = np.where(book_subjects >= 0, padded_idf[book_subjects], 0.0)
         subj_norm = np.sqrt((weights**2).sum(axis=1)).astype(np.float32)
         prior_order = np.argsort(-popularity, kind="stable")
         # Each subject's books by descending prior (cold start reads them in that order).
@@ -267,9 +296,7 @@ class Bundle:
         sb_indptr = np.zeros(len(idf) + 1, dtype=np.int64)
         np.cumsum(np.bincount(flat_subj[keep], minlength=len(idf)), out=sb_indptr[1:])
         subject_bits = _subject_bitsets(sb_indptr, sb_indices, n_books)
-        id_list, name_list = subject_ids.to_list(), subject_names.to_list()
-        lookup = {n.lower(): i for i, n in enumerate(name_list)}
-        lookup.update({s.lower(): i for i, s in enumerate(id_list)})
+        lookup = subject_lookup(subject_ids.to_list(), subject_names.to_list())
         params = manifest.params
         space = SubjectSpace(
             pooling=str(params["subject_pooling"]),
@@ -307,6 +334,12 @@ class Bundle:
                 user_favourites=arr("user_favourite_subjects"),
                 candidates=int(params.get("rerank_candidates", 300)),
             )
+        item_item = None
+        if artifact.has_item_item(manifest):
+            item_item = _item_item(path, params, arr, n_books)
+        new_user_foldin = params.get("new_user_foldin", False)
+        if not isinstance(new_user_foldin, bool):
+            raise ArtifactError(f"{path}: params.new_user_foldin {new_user_foldin!r} is not a bool")
         bundle = Bundle(
             path=path,
             manifest=manifest,
@@ -344,6 +377,8 @@ class Bundle:
             search_text=SearchText(titles, authors),
             subjects=space,
             reranker=reranker,
+            item_item=item_item,
+            new_user_foldin=new_user_foldin,
             prior01=cold_score.rescale_prior(popularity),
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
             prior_order=prior_order,
@@ -351,6 +386,57 @@ class Bundle:
             subject_bits=subject_bits,
         )
         return bundle
+
+
+def _item_item(
+    path: Path, params: Mapping[str, Any], arr: Callable[[str], Any], n_books: int
+) -> ItemItem:
+    """The item-item CSR and its blend params, checked: a bad row pointer or book index
+    would read out of bounds at request time, a NaN weight would poison every blend."""
+    indptr = np.asarray(arr("item_item_indptr"), dtype=np.int64)
+    indices = np.asarray(arr("item_item_indices"), dtype=np.int32)
+    weights = np.asarray(arr("item_item_weights"), dtype=np.float32)
+    where = f"{path}: item_item"
+    if indptr.shape != (n_books + 1,):
+        raise ArtifactError(f"{where}_indptr has shape {indptr.shape}, not ({n_books + 1},)")
+    if indptr[0] != 0 or (np.diff(indptr) < 0).any() or indptr[-1] != len(indices):
+        raise ArtifactError(f"{where}_indptr is not a CSR row pointer over {len(indices)} entries")
+    if len(weights) != len(indices):
+        raise ArtifactError(f"{where}: {len(weights)} weights for {len(indices)} indices")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n_books):
+        raise ArtifactError(f"{where}_indices point outside the {n_books} books")
+    if not all_finite(weights):
+        raise ArtifactError(f"{where}_weights holds NaN or inf")
+    if len(weights) and float(weights.min()) <= 0.0:
+        raise ArtifactError(f"{where}_weights holds a weight <= 0 (the format keeps positives)")
+    try:
+        weight = float(params.get("item_item_blend", DEFAULT_BLEND))
+        n = int(params.get("blend_candidates", DEFAULT_BLEND_CANDIDATES))
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(f"{path}: params.item_item_blend/blend_candidates: {e}") from e
+    if not 0.0 <= weight <= 1.0:
+        raise ArtifactError(f"{path}: params.item_item_blend {weight} is outside [0, 1]")
+    if n < 1:
+        raise ArtifactError(f"{path}: params.blend_candidates {n} is below 1")
+    return ItemItem(indptr, indices, weights, weight, n)
+
+
+def subject_lookup(ids: list[str], names: list[str]) -> dict[str, int]:
+    """Normalised subject id or name -> subject_idx. An id wins over a name and the
+    first subject over a later one when two normalise alike (never in a trainer's
+    artifact: its ids are slugs of distinct normalised parts, its names those parts
+    capitalised, so both normalise back to the part)."""
+    lookup: dict[str, int] = {}
+    for column in (ids, names):
+        for i, text in enumerate(column):
+            key = normalize_subject(text)
+            if key:
+                lookup.setdefault(key, i)
+    return lookup
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SUBJECT_ECHO else f"{text[:SUBJECT_ECHO]}..."
 
 
 def _subject_bitsets(

@@ -3,14 +3,10 @@
 Ratings sent through RateBook go to the feedback log (server/engine/feedback.py),
 which every worker process appends to and the trainer's next run ingests.
 ``RatingsOverlay`` tails that log, so a rating accepted by any worker is seen by
-all of them on the user's next request. ``fold_in`` then solves the user's
-vector against the fixed item factors exactly as ALS's user step does (and as
-implicit's ``recalculate_user`` does):
-
-    x_u = (YᵀY + λI + Σ_i (c_ui - 1) y_i y_iᵀ)⁻¹ Σ_i c_ui y_i
-
-over the user's training ratings plus the new ones, with the confidences c of
-bookrec/confidence.py and the trained alpha, scheme and λ.
+all of them on the user's next request. ``fold_in`` (bookrec/fold_in.py, shared
+with the trainer) then solves the user's vector against the fixed item factors
+exactly as ALS's user step does, over the user's trained ratings plus the new
+ones.
 """
 
 from __future__ import annotations
@@ -25,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from bookrec.fold_in import fold_in
 from bookrec.log import kv
+
+__all__ = ["RatingsOverlay", "fold_in"]
 
 log = logging.getLogger("server.foldin")
 
@@ -79,13 +78,3 @@ class RatingsOverlay:
         """book_id -> rating; a copy, so callers never see it change under them."""
         with self._lock:
             return dict(self._by_user.get(user_id, {}))
-
-
-def fold_in(item_factors: F32, yty: F64, regularization: float, items: I32, conf: F32) -> F32:
-    """The least-squares user vector for ``items`` rated with confidences ``conf``."""
-    y = np.asarray(item_factors[items], dtype=np.float64)
-    c = np.asarray(conf, dtype=np.float64)
-    a = yty + regularization * np.eye(yty.shape[0]) + (y.T * (c - 1.0)) @ y
-    b = c @ y
-    out: F32 = np.linalg.solve(a, b).astype(np.float32)
-    return out

@@ -1,4 +1,4 @@
-"""The learned parts of a bundle beyond ALS: subject space and reranker.
+"""The learned parts of a bundle beyond ALS: subject space, item-item model, reranker.
 
 Both are built once when a bundle opens (worker thread) and are read-only
 afterwards, so requests share them without locks.
@@ -17,6 +17,7 @@ from server.engine.compiled_trees import Predict
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,18 @@ class SubjectSpace:
 
     def user_vector(self, subjects: list[int]) -> F32:
         return pooled_user_vector(self.pooling, self.subject_vectors, self.weights, subjects)
+
+
+@dataclass(frozen=True)
+class ItemItem:
+    """The item-item model (trainer/models/item_item.py) and how Recommend blends it with
+    ALS (bookrec/blend.py): row r of the CSR lists the books reading r points to."""
+
+    indptr: I64  # (n_books + 1,)
+    indices: I32  # books, ascending within a row
+    weights: F32  # > 0
+    weight: float  # ALS's share of the blend (params.item_item_blend)
+    candidates: int  # the top n taken from each source (params.blend_candidates)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
-"""Warm-user recommendations: ALS candidates, minus what the user rated, reranked.
+"""Warm-user recommendations: ALS candidates (blended with item-item when the
+trainer serves it), minus what the user rated, reranked.
 
 Ratings that arrived since training (``new_ratings``) are folded into the
-user's ALS vector first, so the list reacts at once. A user the model does not
-know gets cold start, from the subjects of the books they rated when there
-are any; ``source`` says which path answered.
+user's ALS vector first, so the list reacts at once; they count as rated (never
+listed, and item-item seeds). A user the model does not know is folded in from
+those ratings alone when the trainer found that better than cold start
+(``new_user_foldin``), then ranked as a known user is, without the reranker (it
+needs per-user statistics the model lacks); otherwise they get cold start, from
+the subjects of the books they rated when there are any. ``source`` says which
+path answered.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ import numpy as np
 import numpy.typing as npt
 
 from bookrec.confidence import confidence
+from server.engine.blended import blended, to_depth
 from server.engine.bundle import Bundle
 from server.engine.cold_start import cold_start
 from server.engine.foldin import fold_in
-from server.engine.ranking import allowed_mask, favourite_subject, in_sorted
+from server.engine.ranking import BoolMask, allowed_mask, favourite_subject, in_sorted
 from server.engine.retrieval import candidates
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
 
@@ -45,47 +51,101 @@ def recommend(
             fresh[row] = rating
     user = bundle.user_row.get(user_id)
     if user is None:
-        return _new_user(bundle, fresh, k, filters, explain, offset)
-    vector, rated = _user_vector(bundle, user, fresh)
-    mask = allowed_mask(bundle, filters)
-    reranker = bundle.reranker
-    if reranker is not None and offset + k <= reranker.candidates:
-        cand, als_scores = candidates(bundle, vector, reranker.candidates, rated, mask)
-        best, scores = reranker.rank(bundle.subjects, user, rated, cand, als_scores)
-        source = Source.ALS_RERANKED
+        vector = _new_user_vector(bundle, fresh) if bundle.new_user_foldin else None
+        if vector is None:
+            return _new_user(bundle, fresh, k, filters, explain, offset)
+        rated = np.array(sorted(fresh), dtype=np.int32)
     else:
-        # Pages deeper than the reranked list fall back to plain ALS order.
-        best, scores = candidates(bundle, vector, offset + k + 1, rated, mask)
-        source = Source.ALS
-    page, page_scores = best[offset : offset + k], scores[offset : offset + k]
+        vector, rated = _user_vector(bundle, user, fresh)
+    mask = allowed_mask(bundle, filters)
+    page, page_scores, source, has_more = _page(bundle, user, vector, rated, mask, offset, k)
     reasons = _explain(bundle, rated, page) if explain else {}
     items = [
         Scored(int(i), float(s), offset + n + 1, reasons.get(int(i), ()))
         for n, (i, s) in enumerate(zip(page, page_scores, strict=True))
     ]
-    return RankedList(items, source, has_more=len(best) > offset + k)
+    return RankedList(items, source, has_more=has_more)
+
+
+def _page(
+    bundle: Bundle,
+    user: int | None,
+    vector: F32,
+    rated: I32,
+    mask: BoolMask | None,
+    offset: int,
+    k: int,
+) -> tuple[I32, F32, Source, bool]:
+    """Books ``offset .. offset + k`` of the user's list, their scores, the source, and
+    whether the list goes on. ``user`` None: one the model does not know (no reranker)."""
+    reranker = bundle.reranker
+    end = offset + k
+    model = bundle.item_item
+    if model is None:
+        if reranker is not None and user is not None and end <= reranker.candidates:
+            cand, als_scores = candidates(bundle, vector, reranker.candidates, rated, mask)
+            best, scores = reranker.rank(bundle.subjects, user, rated, cand, als_scores)
+            return best[offset:end], scores[offset:end], Source.ALS_RERANKED, len(best) > end
+        # Pages deeper than the reranked list fall back to plain ALS order.
+        best, scores = candidates(bundle, vector, end + 1, rated, mask)
+        return best[offset:end], scores[offset:end], Source.ALS, len(best) > end
+    ranked = blended(bundle, model, vector, rated, mask)
+    if reranker is not None and user is not None:
+        # The reranker sees the top of the blended union with the blended scores, as
+        # the trainer fitted it (trainer/modeling.py ``retrieved``).
+        top = min(reranker.candidates, len(ranked.items))
+        if end <= top:
+            best, scores = reranker.rank(
+                bundle.subjects, user, rated, ranked.items[:top], ranked.scores[:top]
+            )
+            more = end < len(ranked.items) or (
+                len(to_depth(bundle, model, ranked, vector, rated, mask, end + 1)[0]) > end
+            )
+            return best[offset:end], scores[offset:end], Source.ALS_RERANKED, more
+    # Pages deeper than the reranked list: plain blended order.
+    best, scores = to_depth(bundle, model, ranked, vector, rated, mask, end + 1)
+    return best[offset:end], scores[offset:end], Source.ALS, len(best) > end
 
 
 def _user_vector(bundle: Bundle, user: int, fresh: Mapping[int, int]) -> tuple[F32, I32]:
-    """The trained vector, or one re-solved with the new ratings; and all rated books."""
+    """The trained vector, or one re-solved with the new ratings ALS would have fitted
+    (explicit ones below ``als.min_rating`` are left out); and all rated books."""
     rated = bundle.rated_items(user)
     if not fresh:
         return np.asarray(bundle.user_factors[user]), rated
     rows = np.array(list(fresh), dtype=np.int32)
+    ratings = np.array(list(fresh.values()))
     new = ~in_sorted(rows, rated)
-    if not new.any():
-        return np.asarray(bundle.user_factors[user]), rated
+    every = np.union1d(rated, rows).astype(np.int32)
+    folded = new & bundle.als.fitted(ratings)
+    if not folded.any():
+        return np.asarray(bundle.user_factors[user]), every
     conf = bundle.train_confidence(user)
     trained = conf > 0
-    new_conf = confidence(np.array(list(fresh.values()))[new], bundle.als.alpha, bundle.als.scheme)
+    new_conf = confidence(ratings[folded], bundle.als.alpha, bundle.als.scheme)
     vector = fold_in(
         bundle.item_factors,
         bundle.yty,
         bundle.als.regularization,
-        np.concatenate([rated[trained], rows[new]]),
+        np.concatenate([rated[trained], rows[folded]]),
         np.concatenate([conf[trained], new_conf]),
     )
-    return vector, np.union1d(rated, rows).astype(np.int32)
+    return vector, every
+
+
+def _new_user_vector(bundle: Bundle, fresh: Mapping[int, int]) -> F32 | None:
+    """A vector for a user the model does not know, folded in from the ratings ALS would
+    have fitted (trainer/models/cold.py ``history_vectors``); None when no such rating
+    is of a book with an ALS vector (a zero vector ranks nothing)."""
+    rows = np.array(list(fresh), dtype=np.int32)
+    ratings = np.array(list(fresh.values()))
+    if len(rows) == 0:
+        return None
+    keep = bundle.als.fitted(ratings)
+    if not np.asarray(bundle.item_in_als)[rows[keep]].any():
+        return None
+    conf = confidence(ratings[keep], bundle.als.alpha, bundle.als.scheme)
+    return fold_in(bundle.item_factors, bundle.yty, bundle.als.regularization, rows[keep], conf)
 
 
 def _new_user(

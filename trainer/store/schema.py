@@ -175,6 +175,27 @@ TEST_EVALUATIONS = Table(
     ("split_id",),
 )
 
+# An interaction's weight (an implicit source's count: plays, clicks), only where it is
+# not 1.0: explicit data sets leave this table empty. Exports read 1.0 for a missing row.
+INTERACTION_WEIGHTS = Table(
+    "interaction_weights",
+    (C("user_idx", "int"), C("item_idx", "int"), C("weight", "real")),
+    ("user_idx", "item_idx"),
+)
+# Which data set(s) the store holds: a load of another one is refused unless mixing is
+# allowed (one row per data set then). `source` is the reader (bookcrossing, goodbooks,
+# generic); `location` the resolved data directory.
+DATASETS = Table(
+    "datasets",
+    (
+        C("dataset_idx", "int"),
+        C("source", "str:40"),
+        C("location", "text"),
+        C("first_loaded_at", "str:40"),
+    ),
+    ("dataset_idx",),
+)
+
 # Migration n takes the store from version n to n + 1.
 MIGRATIONS: tuple[tuple[str, tuple[Table, ...]], ...] = (
     (
@@ -194,6 +215,8 @@ MIGRATIONS: tuple[tuple[str, tuple[Table, ...]], ...] = (
     ),
     # The test split is looked at once per split: baselines only, recorded here.
     ("test evaluations", (TEST_EVALUATIONS,)),
+    ("interaction weights", (INTERACTION_WEIGHTS,)),
+    ("data sets", (DATASETS,)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -5,6 +5,10 @@ leaves the store as it was. Loads are idempotent upserts keyed by external ids,
 and indices are stable: a work or user keeps its ``item_idx`` / ``user_idx``
 across loads and retrains; new ones get the next free index, assigned in
 sorted id order so the same input always gives the same indices.
+
+A store holds one data set: the first load records it (reader + resolved data
+directory, table ``datasets``); a load of another one is refused unless mixing
+is allowed, so two data directories never merge their users by accident.
 """
 
 from __future__ import annotations
@@ -16,17 +20,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from bookrec.log import kv
 from trainer.catalog import UNKNOWN_AUTHOR
 from trainer.cleaning import CleanData
+from trainer.errors import InputError
 from trainer.snapshot import Snapshot
 from trainer.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign
 from trainer.store import schema
-from trainer.store.drivers import Driver, StoreError, connect
+from trainer.store.drivers import Driver, Row, StoreError, connect, redact
 from trainer.store.schema import MYSQL, Table
 
 log = logging.getLogger("trainer.store")
@@ -50,6 +57,14 @@ def upsert_sql(dialect: str, table: Table) -> str:
         return head + f" ON CONFLICT ({', '.join(table.primary_key)}) DO NOTHING"
     updates = ", ".join(f"{c}=excluded.{c}" for c in rest)
     return head + f" ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {updates}"
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """Which data a load comes from: the reader and the resolved data directory."""
+
+    source: str  # RawDataset.source: bookcrossing, goodbooks, generic
+    location: str
 
 
 @dataclass(frozen=True)
@@ -146,11 +161,58 @@ class Store:
             if len(rows) > 10 * BATCH and (start // BATCH) % 40 == 0:
                 self.progress(f"loading {what}: {min(start + BATCH, len(rows))}/{len(rows)}")
 
-    async def load(self, data: CleanData) -> LoadSummary:
-        """Upsert clean data in one transaction; re-running it changes nothing."""
+    async def datasets(self) -> list[dict[str, str]]:
+        rows = await self.db.fetchall(
+            "SELECT source, location, first_loaded_at FROM datasets ORDER BY dataset_idx"
+        )
+        return [
+            {"source": str(r[0]), "location": str(r[1]), "first_loaded_at": str(r[2])} for r in rows
+        ]
+
+    async def _claim(self, dataset: DataSet, allow_mixed: bool) -> None:
+        """Record ``dataset`` as held by this store; refuse a second one unless allowed."""
+        rows = await self.db.fetchall(
+            "SELECT dataset_idx, source, location, first_loaded_at FROM datasets "
+            "ORDER BY dataset_idx"
+        )
+        if any((str(r[1]), str(r[2])) == (dataset.source, dataset.location) for r in rows):
+            return
+        if rows and not allow_mixed:
+            held = "; ".join(f"{r[1]} data from {r[2]} (first loaded {r[3]})" for r in rows)
+            beside = f"sqlite:///{Path(dataset.location) / 'bookrec.sqlite'}"
+            raise InputError(
+                f"store {redact(self.db.url)} holds {held}, and this run reads {dataset.source} "
+                f"data from {dataset.location}: loading it would merge two data sets' users "
+                "and books into one model. Use a store of its own (--store URL; without "
+                f"--store or BOOKREC_TRAIN_STORE_URL it is the data's own, here {beside}), "
+                "or pass --allow-mixed-data (BOOKREC_TRAIN_ALLOW_MIXED_DATA=1) to add it to "
+                "this store"
+            )
+        nxt = max((int(r[0]) for r in rows), default=-1) + 1
+        await self.db.execute(
+            "INSERT INTO datasets (dataset_idx, source, location, first_loaded_at) "
+            "VALUES (?, ?, ?, ?)",
+            (nxt, dataset.source, dataset.location, _now()),
+        )
+        if rows:
+            log.warning(
+                "store holds mixed data sets",
+                extra=kv(store=redact(self.db.url), added=dataset.location, held=len(rows)),
+            )
+
+    async def load(
+        self, data: CleanData, dataset: DataSet | None = None, allow_mixed: bool = False
+    ) -> LoadSummary:
+        """Upsert clean data in one transaction; re-running it changes nothing.
+
+        With ``dataset``, the store records which data set it holds and refuses
+        (InputError, nothing written) a different one unless ``allow_mixed``.
+        """
         start = time.perf_counter()
         await self.db.begin()
         try:
+            if dataset is not None:
+                await self._claim(dataset, allow_mixed)
             work_idx, new_works = self._assign(
                 await self._index("works", "work_id", "item_idx"), (w.work_id for w in data.works)
             )
@@ -220,9 +282,10 @@ class Store:
             )
             await self._write(
                 schema.INTERACTIONS,
-                [(user_idx[u], work_idx[w], r, t) for u, w, r, t in data.interactions],
+                [(user_idx[u], work_idx[w], r, t) for u, w, r, t, _ in data.interactions],
                 "interactions",
             )
+            await self._write_weights(data, user_idx, work_idx)
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
@@ -237,6 +300,34 @@ class Store:
         )
         log.info("store loaded", extra=kv(store=self.db.url, **asdict(summary)))
         return summary
+
+    async def _write_weights(
+        self, data: CleanData, user_idx: dict[str, int], work_idx: dict[str, int]
+    ) -> None:
+        """Weights other than 1.0 upserted; a loaded interaction back at 1.0 loses its row."""
+        stored = {
+            (int(u), int(i))
+            for u, i in await self.db.fetchall("SELECT user_idx, item_idx FROM interaction_weights")
+        }
+        if stored:
+            stale = [
+                key
+                for u, w, _, _, weight in data.interactions
+                if weight == 1.0 and (key := (user_idx[u], work_idx[w])) in stored
+            ]
+            if stale:
+                await self.db.executemany(
+                    "DELETE FROM interaction_weights WHERE user_idx = ? AND item_idx = ?", stale
+                )
+        await self._write(
+            schema.INTERACTION_WEIGHTS,
+            [
+                (user_idx[u], work_idx[w], float(weight))
+                for u, w, _, _, weight in data.interactions
+                if weight != 1.0
+            ],
+            "interaction weights",
+        )
 
     # -- split --------------------------------------------------------------------------
 
@@ -253,7 +344,15 @@ class Store:
         work_ids = [str(r[1]) for r in rows]
         ratings = np.array([r[2] for r in rows], dtype=np.int8)
         ts = np.array([r[3] for r in rows], dtype=np.int64)
-        parts, sid = assign(user_ids, work_ids, ratings, ts, cfg)
+        weights = _aligned_weights(
+            np.array([r[4] for r in rows], dtype=np.int64),
+            np.array([r[5] for r in rows], dtype=np.int64),
+            await self.db.fetchall(
+                "SELECT user_idx, item_idx, weight FROM interaction_weights "
+                "ORDER BY user_idx, item_idx"
+            ),
+        )
+        parts, sid = assign(user_ids, work_ids, ratings, ts, cfg, weights)
         if await self.db.fetchall("SELECT 1 FROM splits WHERE split_id = ?", (sid,)):
             return sid
         counts = [int((parts == p).sum()) for p in (TRAIN, VAL, TEST, COLD)]
@@ -311,6 +410,12 @@ class Store:
                 "AND p.item_idx = i.item_idx ORDER BY i.user_idx, i.item_idx",
                 (split_id,),
             )
+            weights = await self.db.fetchall(
+                "SELECT w.user_idx, w.item_idx, w.weight FROM interaction_weights w "
+                "JOIN split_parts p ON p.split_id = ? AND p.user_idx = w.user_idx "
+                "AND p.item_idx = w.item_idx ORDER BY w.user_idx, w.item_idx",
+                (split_id,),
+            )
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
@@ -344,6 +449,7 @@ class Store:
             ratings=arr[:, 2].astype(np.int8),
             timestamps=arr[:, 3].astype(np.int64),
             parts=arr[:, 4].astype(np.int8),
+            weights=_aligned_weights(arr[:, 0], arr[:, 1], weights),
         )
 
     # -- the once-per-split test evaluation ----------------------------------------------
@@ -414,3 +520,20 @@ class Store:
             "message",
         )
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _aligned_weights(
+    users: npt.NDArray[np.int64], items: npt.NDArray[np.int64], stored: list[Row]
+) -> npt.NDArray[np.float32]:
+    """One weight per interaction (rows sorted by user_idx, item_idx): 1.0 unless stored."""
+    out = np.ones(len(users), dtype=np.float32)
+    if not stored or not len(users):
+        return out
+    w = np.array([(r[0], r[1]) for r in stored], dtype=np.int64).reshape(-1, 2)
+    width = int(max(items.max(), w[:, 1].max())) + 1
+    keys = users * width + items
+    wanted = w[:, 0] * width + w[:, 1]
+    pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    found = keys[pos] == wanted
+    out[pos[found]] = np.array([float(r[2]) for r in stored], dtype=np.float32)[found]
+    return out

@@ -1,0 +1,1 @@
+"""Scoring what is served: ranking metrics, bootstrap intervals, the decisions they drive."""

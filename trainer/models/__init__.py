@@ -1,0 +1,1 @@
+"""The models a run trains and the study that chooses their settings."""
