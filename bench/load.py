@@ -29,7 +29,7 @@ from bench.workload import DEFAULT_MIX, KINDS, parse_mix
 from bookrec.artifact import newest_valid
 
 SCENARIOS = ("crosscheck", "knee", "mix", "reload", "scale")
-# One ALS grid point, as the Makefile's RUN_GRID: a demo model in minutes.
+# One ALS point, as the Makefile's RUN_GRID, and a one-trial study: a demo model in minutes.
 DEFAULT_GRID = "factors=256;alpha=10;regularization=1.0;scheme=log"
 
 
@@ -49,6 +49,8 @@ def demo_artifacts(scale: str, grid: str) -> Path:
             f"sqlite:///{DATA / 'artifacts' / f'{scale}.sqlite'}",
             "--als-grid",
             grid,
+            "--study-trials",
+            "1",
         )
     return root
 

@@ -104,7 +104,8 @@ def _served(
 
     def ids(rows: list[int]) -> np.ndarray:
         out = np.full(K, -1, dtype=np.int64)
-        got = [item_id[bundle.book_ids[r]] for r in rows][:K]
+        # A catalogue book nobody rated has no id yet: it gets one (a miss, and coverage).
+        got = [item_id.setdefault(bundle.book_ids[r], len(item_id)) for r in rows[:K]]
         out[: len(got)] = got
         return out
 
@@ -145,7 +146,6 @@ def _row(
 def measure(name: str, seed: int, repeat: bool, progress: Any = print) -> dict[str, Any]:
     data, outer, src, flags = _load(name, seed)
     item_id = {w: i for i, w in enumerate(sorted(set(data.items)))}
-    n_items = len(item_id)
     work = Path(tempfile.mkdtemp(prefix=f"bookrec-quality-{name}-"))
     try:
         _write_input(name, src, work / "input", data, outer)
@@ -165,6 +165,7 @@ def measure(name: str, seed: int, repeat: bool, progress: Any = print) -> dict[s
             }
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    n_items = len(item_id)  # the rated books, and any other book a served list showed
     m = qb.matrix(data, outer.train, item_id)
     users = list(outer.warm_targets)
     targets = [{item_id[b] for b in outer.warm_targets[u]} for u in users]

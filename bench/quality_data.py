@@ -52,7 +52,8 @@ class Outer:
 
 
 def _key(seed: int, *parts: str) -> bytes:
-    return hashlib.blake2b("|".join((str(seed), *parts)).encode(), digest_size=8).digest()
+    # "bench": never the trainer's own split keys, or its cold users would be ours.
+    return hashlib.blake2b("|".join(("bench", str(seed), *parts)).encode(), digest_size=8).digest()
 
 
 def read_clean(data: Path, options: ImportOptions | None = None) -> Interactions:

@@ -76,6 +76,11 @@ REQUIRED_FILES: tuple[str, ...] = (
 )
 # Present only when the trainer decided to serve the reranker (manifest metrics.served).
 RERANKER_FILES: tuple[str, ...] = ("reranker.txt", "reranker_features.json")
+# Written with the reranker's files (optional: an artifact without them reads zeros, as
+# for data without timestamps): per-book columns its features need beyond the above.
+RERANKER_ARRAYS: dict[str, tuple[str, int]] = {
+    "book_recency": ("float32", 1),  # share of the book's interactions in the latest tenth
+}
 # Present only when the trainer decided to serve the item-item source (bookrec/blend.py):
 # a CSR (n_books, n_books), row r = the books reading r points to, ascending, weight > 0.
 ITEM_ITEM_ARRAYS: dict[str, tuple[str, int]] = {
@@ -356,7 +361,8 @@ def verify(directory: Path, manifest: Manifest, check_hashes: bool = True) -> No
             raise ArtifactError(f"{path}: size {path.stat().st_size} != manifest {entry.bytes}")
         if check_hashes and _sha256(path) != entry.sha256:
             raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt file)")
-    optional = ITEM_ITEM_ARRAYS if has_item_item(manifest) else {}
+    optional = dict(ITEM_ITEM_ARRAYS) if has_item_item(manifest) else {}
+    optional |= {n: v for n, v in RERANKER_ARRAYS.items() if f"{n}.npy" in manifest.files}
     for name, (dtype, ndim) in {**REQUIRED_ARRAYS, **optional}.items():
         entry = manifest.files[f"{name}.npy"]
         if entry.dtype != dtype or entry.shape is None or len(entry.shape) != ndim:

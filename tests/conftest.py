@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from trainer.config import TrainerConfig
 
 SHARED_ENV = "BOOKREC_SHARED_DATA"
+MYSQL_ROOT = "mysql://root:@127.0.0.1:3306"
 # Two grid points keep the session fixture quick while still exercising the search.
 TINY_ALS_GRID = "factors=64;alpha=5,20;scheme=log"
 
@@ -46,7 +49,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny synthetic Book-Crossing set, generated once per session."""
-    from trainer.demo_data import generate
+    from trainer.demo import generate
 
     out = tmp_path_factory.mktemp("tiny-data")
     generate(out, "tiny", seed=0)
@@ -98,3 +101,23 @@ def tiny_config(data: Path, artifacts: Path, store: str, **overrides: Any) -> Tr
         subject_epochs=2,
     )
     return replace(base, **overrides)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty store: SQLite in tmp_path, or a fresh database on the MariaDB (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    import asyncmy
+
+    name = f"bookrec_test_{uuid.uuid4().hex[:8]}"
+    conn = await asyncmy.connect(host="127.0.0.1", port=3306, user="root", password="")
+    async with conn.cursor() as cur:
+        await cur.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{MYSQL_ROOT}/{name}"
+    finally:
+        async with conn.cursor() as cur:
+            await cur.execute(f"DROP DATABASE {name}")
+        conn.close()

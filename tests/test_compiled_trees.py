@@ -116,3 +116,63 @@ def test_the_cache_keeps_the_newest_libraries(booster: Any, tmp_path: Path) -> N
     kept = sorted(p.name for p in tmp_path.glob("reranker-*.so"))
     assert len(kept) == compiled_trees.KEEP_LIBRARIES
     assert not any(name in kept for name in ("reranker-old0.so", "reranker-old1.so"))
+
+
+def test_compiled_trees_agree_on_the_reranker_features(tmp_path: Path) -> None:
+    """A model of the trainer's (train_booster) on bookrec.rerank_features' matrix, as the
+    trainer builds it: the compiled trees predict exactly what LightGBM predicts on it."""
+    from bookrec import rerank_features as rf
+    from trainer import reranker as rr
+
+    rng = np.random.default_rng(2)
+    n_books, users, depth = 400, 60, 40
+    count = rng.integers(0, 300, n_books).astype(np.int32)
+    table = rf.ItemTable(
+        author_id=rng.integers(0, 40, n_books).astype(np.int32),
+        series_id=np.where(rng.random(n_books) < 0.2, rng.integers(1, 30, n_books), 0).astype(
+            np.int32
+        ),
+        series_volume=rng.integers(0, 6, n_books).astype(np.int16),
+        book_subjects=np.where(
+            rng.random((n_books, 3)) < 0.6, rng.integers(0, 12, (n_books, 3)), -1
+        ).astype(np.int32),
+        subject_vectors=rng.standard_normal((n_books, 4)).astype(np.float32),
+        year_bucket=rng.integers(0, 14, n_books).astype(np.int8),
+        prior=rng.random(n_books).astype(np.float32),
+        count=count,
+        count_pct=rf.count_percentile(count),
+        recency=rf.book_recency(
+            rng.integers(0, n_books, 5000).astype(np.int32),
+            rng.integers(0, 10**9, 5000),
+            n_books,
+        ),
+        mean=rng.uniform(0, 10, n_books).astype(np.float32),
+        std=rng.uniform(0, 3, n_books).astype(np.float32),
+    )
+    items = np.stack([rng.choice(n_books, depth, replace=False) for _ in range(users)])
+    scores = -np.sort(-rng.standard_normal((users, depth)), axis=1).astype(np.float32)
+    ii = np.where(rng.random((users, depth)) < 0.5, rng.random((users, depth)), 0.0)
+    got = rr.Retrieved(items.astype(np.int64), scores, scores * 0.7, ii.astype(np.float32))
+    contexts = [
+        rf.UserContext(
+            history=rng.choice(n_books, int(rng.integers(1, 30)), replace=False).astype(np.int32),
+            favourite_subjects=np.array([0, 3, -1, -1, -1], np.int32),
+            subject_vector=rng.standard_normal(4).astype(np.float32),
+            count=float(rng.integers(1, 100)),
+            mean=float(rng.uniform(0, 10)),
+            std=float(rng.uniform(0, 3)),
+        )
+        for _ in range(users)
+    ]
+    q = rr.queries(table, contexts, got)
+    assert q.x.shape == (users * depth, len(rf.FEATURES))
+    signal = q.x[:, rf.FEATURES.index("book_recency")] + q.x[:, rf.FEATURES.index("score_share")]
+    labels = (signal + rng.normal(0, 0.3, len(signal)) > 1.3).astype(np.int32)
+    data = lightgbm.Dataset(q.x, labels, group=[depth] * users, feature_name=list(rf.FEATURES))
+    model = rr.train_booster(data, rr.RerankerParams(n_estimators=40, min_data_in_leaf=5))
+    text = model.model_to_string()
+    predict = compiled_trees.compiled_predict(model, text, tmp_path)
+    assert predict is not None
+    rows = np.vstack([q.x, compiled_trees.check_rows(text, len(rf.FEATURES), seed=3)])
+    rows = rows.astype(np.float32)
+    np.testing.assert_array_equal(predict(rows), compiled_trees.lightgbm_predict(model)(rows))

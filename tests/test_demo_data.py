@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from trainer.bx_reader import BOOKS_HEADER, RATINGS_HEADER, USERS_HEADER
-from trainer.demo_data import SCALES, DemoSummary, generate
+from trainer.demo import SCALES, DemoSummary, generate
 
 FILES = (
     "BX-Books.csv",

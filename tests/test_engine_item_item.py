@@ -28,6 +28,7 @@ from tests.fake_bundle import (
     fake_bundle,
     fake_item_item,
 )
+from trainer import reranker as rr
 from trainer.evaluate import top_lists
 from trainer.evaluation.lists import blend_lists, blend_scores, candidate_pool
 
@@ -160,26 +161,52 @@ class StubReranker:
     """Stands in for the LightGBM reranker: records what it is given, returns it reversed."""
 
     candidates: int
-    calls: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    calls: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=list
+    )
 
     def rank(
-        self, space: Any, user: int, history: np.ndarray, cand: np.ndarray, als_scores: np.ndarray
+        self,
+        space: Any,
+        user: int,
+        history: np.ndarray,
+        cand: np.ndarray,
+        scores: np.ndarray,
+        als_scores: np.ndarray,
+        item_item_scores: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        self.calls.append((user, cand.copy(), als_scores.copy()))
+        self.calls.append(
+            (user, cand.copy(), scores.copy(), als_scores.copy(), item_item_scores.copy())
+        )
         return cand[::-1], np.arange(len(cand), dtype=np.float32)
 
 
 def test_the_reranker_reranks_the_top_of_the_blended_list_with_blended_scores() -> None:
-    bundle, _ = blended_bundle(0.6, 8)
+    bundle, m = blended_bundle(0.6, 8)
     stub = StubReranker(candidates=12)
     reranked = dataclasses.replace(bundle, reranker=cast(Any, stub))
     plain = recommend(bundle, "u2", 12, NONE, explain=False)
     first = recommend(reranked, "u2", 10, NONE, explain=False)
     assert first.source is Source.ALS_RERANKED and first.has_more
-    user, cand, scores = stub.calls[-1]
+    user, cand, scores, als, ii = stub.calls[-1]
     assert user == 2
     assert cand.tolist() == [s.item for s in plain.items]
     np.testing.assert_array_equal(scores, np.array([s.score for s in plain.items], np.float32))
+    # Both sources' scores, as the trainer hands them to the reranker (reranker.blended).
+    pool = candidate_pool(
+        np.asarray(bundle.user_factors)[[2]],
+        np.asarray(bundle.item_factors),
+        m,
+        np.zeros(1, np.int32),
+        rated_matrix([np.asarray(bundle.rated_items(2))]),
+        8,
+    )
+    want = rr.blended(pool, 0.6, 12)
+    assert want.items[0].tolist() == cand.tolist()
+    np.testing.assert_allclose(scores, want.scores[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(als, want.als[0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(ii, want.item_item[0], rtol=0, atol=1e-6)
+    assert (ii > 0).any() and (als != scores).any()
     assert [s.item for s in first.items] == cand[::-1][:10].tolist()
     # A page reaching past the reranked 12: plain blended order.
     deeper = recommend(reranked, "u2", 5, NONE, explain=False, offset=10)
@@ -192,6 +219,27 @@ def test_the_reranker_reranks_the_top_of_the_blended_list_with_blended_scores() 
     stranger = dataclasses.replace(reranked, new_user_foldin=True)
     cold = recommend(stranger, "stranger", 10, NONE, False, new_ratings={"b45": 9})
     assert cold.source is Source.ALS and len(stub.calls) == calls
+
+
+def test_with_als_alone_the_reranker_gets_als_scores_and_no_item_item() -> None:
+    bundle = fake_bundle()
+    stub = StubReranker(candidates=12)
+    first = recommend(
+        dataclasses.replace(bundle, reranker=cast(Any, stub)), "u1", 10, NONE, explain=False
+    )
+    assert first.source is Source.ALS_RERANKED
+    _, cand, scores, als, ii = stub.calls[-1]
+    want = rr.candidates(
+        np.asarray(bundle.user_factors),
+        np.asarray(bundle.item_factors),
+        np.array([1], np.int32),
+        rated_matrix([np.asarray(bundle.rated_items(u)) for u in range(USERS)]),
+        12,
+    )
+    assert cand.tolist() == want.items[0].tolist()
+    np.testing.assert_allclose(scores, want.scores[0], rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(als, scores)
+    assert not ii.any()
 
 
 def test_the_reranker_list_ends_with_a_short_union() -> None:

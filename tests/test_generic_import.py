@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-import sys
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.test_trainer_cli import trainer
 from trainer import pipeline
 from trainer.catalog import Work
 from trainer.cleaning import CleanData, CleanUser, clean
@@ -34,7 +31,6 @@ from trainer.store.drivers import connect
 from trainer.store.store import DataSet, Store
 
 ROOT = Path(__file__).resolve().parents[1]
-MYSQL_ROOT = "mysql://root:@127.0.0.1:3306"
 
 EXPLICIT_CSV = (
     "user,item,rating,timestamp\n"
@@ -396,25 +392,6 @@ async def test_a_store_refuses_a_second_data_set_unless_allowed(tmp_path: Path) 
     assert (after["interactions"], after["datasets"]) == (3, 2)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
-        return
-    import asyncmy
-
-    name = f"bookrec_test_{uuid.uuid4().hex[:8]}"
-    conn = await asyncmy.connect(host="127.0.0.1", port=3306, user="root", password="")
-    async with conn.cursor() as cur:
-        await cur.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{MYSQL_ROOT}/{name}"
-    finally:
-        async with conn.cursor() as cur:
-            await cur.execute(f"DROP DATABASE {name}")
-        conn.close()
-
-
 async def test_a_store_from_before_weights_and_data_sets_migrates(store_url: str) -> None:
     """A version-2 store with data: migrated on open, its interactions export with weight
     1.0, and the first load records its data set."""
@@ -470,28 +447,15 @@ def _clean_sample() -> CleanData:
 # -- the command line -----------------------------------------------------------------------
 
 
-def _trainer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainer", "--log-level", "ERROR", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_cli_flags_read_implicit_counts_and_skip_bad_rows(tmp_path: Path) -> None:
     _write(tmp_path, "interactions.csv", IMPLICIT_TSV + "7\t8\tlots\r\n")
-    failed = _trainer("ingest", "--data", str(tmp_path), "--interactions", "implicit")
+    failed = trainer("ingest", "--data", str(tmp_path), "--interactions", "implicit")
     assert failed.returncode == 2
     errors = [x for x in failed.stderr.splitlines() if x.startswith("trainer: error:")]
     assert len(errors) == 1 and "1 bad row" in errors[0], failed.stderr
     assert "interactions.csv:7: value 'lots' is not a number: '7\\t8\\tlots'" in failed.stderr
     assert not (tmp_path / "bookrec.sqlite").exists()
-    ok = _trainer(
-        "ingest", "--data", str(tmp_path), "--interactions", "implicit", "--skip-bad-rows"
-    )
+    ok = trainer("ingest", "--data", str(tmp_path), "--interactions", "implicit", "--skip-bad-rows")
     assert ok.returncode == 0, ok.stderr
     assert "interactions=5" in ok.stdout
     assert _counts(f"sqlite:///{tmp_path / 'bookrec.sqlite'}")["interaction_weights"] == 4

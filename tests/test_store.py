@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import filecmp
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import MYSQL_ROOT
 from trainer.catalog import Work
 from trainer.cleaning import CleanData, CleanUser
 from trainer.split import SplitConfig
 from trainer.store.drivers import StoreError
 from trainer.store.store import Store
-
-MYSQL_ROOT = "mysql://root:@127.0.0.1:3306"
 
 
 def _work(wid: str, title: str, subjects: list[str]) -> Work:
@@ -53,25 +51,6 @@ async def _counts(store: Store) -> dict[str, int]:
     for table in ("works", "users", "interactions", "editions", "work_subjects", "subjects"):
         out[table] = int((await store.db.fetchall(f"SELECT COUNT(*) FROM {table}"))[0][0])
     return out
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
-        return
-    import asyncmy
-
-    name = f"bookrec_test_{uuid.uuid4().hex[:8]}"
-    conn = await asyncmy.connect(host="127.0.0.1", port=3306, user="root", password="")
-    async with conn.cursor() as cur:
-        await cur.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{MYSQL_ROOT}/{name}"
-    finally:
-        async with conn.cursor() as cur:
-            await cur.execute(f"DROP DATABASE {name}")
-        conn.close()
 
 
 async def test_load_is_idempotent_and_indices_are_stable(store_url: str) -> None:

@@ -29,7 +29,7 @@ from bookrec import log as logsetup
 from bookrec.artifact import newest_valid
 from bookrec.log import kv
 from trainer.config import TrainerConfig
-from trainer.demo_data import SCALES
+from trainer.demo import SCALES
 from trainer.errors import InputError, ModelFitError
 from trainer.store.drivers import StoreError
 
@@ -104,8 +104,8 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument(
                 "--study-seconds",
                 type=float,
-                help=f"wall-clock budget of the ALS search (default {d.study_seconds:g}; "
-                "the item-item search gets half)",
+                help=f"wall-clock budget of the settings searches (default {d.study_seconds:g}: "
+                "two thirds to ALS, a third to item-item)",
             )
             c.add_argument("--threads", type=int, help="ALS threads (default 0: all cores)")
             c.add_argument(
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo-data":
-            from trainer.demo_data import generate
+            from trainer.demo import generate
 
             summary = generate(args.out, args.scale, args.seed, progress=log.info)
             log.info("demo data written", extra=kv(out=str(args.out), **asdict(summary)))

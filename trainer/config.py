@@ -43,7 +43,8 @@ class TrainerConfig:
     min_holdout: int = 5
     max_subjects: int = 1000
     # models (docs/models.md). The settings search: an Optuna study per model, bounded
-    # by trials and by seconds (whichever comes first).
+    # by trials and by seconds (whichever comes first; the seconds are shared by the
+    # studies: two thirds to ALS, a third to item-item).
     study_trials: int = 30
     study_seconds: float = 300.0
     # Points the ALS study tries first, e.g. "factors=64;alpha=1,10" (cartesian product)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from bookrec.artifact import POOL_PREFIX, ArtifactWriter, new_model_version
 from bookrec.confidence import confidence
-from bookrec.rerank_features import FEATURES
+from bookrec.rerank_features import FEATURES, book_recency
 from trainer.als import is_positive
 from trainer.indexes import write_indexes
 from trainer.modeling import Models
@@ -100,9 +100,19 @@ def write_artifact(
             writer.save_array("item_item_indptr", m.indptr.astype(np.int64))
             writer.save_array("item_item_indices", m.indices.astype(np.int32))
             writer.save_array("item_item_weights", m.data.astype(np.float32))
+        rerank_params: dict[str, Any] = {}
         if models.use_reranker and models.booster is not None:
             writer.save_bytes("reranker.txt", models.booster.model_to_string().encode())
             writer.save_bytes("reranker_features.json", json.dumps(list(FEATURES)).encode())
+            # Recency of every interaction (the refit's rows), as the split's fit saw it of
+            # the training part (trainer/reranker.py item_table).
+            writer.save_array(
+                "book_recency", book_recency(snap.items, snap.timestamps, snap.n_items)
+            )
+            # The depth the study chose (metrics.reranker.params): what the server reranks.
+            rerank_params["rerank_candidates"] = int(
+                models.metrics["reranker"]["params"]["candidates"]
+            )
         writer.save_bytes("evaluation.json", json.dumps(models.metrics, indent=1).encode())
         ndcg_curves(models.curves, writer.path_for("ndcg_at_k.png"), f"split {snap.split_id}")
         writer.record_file("ndcg_at_k.png")
@@ -127,6 +137,7 @@ def write_artifact(
             # Users the model does not know but who rated books: fold-in (else cold start).
             "new_user_foldin": models.history_foldin,
             **index_report,
+            **rerank_params,
         }
         return writer.publish(
             snap.split_id,

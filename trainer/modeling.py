@@ -7,8 +7,9 @@ Order, all fitted on the training part:
 2. Item-item (sparse EASE over the head, trainer/models/item_item.py): its λ by
    a small study, then the blend weight with ALS, both on the tune half.
 3. Subject embeddings (for cold start, Similar and the reranker).
-4. The reranker, fitted on the tune half's validation labels over the
-   candidates of the pipeline below it.
+4. The reranker: a study over its settings (trainer/reranker.py ``tune``, fitted on
+   two thirds of the tune half, scored on the third), then fitted on the whole tune
+   half's validation labels over the candidates of the pipeline below it.
 
 Then every strategy is scored on the eval half, users that chose nothing, and
 each component is served only when a paired bootstrap over those users puts
@@ -35,7 +36,7 @@ from trainer import reranker as rr
 from trainer.als import ALSModel, ALSParams, training_matrix
 from trainer.evaluate import F32, I32, I64, WarmSet, cold_set, part_matrix, top_lists, warm_sets
 from trainer.evaluation.decisions import Decision, decide
-from trainer.evaluation.lists import CandidatePool, blend_lists, blend_scores, candidate_pool
+from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
 from trainer.features import Features
 from trainer.metrics import RankingReport, evaluate_lists, ndcg_at_10
 from trainer.models.cold import evaluate_cold, evaluate_history
@@ -72,10 +73,14 @@ class ModelConfig:
     als_budget: StudyBudget = field(default_factory=StudyBudget)
     item_item: ItemItemParams | None = field(default_factory=ItemItemParams)  # None: off
     item_item_trials: int = 6
+    item_item_seconds: float = 100.0
     blend_candidates: int = 200  # top n of each source before the blend
     subject: SubjectModelParams = field(default_factory=SubjectModelParams)
     reranker: rr.RerankerParams | None = field(default_factory=rr.RerankerParams)  # None: off
     reranker_mode: str = "auto"  # or "always": served whatever its interval says
+    # The reranker's study (trainer/reranker.py tune): the small demo's reranker stage
+    # (study, final fit, eval) takes ~60 s on 2 cores with it.
+    reranker_budget: StudyBudget = field(default_factory=lambda: StudyBudget(8, 45.0))
     max_eval_users: int = 4000
     popularity_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
 
@@ -168,7 +173,7 @@ def search_item_item(
             best[:] = [(value, ii)]
         return value
 
-    budget = StudyBudget(cfg.item_item_trials, max(cfg.als_budget.seconds / 2, 1.0))
+    budget = StudyBudget(cfg.item_item_trials, cfg.item_item_seconds)
     study = run_study("item_item", objective, budget, cfg.seed, [{"l2": params.l2}], prune=False)
     ii = best[0][1]
     pool = candidate_pool(
@@ -260,25 +265,36 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     vectors = book_vectors(sm, feats.book_subjects)
     lap("subject_model")
 
-    table: ItemTable = rr.item_table(snap, feats, vectors)
-    n = cfg.reranker.candidates if cfg.reranker is not None else 0
+    table: ItemTable = rr.item_table(snap, feats, vectors, train)
 
-    def retrieved(users: I32, pool: CandidatePool | None) -> tuple[I64, F32]:
+    def retrieved(users: I32, pool: CandidatePool | None, n: int) -> rr.Retrieved:
+        """What the server reranks: the top n of the served retrieval (blended.py)."""
         if base == "als" or pool is None:
             return rr.candidates(als.user_factors, als.item_factors, users, exclude, n)
-        return blend_scores(pool, weight, n)
+        return rr.blended(pool, weight, n)
 
-    booster = None
+    booster: lgb.Booster | None = None
+    rerank_info: dict[str, Any] = {}
+    depth = 0  # the chosen candidates
     if cfg.reranker is not None:
-        t_items, t_scores = retrieved(tune.users, tune_pool)
-        booster = rr.fit(
-            table, _contexts(tune.users, exclude, feats, sm), t_items, t_scores, tune, cfg.reranker
+        # Features once at the deepest count; the study's trials take each user's first n.
+        tune_q = rr.queries(
+            table,
+            _contexts(tune.users, exclude, feats, sm),
+            retrieved(tune.users, tune_pool, rr.CANDIDATE_RANGE[1]),
         )
+        held_out = rr.holdout([snap.user_ids[u] for u in tune.users.tolist()], cfg.seed)
+        tuned = rr.tune(tune_q, tune.targets, held_out, cfg.reranker, cfg.reranker_budget, cfg.seed)
+        booster, rerank_info, depth = tuned.booster, tuned.info, tuned.params.candidates
+        if tuned.study is not None:
+            studies["reranker"] = tuned.study
     if booster is not None:
-        e_items, e_scores = retrieved(evals.users, eval_pool)
-        lists = rr.rerank(
-            booster, table, _contexts(evals.users, exclude, feats, sm), e_items, e_scores
+        eval_q = rr.queries(
+            table,
+            _contexts(evals.users, exclude, feats, sm),
+            retrieved(evals.users, eval_pool, depth),
         )
+        lists = rr.rerank(booster, eval_q, depth)
         _report(f"{base}+reranker", lists, evals.targets, snap.n_items, warm)
         decisions["reranker"] = decide(
             "reranker", warm[f"{base}+reranker"], warm[base], base, cfg.seed
@@ -317,15 +333,11 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
             **blend_info,
             **({"study": studies["item_item"].summary()} if "item_item" in studies else {}),
         },
-        "reranker": (
+        "reranker": rerank_info
+        | (
             decisions["reranker"].row() | {"served": use_reranker, "forced": forced}
             if "reranker" in decisions
-            else {
-                "served": False,
-                "reason": "switched off (rerank = false)"
-                if cfg.reranker is None
-                else "no tune user had a validation item among the candidates",
-            }
+            else {"served": False, "reason": rerank_info.get("reason", "switched off (rerank off)")}
         ),
         "subject_model": {"pooling": sm.pooling, "history": sm.history},
         "cold_start": cold.weight_choice | {"popularity_weight": cold.popularity_weight},
@@ -360,8 +372,9 @@ def evaluate_test_baselines(
     snap: Snapshot, feats: Features, als: ALSModel, seed: int, max_users: int
 ) -> dict[str, Any]:
     """Popularity and ALS on the test part: run once per split, to show the pipeline is honest."""
-    # Both halves: nothing was tuned on the test part. Capped like the validation users.
-    tune, evals = warm_sets(snap, TEST, seed, max_users)
+    # Both halves: nothing was tuned on the test part.
+    # Half the cap from each half: as many users as one eval half, at half the cost.
+    tune, evals = warm_sets(snap, TEST, seed, max(1, max_users // 2))
     users = np.concatenate([tune.users, evals.users])
     targets = tune.targets + evals.targets
     exclude = part_matrix(snap) + part_matrix(snap, VAL)

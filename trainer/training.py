@@ -34,9 +34,11 @@ def model_config(cfg: TrainerConfig) -> ModelConfig:
         seed=cfg.seed,
         als_base=base,
         als_enqueue=tuple(parse_grid(cfg.als_grid, base)) if cfg.als_grid.strip() else (),
-        als_budget=StudyBudget(cfg.study_trials, cfg.study_seconds),
+        # The clock is shared: two thirds to ALS, a third to item-item.
+        als_budget=StudyBudget(cfg.study_trials, cfg.study_seconds * 2 / 3),
         item_item=(ItemItemParams(max_items=cfg.item_item_max_items) if cfg.item_item else None),
         item_item_trials=cfg.item_item_trials,
+        item_item_seconds=cfg.study_seconds / 3,
         subject=SubjectModelParams(
             dim=cfg.subject_dim,
             pooling=cfg.subject_pooling,

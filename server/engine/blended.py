@@ -37,6 +37,8 @@ class BlendedList:
     items: I32  # the union of both sources' top n, best first
     scores: F32  # their blended scores
     als_scale: float  # largest |ALS score| on the union (what blend divides ALS by)
+    als: F32  # their ALS scores, for the reranker's features
+    item_item: F32  # their item-item scores (0 where it reaches none), likewise
 
 
 def blended(
@@ -54,10 +56,11 @@ def blended(
     ii_top = books[top_k(scores, n)]
     union = np.union1d(als_top, ii_top).astype(np.int32)
     als = np.asarray(bundle.item_factors[union] @ vector, dtype=np.float32)
-    mixed = blend.blend(als, blend.lookup(books, scores, union), model.weight)
+    ii = blend.lookup(books, scores, union)
+    mixed = blend.blend(als, ii, model.weight)
     order = top_k(mixed, len(union))
     scale = float(np.max(np.abs(als))) if len(als) else 0.0
-    return BlendedList(union[order], mixed[order], scale)
+    return BlendedList(union[order], mixed[order], scale, als[order], ii[order])
 
 
 def to_depth(

@@ -327,6 +327,11 @@ class Bundle:
                     year_bucket=rerank_features.year_buckets(year),
                     prior=popularity,
                     count=rating_count,
+                    count_pct=rerank_features.count_percentile(rating_count),
+                    # Absent from artifacts written before it: zeros, as without timestamps.
+                    recency=arr("book_recency")
+                    if "book_recency.npy" in manifest.files
+                    else np.zeros(n_books, dtype=np.float32),
                     mean=mean_rating,
                     std=arr("book_rating_std"),
                 ),

@@ -52,10 +52,19 @@ class Reranker:
     user_favourites: I32  # (n_users, 5)
     candidates: int
 
-    def rank(
-        self, space: SubjectSpace, user: int, history: I32, cand: I32, als_scores: F32
-    ) -> tuple[I32, F32]:
-        """Candidates reordered by the model, with its scores, best first."""
+    def features(
+        self,
+        space: SubjectSpace,
+        user: int,
+        history: I32,
+        cand: I32,
+        scores: F32,
+        als_scores: F32,
+        item_item_scores: F32,
+    ) -> F32:
+        """The model's input for one user's candidates (bookrec/rerank_features.py, the
+        trainer's own function): ``cand`` best first by the served retrieval's ``scores``,
+        with their ALS and item-item scores (zeros when ALS alone is served)."""
         fav = self.user_favourites[user]
         ctx = UserContext(
             history=history,
@@ -65,6 +74,20 @@ class Reranker:
             mean=float(self.user_stats[user, 1]),
             std=float(self.user_stats[user, 2]),
         )
-        pred = self.predict(compute(self.table, ctx, cand, als_scores)).astype(np.float32)
+        return compute(self.table, ctx, cand, scores, als_scores, item_item_scores)
+
+    def rank(
+        self,
+        space: SubjectSpace,
+        user: int,
+        history: I32,
+        cand: I32,
+        scores: F32,
+        als_scores: F32,
+        item_item_scores: F32,
+    ) -> tuple[I32, F32]:
+        """Candidates reordered by the model, with its scores, best first."""
+        x = self.features(space, user, history, cand, scores, als_scores, item_item_scores)
+        pred = self.predict(x).astype(np.float32)
         order = np.lexsort((np.arange(len(cand)), -pred))
         return cand[order], pred[order]

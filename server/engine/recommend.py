@@ -84,19 +84,33 @@ def _page(
     if model is None:
         if reranker is not None and user is not None and end <= reranker.candidates:
             cand, als_scores = candidates(bundle, vector, reranker.candidates, rated, mask)
-            best, scores = reranker.rank(bundle.subjects, user, rated, cand, als_scores)
+            best, scores = reranker.rank(
+                bundle.subjects,
+                user,
+                rated,
+                cand,
+                als_scores,
+                als_scores,
+                np.zeros_like(als_scores),
+            )
             return best[offset:end], scores[offset:end], Source.ALS_RERANKED, len(best) > end
         # Pages deeper than the reranked list fall back to plain ALS order.
         best, scores = candidates(bundle, vector, end + 1, rated, mask)
         return best[offset:end], scores[offset:end], Source.ALS, len(best) > end
     ranked = blended(bundle, model, vector, rated, mask)
     if reranker is not None and user is not None:
-        # The reranker sees the top of the blended union with the blended scores, as
-        # the trainer fitted it (trainer/modeling.py ``retrieved``).
+        # The reranker sees the top of the blended union with the blended scores and both
+        # sources' own, as the trainer fitted it (trainer/modeling.py ``retrieved``).
         top = min(reranker.candidates, len(ranked.items))
         if end <= top:
             best, scores = reranker.rank(
-                bundle.subjects, user, rated, ranked.items[:top], ranked.scores[:top]
+                bundle.subjects,
+                user,
+                rated,
+                ranked.items[:top],
+                ranked.scores[:top],
+                ranked.als[:top],
+                ranked.item_item[:top],
             )
             more = end < len(ranked.items) or (
                 len(to_depth(bundle, model, ranked, vector, rated, mask, end + 1)[0]) > end

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from bookrec import blend
-from trainer.evaluate import F32, I32, I64, K, top_lists
+from trainer.evaluate import BATCH, F32, I32, I64, K, top_lists
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,27 @@ def candidate_pool(
 ) -> CandidatePool:
     """``rated``: users x items, the books each user rated (never candidates)."""
     als_top = top_lists(lambda b: user_factors[b] @ item_factors.T, users, rated, k=n)
-    indptr = item_item.indptr.astype(np.int64)
-    indices = item_item.indices.astype(np.int32)
-    weights = item_item.data.astype(np.float32)
+    # Summing W's rows over what each user rated is one sparse product per batch; in
+    # float64, as bookrec/blend.item_item_scores sums them, so both round alike.
+    weights = item_item.astype(np.float64)
     items, als, ii = [], [], []
-    for row, u in enumerate(users.tolist()):
-        seen = rated.indices[rated.indptr[u] : rated.indptr[u + 1]].astype(np.int32)
-        books, scores = blend.item_item_scores(indptr, indices, weights, seen)
-        fresh = ~np.isin(books, seen)
-        books, scores = books[fresh], scores[fresh]
-        best = books[_top(scores, n)]
-        cand = np.union1d(als_top[row][als_top[row] >= 0], best).astype(np.int32)
-        items.append(cand)
-        als.append((item_factors[cand] @ user_factors[u]).astype(np.float32))
-        ii.append(blend.lookup(books, scores, cand))
+    for start in range(0, len(users), BATCH):
+        batch = users[start : start + BATCH]
+        reached = sp.csr_matrix(rated[batch], dtype=np.float64) @ weights
+        reached.sort_indices()
+        for row, u in enumerate(batch.tolist()):
+            seen = rated.indices[rated.indptr[u] : rated.indptr[u + 1]]
+            lo, hi = reached.indptr[row], reached.indptr[row + 1]
+            books = reached.indices[lo:hi].astype(np.int32)
+            scores = reached.data[lo:hi].astype(np.float32)
+            fresh = ~np.isin(books, seen)
+            books, scores = books[fresh], scores[fresh]
+            best = books[_top(scores, n)]
+            top = als_top[start + row]
+            cand = np.union1d(top[top >= 0], best).astype(np.int32)
+            items.append(cand)
+            als.append((item_factors[cand] @ user_factors[u]).astype(np.float32))
+            ii.append(blend.lookup(books, scores, cand))
     return CandidatePool(items, als, ii)
 
 
