@@ -10,14 +10,17 @@ stay on the report for paired comparisons.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from bookrec.log import kv
 from trainer.evaluation.bootstrap import Interval, coverage_interval, interval
 
+log = logging.getLogger("trainer.metrics")
 CURVE_MAX_K = 50
 
 
@@ -99,3 +102,15 @@ def ndcg_at_10(ranked: npt.NDArray[np.int64], relevant: Sequence[set[int]]) -> f
     n_rel = np.minimum([len(r) for r in relevant], 10)
     ideal = np.cumsum(_DISCOUNT[:10])[n_rel - 1]
     return float(np.mean((hits * _DISCOUNT[: hits.shape[1]]).sum(axis=1) / ideal))
+
+
+def report_into(
+    out: dict[str, RankingReport],
+    name: str,
+    ranked: npt.NDArray[np.int64],
+    relevant: Sequence[set[int]],
+    n_items: int,
+) -> None:
+    """Score one strategy's lists into ``out`` and log its row."""
+    out[name] = evaluate_lists(ranked, relevant, n_items)
+    log.info("evaluated", extra=kv(strategy=name, **out[name].row()))

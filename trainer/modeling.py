@@ -34,11 +34,21 @@ from bookrec.log import kv
 from bookrec.rerank_features import ItemTable
 from trainer import reranker as rr
 from trainer.als import ALSModel, ALSParams, training_matrix
-from trainer.evaluate import F32, I32, I64, WarmSet, cold_set, part_matrix, top_lists, warm_sets
+from trainer.evaluate import (
+    F32,
+    I32,
+    I64,
+    WarmSet,
+    cold_set,
+    part_matrix,
+    popularity_lists,
+    top_lists,
+    warm_sets,
+)
 from trainer.evaluation.decisions import Decision, decide
 from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
 from trainer.features import Features
-from trainer.metrics import RankingReport, evaluate_lists, ndcg_at_10
+from trainer.metrics import RankingReport, ndcg_at_10, report_into
 from trainer.models.cold import evaluate_cold, evaluate_history
 from trainer.models.item_item import Gram, ItemItem, ItemItemParams
 from trainer.models.study import (
@@ -104,19 +114,8 @@ class Models:
     stage_seconds: dict[str, float]
 
 
-def _pop_lists(prior: F32, users: I32, exclude: sp.csr_matrix) -> I64:
-    return top_lists(lambda b: np.broadcast_to(prior, (len(b), len(prior))), users, exclude)
-
-
 def als_lists(als: ALSModel, users: I32, exclude: sp.csr_matrix) -> I64:
     return top_lists(lambda b: als.user_factors[b] @ als.item_factors.T, users, exclude)
-
-
-def _report(
-    name: str, lists: I64, targets: list[set[int]], n_items: int, out: dict[str, RankingReport]
-) -> None:
-    out[name] = evaluate_lists(lists, targets, n_items)
-    log.info("evaluated", extra=kv(strategy=name, **out[name].row()))
 
 
 def _contexts(users: I32, history: sp.csr_matrix, feats: Features, sm: SubjectModel) -> list[Any]:
@@ -203,14 +202,14 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     lap("als_study")
 
     warm: dict[str, RankingReport] = {}
-    _report(
+    report_into(
+        warm,
         "popularity",
-        _pop_lists(feats.popularity.prior, evals.users, exclude),
+        popularity_lists(feats.popularity.prior, evals.users, exclude),
         evals.targets,
         snap.n_items,
-        warm,
     )
-    _report("als", als_lists(als, evals.users, exclude), evals.targets, snap.n_items, warm)
+    report_into(warm, "als", als_lists(als, evals.users, exclude), evals.targets, snap.n_items)
     decisions: dict[str, Decision] = {}
     base, weight, ii, blend_info = "als", 1.0, None, {}
     tune_pool: CandidatePool | None = None
@@ -227,7 +226,7 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
             exclude,
             cfg.blend_candidates,
         )
-        _report("als+item_item", blend_lists(eval_pool, w), evals.targets, snap.n_items, warm)
+        report_into(warm, "als+item_item", blend_lists(eval_pool, w), evals.targets, snap.n_items)
         decisions["item_item"] = decide(
             "item_item", warm["als+item_item"], warm["als"], "als", cfg.seed
         )
@@ -295,7 +294,7 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
             retrieved(evals.users, eval_pool, depth),
         )
         lists = rr.rerank(booster, eval_q, depth)
-        _report(f"{base}+reranker", lists, evals.targets, snap.n_items, warm)
+        report_into(warm, f"{base}+reranker", lists, evals.targets, snap.n_items)
         decisions["reranker"] = decide(
             "reranker", warm[f"{base}+reranker"], warm[base], base, cfg.seed
         )
@@ -379,12 +378,12 @@ def evaluate_test_baselines(
     targets = tune.targets + evals.targets
     exclude = part_matrix(snap) + part_matrix(snap, VAL)
     out: dict[str, RankingReport] = {}
-    _report(
+    report_into(
+        out,
         "test/popularity",
-        _pop_lists(feats.popularity.prior, users, exclude),
+        popularity_lists(feats.popularity.prior, users, exclude),
         targets,
         snap.n_items,
-        out,
     )
-    _report("test/als", als_lists(als, users, exclude), targets, snap.n_items, out)
+    report_into(out, "test/als", als_lists(als, users, exclude), targets, snap.n_items)
     return {k: v.row() for k, v in out.items()}

@@ -519,13 +519,17 @@ def _train(
                 f"subject model ({params.pooling}) epoch {epoch + 1}/{params.epochs}: "
                 f"{shown} ({time.perf_counter() - t0:.1f}s)"
             )
-    vectors = _numpy(net.vectors)
-    weights = {name: _numpy(w) for name, w in net.pool.items()}
-    head = {name: _numpy(getattr(net, name)) for name in ("mu", "scale", "subject_bias")}
-    arrays = [vectors, *weights.values(), *head.values()]
+    model = _exported(net, params.pooling, history)
+    arrays = [model.subject_vectors, *model.weights.values(), *model.head.values()]
     if not all(np.isfinite(x).all() for x in arrays):
         raise ModelFitError("subject model produced NaN/inf weights: lower lr or temperature")
-    return SubjectModel(params.pooling, vectors, weights, history, head)
+    return model
+
+
+def _exported(net: _Net, pooling: str, history: list[dict[str, float]]) -> SubjectModel:
+    weights = {name: _numpy(w) for name, w in net.pool.items()}
+    head = {name: _numpy(getattr(net, name)) for name in ("mu", "scale", "subject_bias")}
+    return SubjectModel(pooling, _numpy(net.vectors), weights, history, head)
 
 
 def initial_subject_model(n_subjects: int, params: SubjectModelParams) -> SubjectModel:
@@ -534,9 +538,7 @@ def initial_subject_model(n_subjects: int, params: SubjectModelParams) -> Subjec
     Its seeded vectors still tell subjects apart, and cold start leans on the subject
     lift and the prior; the manifest's empty history says it was not trained."""
     net = _Net.create(params.pooling, n_subjects, params.dim, 0.0, 1.0, params.seed)
-    weights = {name: _numpy(w) for name, w in net.pool.items()}
-    head = {name: _numpy(getattr(net, name)) for name in ("mu", "scale", "subject_bias")}
-    return SubjectModel(params.pooling, _numpy(net.vectors), weights, [], head)
+    return _exported(net, params.pooling, [])
 
 
 def trainable(

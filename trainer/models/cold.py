@@ -27,11 +27,21 @@ from bookrec.confidence import confidence
 from bookrec.fold_in import fold_in
 from bookrec.log import kv
 from trainer.als import ALSModel, ALSParams, is_positive
-from trainer.evaluate import F32, I32, I64, ColdSet, K, _half, exclusion_for, top_lists
+from trainer.evaluate import (
+    F32,
+    I32,
+    I64,
+    ColdSet,
+    K,
+    _half,
+    exclusion_for,
+    popularity_lists,
+    top_lists,
+)
 from trainer.evaluation.bootstrap import paired
 from trainer.evaluation.lists import blend_lists, candidate_pool
 from trainer.features import Features
-from trainer.metrics import RankingReport, evaluate_lists
+from trainer.metrics import RankingReport, evaluate_lists, report_into
 from trainer.snapshot import Snapshot
 from trainer.subject_model import SubjectModel, user_vector
 
@@ -44,13 +54,6 @@ class ColdResult:
     reports: dict[str, RankingReport]
     popularity_weight: float
     weight_choice: dict[str, Any]
-
-
-def _report(
-    name: str, lists: I64, targets: list[set[int]], n_items: int, out: dict[str, RankingReport]
-) -> None:
-    out[name] = evaluate_lists(lists, targets, n_items)
-    log.info("evaluated", extra=kv(strategy=name, **out[name].row()))
 
 
 def evaluate_cold(
@@ -100,9 +103,9 @@ def evaluate_cold(
     on_tune = {w: evaluate_lists(tuned[w], targets(tune_sel), snap.n_items) for w in weights}
     best_w = max(weights, key=lambda w: on_tune[w].ndcg_at_10)
     final = lists(eval_sel, tuple(dict.fromkeys((1.0, 0.0, best_w))))
-    _report("popularity", final[1.0], targets(eval_sel), snap.n_items, out)
-    _report("subject", final[0.0], targets(eval_sel), snap.n_items, out)
-    _report("subject+prior", final[best_w], targets(eval_sel), snap.n_items, out)
+    report_into(out, "popularity", final[1.0], targets(eval_sel), snap.n_items)
+    report_into(out, "subject", final[0.0], targets(eval_sel), snap.n_items)
+    report_into(out, "subject+prior", final[best_w], targets(eval_sel), snap.n_items)
     gain = paired(out["subject+prior"].per_user_ndcg, out["popularity"].per_user_ndcg, seed)
     # Kept unless the other half shows it below the pure prior on average.
     chosen = best_w if gain.mean >= 0.0 else 1.0
@@ -169,18 +172,15 @@ def evaluate_history(
     vectors = history_vectors(snap, als, params, cs)
     pos = np.arange(len(cs.users), dtype=np.int32)
     seen = exclusion_for(cs.users, cs.seed_items, snap.n_items)
-
-    def pop_score(b: I32) -> F32:
-        out: F32 = np.broadcast_to(prior, (len(b), len(prior)))
-        return out
-
-    _report("history/popularity", top_lists(pop_score, pos, seen), cs.targets, snap.n_items, out)
+    report_into(
+        out, "history/popularity", popularity_lists(prior, pos, seen), cs.targets, snap.n_items
+    )
     if item_item is None:
         lists = top_lists(lambda b: vectors[b] @ als.item_factors.T, pos, seen)
     else:
         pool = candidate_pool(vectors, als.item_factors, item_item, pos, seen, candidates)
         lists = blend_lists(pool, blend_weight)
-    _report("history/fold-in", lists, cs.targets, snap.n_items, out)
+    report_into(out, "history/fold-in", lists, cs.targets, snap.n_items)
     gain = paired(
         out["history/fold-in"].per_user_ndcg, out["history/popularity"].per_user_ndcg, seed
     )
