@@ -4,7 +4,7 @@ evaluation and the server, so what is evaluated is what is served.
 Two candidate sources for a user who rated the books R:
 
 - ALS: ``als = x_u . y_i``, the top ``n`` books by it;
-- item-item (a sparse EASE over the catalogue's head, trainer/models/item_item.py):
+- item-item (sparse EASE + RP3beta over the catalogue's head, trainer/models/item_item.py):
   ``ii_i = sum over r in R of W[r, i]``, the top ``n`` books by it.
 
 On the union of both lists each source is divided by its largest absolute value

@@ -86,6 +86,22 @@ def warm_sets(snap: Snapshot, part: int, seed: int, max_users: int) -> tuple[War
     return out[0], out[1]
 
 
+def with_part(ws: WarmSet, snap: Snapshot, part: int) -> WarmSet:
+    """``ws`` with each user's interactions in ``part`` added to their targets.
+
+    The eval half decides on its validation and test interactions together: the
+    models are fitted on train alone, so both are unseen, and twice the targets
+    per user halve the noise a decision has to see through (on Last.fm the
+    item-item blend's gain on 839 users was +0.003 [-0.0005, +0.0065] on
+    validation targets alone)."""
+    sel = snap.parts == part
+    extra: dict[int, set[int]] = {}
+    for u, i in zip(snap.users[sel].tolist(), snap.items[sel].tolist(), strict=True):
+        extra.setdefault(u, set()).add(i)
+    targets = [t | extra.get(int(u), set()) for u, t in zip(ws.users, ws.targets, strict=True)]
+    return WarmSet(ws.users, targets)
+
+
 def cold_set(
     snap: Snapshot,
     book_subjects: I32,

@@ -4,8 +4,9 @@ Order, all fitted on the training part:
 
 1. ALS: an Optuna study (trainer/models/study.py) scored on the tune half of the
    validation users.
-2. Item-item (sparse EASE over the head, trainer/models/item_item.py): its λ by
-   a small study, then the blend weight with ALS, both on the tune half.
+2. Item-item (sparse EASE and RP3beta over the head, trainer/models/item_item.py):
+   each model's settings by a small study, then RP3beta's share and the blend
+   weight with ALS together, all on the tune half.
 3. Subject embeddings (for cold start, Similar and the reranker).
 4. The reranker: a study over its settings (trainer/reranker.py ``tune``, fitted on
    two thirds of the tune half, scored on the third), then fitted on the whole tune
@@ -44,13 +45,14 @@ from trainer.evaluate import (
     popularity_lists,
     top_lists,
     warm_sets,
+    with_part,
 )
 from trainer.evaluation.decisions import Decision, decide
 from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
 from trainer.features import Features
 from trainer.metrics import RankingReport, ndcg_at_10, report_into
 from trainer.models.cold import evaluate_cold, evaluate_history
-from trainer.models.item_item import Gram, ItemItem, ItemItemParams
+from trainer.models.item_item import ItemItem, ItemItemFitter, ItemItemParams
 from trainer.models.study import (
     PRUNE_USERS,
     AlsSearch,
@@ -153,34 +155,78 @@ def search_als(
     return search.best[1], search.best[2], study
 
 
+SHARES = (0.0, 0.3, 0.5, 0.7, 1.0)  # RP3beta's share of the item-item model
+
+
+@dataclass(frozen=True)
+class ItemItemChoice:
+    model: ItemItem
+    params: ItemItemParams
+    weight: float  # ALS's share of the blend
+    pool: CandidatePool  # the tune half's candidates at that choice
+    studies: dict[str, StudyResult]
+    on_tune: dict[str, float]  # NDCG@10 at each (share, weight)
+
+
 def search_item_item(
     exclude: sp.csr_matrix,
     als: ALSModel,
     tune: WarmSet,
     cfg: ModelConfig,
     params: ItemItemParams,
-) -> tuple[ItemItem, float, CandidatePool, StudyResult, dict[float, float]]:
-    """λ by a small study on pure item-item lists, then the blend weight on the pool."""
-    gram = Gram(exclude, params)
-    best: list[tuple[float, ItemItem]] = []
+) -> ItemItemChoice:
+    """EASE's λ and RP3beta's (alpha, beta) by small studies on each model's own lists,
+    then RP3beta's share and the ALS blend weight together on the served blend."""
+    fitter = ItemItemFitter(exclude, params)
+    budget = StudyBudget(cfg.item_item_trials, cfg.item_item_seconds / 2)
 
-    def objective(trial: optuna.Trial) -> float:
-        ii = gram.fit(replace(params, l2=trial.suggest_float("l2", 1.0, 1e4, log=True)))
-        lists = top_lists(lambda b: (exclude[b] @ ii.matrix).toarray(), tune.users, exclude)
-        value = ndcg_at_10(lists, tune.targets)
-        if not best or value > best[0][0]:
-            best[:] = [(value, ii)]
-        return value
+    def value(matrix: sp.csr_matrix) -> float:
+        lists = top_lists(lambda b: (exclude[b] @ matrix).toarray(), tune.users, exclude)
+        return ndcg_at_10(lists, tune.targets)
 
-    budget = StudyBudget(cfg.item_item_trials, cfg.item_item_seconds)
-    study = run_study("item_item", objective, budget, cfg.seed, [{"l2": params.l2}], prune=False)
-    ii = best[0][1]
-    pool = candidate_pool(
-        als.user_factors, als.item_factors, ii.matrix, tune.users, exclude, cfg.blend_candidates
+    def ease(trial: optuna.Trial) -> float:
+        return value(fitter.ease(trial.suggest_float("l2", 1.0, 1e4, log=True)))
+
+    def rp3(trial: optuna.Trial) -> float:
+        alpha = trial.suggest_float("alpha", 0.2, 1.5)
+        return value(fitter.rp3(alpha, trial.suggest_float("beta", 0.0, 0.8)))
+
+    studies = {
+        "item_item": run_study(
+            "item_item", ease, budget, cfg.seed, [{"l2": params.l2}], prune=False
+        ),
+        "rp3": run_study(
+            "rp3",
+            rp3,
+            budget,
+            cfg.seed,
+            [{"alpha": params.rp3_alpha, "beta": params.rp3_beta}],
+            prune=False,
+        ),
+    }
+    best_rp3 = studies["rp3"].best_params
+    chosen = replace(
+        params,
+        l2=float(studies["item_item"].best_params["l2"]),
+        rp3_alpha=float(best_rp3["alpha"]),
+        rp3_beta=float(best_rp3["beta"]),
     )
-    on_tune = {w: ndcg_at_10(blend_lists(pool, w), tune.targets) for w in BLEND_WEIGHTS}
-    weight = max(BLEND_WEIGHTS, key=lambda w: on_tune[w])
-    return ii, weight, pool, study, on_tune
+    on_tune: dict[str, float] = {}
+    best: tuple[float, ItemItem, ItemItemParams, float, CandidatePool] | None = None
+    for share in SHARES:
+        p = replace(chosen, rp3_share=share)
+        ii = fitter.fit(p)
+        pool = candidate_pool(
+            als.user_factors, als.item_factors, ii.matrix, tune.users, exclude, cfg.blend_candidates
+        )
+        for w in BLEND_WEIGHTS:
+            v = ndcg_at_10(blend_lists(pool, w), tune.targets)
+            on_tune[f"share={share},w={w}"] = round(v, 4)
+            if best is None or v > best[0]:
+                best = (v, ii, p, w, pool)
+    assert best is not None
+    _, ii, p, weight, pool = best
+    return ItemItemChoice(ii, p, weight, pool, studies, on_tune)
 
 
 def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
@@ -195,6 +241,7 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
 
     exclude = part_matrix(snap)
     tune, evals = warm_sets(snap, VAL, cfg.seed, cfg.max_eval_users)
+    evals = with_part(evals, snap, TEST)
     if len(tune.users) == 0 or len(evals.users) == 0:
         raise ValueError("the validation split has no users to tune or evaluate on")
     als_params, als, als_study = search_als(snap, tune, exclude, cfg)
@@ -212,12 +259,13 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     report_into(warm, "als", als_lists(als, evals.users, exclude), evals.targets, snap.n_items)
     decisions: dict[str, Decision] = {}
     base, weight, ii, blend_info = "als", 1.0, None, {}
+    ii_params: ItemItemParams | None = None
     tune_pool: CandidatePool | None = None
     eval_pool: CandidatePool | None = None
     if cfg.item_item is not None:
-        ii, w, tune_pool, studies["item_item"], on_tune = search_item_item(
-            exclude, als, tune, cfg, cfg.item_item
-        )
+        choice = search_item_item(exclude, als, tune, cfg, cfg.item_item)
+        ii, ii_params, w, tune_pool = choice.model, choice.params, choice.weight, choice.pool
+        studies.update(choice.studies)
         eval_pool = candidate_pool(
             als.user_factors,
             als.item_factors,
@@ -232,7 +280,8 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
         )
         blend_info = {
             "weight": w,
-            "tune_ndcg@10": {str(k): round(v, 4) for k, v in on_tune.items()},
+            "params": asdict(ii_params),
+            "tune_ndcg@10": choice.on_tune,
         }
         if decisions["item_item"].served:
             base, weight = "als+item_item", w
@@ -331,6 +380,7 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
             **(decisions["item_item"].row() if "item_item" in decisions else {"served": False}),
             **blend_info,
             **({"study": studies["item_item"].summary()} if "item_item" in studies else {}),
+            **({"rp3_study": studies["rp3"].summary()} if "rp3" in studies else {}),
         },
         "reranker": rerank_info
         | (
@@ -345,9 +395,7 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     }
     curves = {f"warm/{k}": v.ndcg_curve for k, v in warm.items()}
     curves.update({f"cold/{k}": v.ndcg_curve for k, v in cold.reports.items()})
-    served_ii = None
-    if base != "als" and cfg.item_item is not None:
-        served_ii = replace(cfg.item_item, l2=float(studies["item_item"].best_params["l2"]))
+    served_ii = ii_params if base != "als" else None
     return Models(
         als_params=als_params,
         als=als,
