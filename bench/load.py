@@ -5,6 +5,7 @@
     mix         the RPC mix: open loop at --rate, closed loop at --concurrency
     reload      open-loop load while --publishes new versions are published
     scale       synthetic 30k / 300k / 1M-book artifacts at a fixed low rate
+    overload    one RPC (--rpcs, first) at 50% and 2x its capacity: admission control
     all         all of the above, in that order
 
 Each scenario starts its own server (`python -m server`, --workers when it has
@@ -28,7 +29,7 @@ from bench.scenarios import ServerSettings
 from bench.workload import DEFAULT_MIX, KINDS, parse_mix
 from bookrec.artifact import newest_valid
 
-SCENARIOS = ("crosscheck", "knee", "mix", "reload", "scale")
+SCENARIOS = ("crosscheck", "knee", "mix", "reload", "scale", "overload")
 # One ALS point, as the Makefile's RUN_GRID, and a one-trial study: a demo model in minutes.
 DEFAULT_GRID = "factors=256;alpha=10;regularization=1.0;scheme=log"
 
@@ -128,6 +129,10 @@ async def _run(name: str, args: argparse.Namespace) -> None:
             d or 5.0,
             args.knee_factor,
             args.min_requests,
+        )
+    elif name == "overload":
+        rows, md = await scenarios.overload(
+            artifacts, load, server, args.rpcs[0], d or 5.0, args.concurrency
         )
     elif name == "mix":
         rows, md = await scenarios.mix(

@@ -37,7 +37,7 @@ from bench.quality_data import (
     write_lastfm,
 )
 from trainer.evaluation.bootstrap import paired
-from trainer.metrics import RankingReport, evaluate_lists
+from trainer.evaluation.metrics import RankingReport, evaluate_lists
 from trainer.sources.generic import IMPLICIT, ImportOptions
 
 SETS = ("lastfm-2k", "small", "bookcrossing")

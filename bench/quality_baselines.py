@@ -27,8 +27,8 @@ from threadpoolctl import threadpool_limits
 
 from bench.quality_data import Interactions
 from bookrec.confidence import confidence
-from trainer.evaluate import top_lists
-from trainer.metrics import ndcg_at_10
+from trainer.evaluation.metrics import ndcg_at_10
+from trainer.evaluation.protocol import top_lists
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]

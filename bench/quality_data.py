@@ -18,11 +18,11 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.cleaning import clean
-from trainer.ingest import read_data_dir
-from trainer.interactions import KCore
-from trainer.isbn import normalize_isbn
+from trainer.cleaning.clean import clean
+from trainer.cleaning.interactions import KCore
+from trainer.cleaning.isbn import normalize_isbn
 from trainer.sources.generic import ImportOptions
+from trainer.sources.ingest import read_data_dir
 
 MIN_RATINGS = 5
 HOLDOUT = 0.2
@@ -118,7 +118,7 @@ def write_lastfm(out: Path, data: Interactions, keep: set[int]) -> None:
 def write_bookcrossing(src: Path, out: Path, data: Interactions, keep: set[int]) -> None:
     """The demo set's files with the held-out ratings removed from BX-Book-Ratings.csv
     (every other file, and every line that does not parse, as they were)."""
-    from trainer.bx_reader import RATINGS_FILE
+    from trainer.sources.bx_reader import RATINGS_FILE
 
     out.mkdir(parents=True, exist_ok=True)
     for path in src.iterdir():

@@ -8,7 +8,7 @@ factors are random but clustered (books and users of a cluster point the same
 way, as ALS factors do), histories are drawn from the user's cluster with a
 popularity skew, subjects follow clusters, and the LightGBM reranker is trained
 with the trainer's parameters on synthetic features. The FAISS files come from
-trainer.indexes.write_indexes, so flat vs IVF is chosen exactly as in training.
+trainer.publish.indexes.write_indexes, so flat vs IVF is chosen exactly as in training.
 The result passes ``Bundle.open`` and the server's warm-up (``--check``).
 """
 
@@ -29,8 +29,8 @@ from bookrec.artifact import POOL_PREFIX, ArtifactWriter, new_model_version
 from bookrec.confidence import confidence
 from bookrec.pooling import normalise, pool, weight_shapes
 from bookrec.rerank_features import FEATURES
-from trainer.indexes import write_indexes
-from trainer.reranker import RerankerParams, train_booster
+from trainer.models.reranker import RerankerParams, train_booster
+from trainer.publish.indexes import write_indexes
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -140,7 +140,7 @@ def _book_subjects(rng: np.random.Generator, spec: ScaleSpec, book_cluster: I64)
 
 
 def _subject_idf(book_subjects: I32, n_subjects: int) -> F32:
-    """Same formula as trainer/export.py."""
+    """Same formula as trainer/publish/export.py."""
     df = np.bincount(book_subjects[book_subjects >= 0], minlength=n_subjects)
     out: F32 = np.log((1 + len(book_subjects)) / (1 + df)).astype(np.float32) + 1.0
     return out

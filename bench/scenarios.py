@@ -628,3 +628,92 @@ async def scale(
 
 def save(name: str, rows: list[dict[str, Any]], markdown: str) -> None:
     write_results(f"load_{name}", rows, markdown)
+
+
+# -- overload ---------------------------------------------------------------------------
+
+
+def _overload_row(label: str, rpc: str, result: RunResult) -> dict[str, Any]:
+    """Accepted and refused calls of ``rpc`` apart: latency from the intended send for the
+    accepted ones (what a user sees), and from the actual send for the refused ones (how
+    fast the server says no, without the client's own lag)."""
+    mine = [s for s in result.samples if s.kind == rpc]
+    ok = [s for s in mine if s.code == "OK"]
+    refused = [s for s in mine if s.code == "RESOURCE_EXHAUSTED"]
+    other = sorted({s.code for s in mine} - {"OK", "RESOURCE_EXHAUSTED"})
+    accepted = summarize(s.latency for s in ok).as_dict()
+    fast_no = summarize(s.done - s.sent for s in refused).as_dict()
+    return {
+        "run": label,
+        "offered_rps": round(len(mine) / result.duration, 1),
+        "ok_rps": round(len(ok) / result.elapsed, 1),
+        "refused": len(refused),
+        "refused_share": round(len(refused) / len(mine), 3) if mine else None,
+        "other_codes": {c: sum(s.code == c for s in mine) for c in other},
+        "accepted_p50_ms": accepted["p50_ms"],
+        "accepted_p99_ms": accepted["p99_ms"],
+        "refused_p50_ms": fast_no["p50_ms"],
+        "refused_p99_ms": fast_no["p99_ms"],
+        "send_lag_p99_ms": summarize(s.sent - s.intended for s in mine).as_dict()["p99_ms"],
+    }
+
+
+async def overload(
+    artifacts: Path,
+    load: LoadSettings,
+    server_settings: ServerSettings,
+    rpc: str = "recommend",
+    duration: float = 5.0,
+    concurrency: int = 32,
+) -> tuple[list[dict[str, Any]], str]:
+    """Admission control at work: capacity measured closed loop, then open loop at 50%
+    and at 2x of it. The claim (issue 11): at 2x the accepted calls' p99 stays within 2x
+    of its value at 50%, and refused calls are refused fast (p99 under 5 ms)."""
+    ids = ArtifactIds.load(_newest(artifacts))
+    rows: list[dict[str, Any]] = []
+    with server_settings.running(artifacts, "overload") as server:
+        closed = await run_closed(server, ids, {rpc: 1.0}, concurrency, duration, load, 1)
+        capacity = sum(s.kind == rpc and s.code == "OK" for s in closed.samples) / closed.elapsed
+        rows.append({**_overload_row(f"closed c={concurrency}", rpc, closed), "offered_rps": None})
+        for share, salt in ((0.5, 2), (2.0, 3)):
+            # The floor's share rides on top: offered rate of the RPC itself = share x capacity.
+            rate = share * capacity / (1.0 - load.floor_share)
+            result = await run_open(server, ids, {rpc: 1.0}, rate, duration, load, salt)
+            rows.append(_overload_row(f"open {share:g}x capacity", rpc, result))
+        context = _context(server, ids, load)
+    half, double = rows[1], rows[2]
+    ratio = (
+        double["accepted_p99_ms"] / half["accepted_p99_ms"]
+        if half["accepted_p99_ms"] and double["accepted_p99_ms"]
+        else None
+    )
+    md = "\n".join(
+        [
+            f"## Overload: {rpc} at 50% and 2x of its measured capacity ({capacity:.0f}/s)",
+            "",
+            context,
+            f"{duration:g} s each. Capacity: OK calls/s closed loop at concurrency "
+            f"{concurrency}. Accepted latency from the intended send time; refused latency "
+            "(RESOURCE_EXHAUSTED) from the actual send.",
+            "",
+            markdown_table(
+                rows,
+                (
+                    ("run", "run"),
+                    ("offered/s", "offered_rps"),
+                    ("OK/s", "ok_rps"),
+                    ("refused", "refused"),
+                    ("refused share", "refused_share"),
+                    ("other codes", "other_codes"),
+                    ("accepted p50 ms", "accepted_p50_ms"),
+                    ("accepted p99 ms", "accepted_p99_ms"),
+                    ("refused p50 ms", "refused_p50_ms"),
+                    ("refused p99 ms", "refused_p99_ms"),
+                    ("send lag p99 ms", "send_lag_p99_ms"),
+                ),
+            ),
+            "",
+            f"accepted p99 at 2x / at 50%: {ratio:.2f}" if ratio else "accepted p99 ratio: -",
+        ]
+    )
+    return rows, md

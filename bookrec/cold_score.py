@@ -3,10 +3,10 @@ so what is evaluated is what is served.
 
     score = (1 - w) * similarity + w * prior01
 
-- ``prior01``: the Bayesian popularity prior (trainer/popularity.py) min-max rescaled to
+- ``prior01``: the Bayesian popularity prior (trainer/models/popularity.py) min-max rescaled to
   [0, 1] (``rescale_prior``).
 - ``similarity``: cosine of the pooled favourite subjects and each book's pooled subjects
-  (the attention-pooled subject embeddings of trainer/subject_model.py), plus the
+  (the attention-pooled subject embeddings of trainer/models/subject_model.py), plus the
   subject **lift** ``log(1 + LIFT_STRENGTH * mean over favourites s of [s in book] / share_s)``,
   with ``share_s`` the share of training interactions whose book carries subject ``s``.
   ``[s in book] / share_s`` is how much more likely a reader of ``s`` is to pick a book of

@@ -1,5 +1,5 @@
 """Pooling a set of subjects into one vector, with numpy: the serving half of the
-subject model (trainer/subject_model.py trains it with torch; tests check both
+subject model (trainer/models/subject_model.py trains it with torch; tests check both
 agree to 1e-5). Weights per pooling are documented there and stored in the
 artifact as ``subject_pool_<name>.npy``."""
 

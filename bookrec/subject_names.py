@@ -1,7 +1,7 @@
 """The one normalisation of subject text, shared by the trainer and the server.
 
 The trainer builds its subject vocabulary from normalised parts
-(trainer/subjects.py); the server resolves a request's subject (an id such as
+(trainer/cleaning/subjects.py); the server resolves a request's subject (an id such as
 ``science-fiction``, a name such as ``Science fiction``, or the raw spelling of
 the data such as ``Children's``) by normalising both its keys and the query with
 this same function, so every spelling the trainer merged into one subject finds

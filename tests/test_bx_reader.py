@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer import bx_reader
 from trainer.errors import InputError
-from trainer.raw import RawRating
+from trainer.sources import bx_reader
+from trainer.sources.raw import RawRating
 
 HEADER = (
     '"ISBN";"Book-Title";"Book-Author";"Year-Of-Publication";"Publisher";'

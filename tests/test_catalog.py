@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.catalog import UNKNOWN_AUTHOR, build_works
-from trainer.interactions import KCore, consolidate, kcore
-from trainer.raw import RawBook, RawRating
-from trainer.report import CleaningReport
-from trainer.subjects import build_vocab, split_subject
+from trainer.cleaning.catalog import UNKNOWN_AUTHOR, build_works
+from trainer.cleaning.interactions import KCore, consolidate, kcore
+from trainer.cleaning.report import CleaningReport
+from trainer.cleaning.subjects import build_vocab, split_subject
+from trainer.sources.raw import RawBook, RawRating
 
 
 def test_compound_and_variant_subjects_reduce_to_one_vocabulary() -> None:
@@ -106,7 +106,7 @@ def test_kcore_iterates_to_a_fixed_point() -> None:
 def test_open_library_dumps_read_plain_and_gzip(tmp_path: Path) -> None:
     import gzip
 
-    from trainer import openlibrary
+    from trainer.sources import openlibrary
 
     edition = (
         '/type/edition\t/books/OL1M\t1\t2020-01-01\t{"key": "/books/OL1M", '

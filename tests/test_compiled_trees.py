@@ -122,7 +122,7 @@ def test_compiled_trees_agree_on_the_reranker_features(tmp_path: Path) -> None:
     """A model of the trainer's (train_booster) on bookrec.rerank_features' matrix, as the
     trainer builds it: the compiled trees predict exactly what LightGBM predicts on it."""
     from bookrec import rerank_features as rf
-    from trainer import reranker as rr
+    from trainer.models import reranker as rr
 
     rng = np.random.default_rng(2)
     n_books, users, depth = 400, 60, 40

@@ -6,7 +6,7 @@ import numpy as np
 
 from trainer.evaluation.bootstrap import interval, paired
 from trainer.evaluation.decisions import decide
-from trainer.metrics import evaluate_lists
+from trainer.evaluation.metrics import evaluate_lists
 
 N_ITEMS = 200
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from trainer.bx_reader import BOOKS_HEADER, RATINGS_HEADER, USERS_HEADER
 from trainer.demo import SCALES, DemoSummary, generate
+from trainer.sources.bx_reader import BOOKS_HEADER, RATINGS_HEADER, USERS_HEADER
 
 FILES = (
     "BX-Books.csv",

@@ -21,7 +21,7 @@ from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from tests.serverproc import ServerProcess, running_server
-from trainer.isbn import normalize_isbn
+from trainer.cleaning.isbn import normalize_isbn
 
 
 @pytest.fixture(scope="module")

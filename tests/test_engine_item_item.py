@@ -28,9 +28,9 @@ from tests.fake_bundle import (
     fake_bundle,
     fake_item_item,
 )
-from trainer import reranker as rr
-from trainer.evaluate import top_lists
 from trainer.evaluation.lists import blend_lists, blend_scores, candidate_pool
+from trainer.evaluation.protocol import top_lists
+from trainer.models import reranker as rr
 
 NONE = Filters()
 N_BOOKS = CLUSTERS * PER_CLUSTER

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.evaluation.split import COLD, TEST, TRAIN, VAL, SplitConfig
 from trainer.features import Features, build_features
 from trainer.snapshot import Snapshot
-from trainer.split import COLD, TEST, TRAIN, VAL, SplitConfig
 from trainer.store.store import Store
 
 

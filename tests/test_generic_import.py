@@ -15,17 +15,17 @@ import pytest
 
 from tests.test_trainer_cli import trainer
 from trainer import pipeline
-from trainer.catalog import Work
-from trainer.cleaning import CleanData, CleanUser, clean
+from trainer.cleaning.catalog import Work
+from trainer.cleaning.clean import CleanData, CleanUser, clean
+from trainer.cleaning.interactions import KCore, consolidate
+from trainer.cleaning.report import CleaningReport
 from trainer.config import TrainerConfig
 from trainer.errors import InputError
-from trainer.ingest import read_data_dir
-from trainer.interactions import KCore, consolidate
-from trainer.raw import RawRating
-from trainer.report import CleaningReport
+from trainer.evaluation.split import SplitConfig, assign
 from trainer.snapshot import Snapshot
 from trainer.sources.generic import ImportOptions, parse_timestamp, to_project_scale
-from trainer.split import SplitConfig, assign
+from trainer.sources.ingest import read_data_dir
+from trainer.sources.raw import RawRating
 from trainer.store import schema
 from trainer.store.drivers import connect
 from trainer.store.store import DataSet, Store

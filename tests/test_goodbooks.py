@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from trainer import goodbooks
+from trainer.cleaning.isbn import normalize_isbn
 from trainer.errors import InputError
-from trainer.goodbooks import is_shelf_tag, read_goodbooks, recover_isbn10
-from trainer.isbn import normalize_isbn
-from trainer.raw import RawBook, RawRating, ReadReport
+from trainer.sources import goodbooks
+from trainer.sources.goodbooks import is_shelf_tag, read_goodbooks, recover_isbn10
+from trainer.sources.raw import RawBook, RawRating, ReadReport
 
 BOOKS_HEADER = (
     "book_id,goodreads_book_id,best_book_id,work_id,books_count,isbn,isbn13,authors,"

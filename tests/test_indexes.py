@@ -10,8 +10,8 @@ import faiss
 import numpy as np
 import pytest
 
-from trainer import indexes
-from trainer.indexes import EXACT_LIMIT, RECALL_TARGET, ann_index, recall
+from trainer.publish import indexes
+from trainer.publish.indexes import EXACT_LIMIT, RECALL_TARGET, ann_index, recall
 
 
 def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:

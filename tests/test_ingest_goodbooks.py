@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.cleaning import clean
-from trainer.ingest import read_data_dir
-from trainer.interactions import KCore
+from trainer.cleaning.clean import clean
+from trainer.cleaning.interactions import KCore
+from trainer.sources.ingest import read_data_dir
 
 pytestmark = pytest.mark.shared_data
 

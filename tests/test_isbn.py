@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.isbn import isbn13_to_10, normalize_isbn
+from trainer.cleaning.isbn import isbn13_to_10, normalize_isbn
 
 
 @pytest.mark.parametrize(

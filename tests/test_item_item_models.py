@@ -9,7 +9,7 @@ from typing import cast
 import numpy as np
 import scipy.sparse as sp
 
-from trainer.evaluate import WarmSet, with_part
+from trainer.evaluation.protocol import WarmSet, with_part
 from trainer.models.item_item import ItemItemFitter, ItemItemParams, fit_item_item
 from trainer.models.rp3 import Walk
 from trainer.snapshot import Snapshot

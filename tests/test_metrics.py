@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.metrics import evaluate_lists
+from trainer.evaluation.metrics import evaluate_lists
 
 
 def _lists(*rows: list[int]) -> np.ndarray:

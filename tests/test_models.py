@@ -13,15 +13,15 @@ import pytest
 
 from bookrec.artifact import REJECTED_PREFIX, newest_valid, read_manifest
 from tests.conftest import tiny_config
-from trainer.als import ALSParams
+from trainer.evaluation.split import SplitConfig
 from trainer.features import build_features
 from trainer.modeling import ModelConfig, train_models
+from trainer.models.als import ALSParams
 from trainer.models.study import StudyBudget
+from trainer.models.subject_model import SubjectModelParams
 from trainer.pipeline import run
 from trainer.snapshot import Snapshot
-from trainer.split import SplitConfig
 from trainer.store.store import Store
-from trainer.subject_model import SubjectModelParams
 
 
 def _snapshot(url: str) -> Snapshot:
@@ -83,13 +83,15 @@ def test_same_seed_same_metrics_and_decisions(tiny_artifact: Path, tiny_store: s
         assert a[group] == b[group]  # rows are rounded to 4 decimals
 
     def trials(m: dict[str, Any]) -> list[tuple[object, ...]]:  # all but their durations
-        studies = [m["als"]["study"], m["item_item"]["study"], m["reranker"]["study"]]
+        ii = m["item_item"]
+        studies = [m["als"]["study"], ii["study"], ii["rp3_study"], m["reranker"]["study"]]
         return [(t["params"], t["value"], t["state"]) for st in studies for t in st["trials"]]
 
     assert trials(a) == trials(b)
     for group in ("item_item", "reranker"):
-        assert {k: v for k, v in a[group].items() if k != "study"} == {
-            k: v for k, v in b[group].items() if k != "study"
+        timed = ("study", "rp3_study")
+        assert {k: v for k, v in a[group].items() if k not in timed} == {
+            k: v for k, v in b[group].items() if k not in timed
         }
 
 
@@ -143,7 +145,7 @@ def test_a_failing_run_leaves_nothing_visible(
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("trainer.export.ndcg_curves", boom)
+    monkeypatch.setattr("trainer.publish.export.ndcg_curves", boom)
     with pytest.raises(OSError, match="disk full"):
         asyncio.run(run(tiny_config(tiny_data, artifacts, store)))
     assert sorted(p.name for p in artifacts.iterdir()) == before

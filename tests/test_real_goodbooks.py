@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.catalog import split_series
-from trainer.isbn import normalize_isbn
+from trainer.cleaning.catalog import split_series
+from trainer.cleaning.isbn import normalize_isbn
 
 pytestmark = pytest.mark.shared_data
 

@@ -16,16 +16,16 @@ from server.engine.blended import blended
 from server.engine.bundle import Bundle
 from server.engine.retrieval import candidates
 from tests.conftest import tiny_config
-from trainer import reranker as rr
 from trainer.evaluation.decisions import decide
 from trainer.evaluation.lists import candidate_pool
+from trainer.evaluation.metrics import evaluate_lists
 from trainer.features import build_features
-from trainer.metrics import evaluate_lists
+from trainer.models import reranker as rr
 from trainer.models.study import StudyBudget
-from trainer.pipeline import split_config
+from trainer.models.subject_model import SubjectModel, user_vector
+from trainer.run_report import split_config
 from trainer.snapshot import Snapshot
 from trainer.store.store import Store
-from trainer.subject_model import SubjectModel, user_vector
 
 
 def test_the_per_book_columns() -> None:

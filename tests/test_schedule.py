@@ -11,7 +11,7 @@ import pytest
 
 from bookrec import artifact
 from trainer.config import TrainerConfig
-from trainer.retention import prune
+from trainer.publish.retention import prune
 from trainer.schedule import Cron, schedule
 
 UTC = dt.UTC

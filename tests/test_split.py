@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign
+from trainer.evaluation.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign
 
 
 def _data(n_users: int = 50, per_user: int = 20, timed: bool = False) -> tuple:  # type: ignore[type-arg]

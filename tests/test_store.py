@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MYSQL_ROOT
-from trainer.catalog import Work
-from trainer.cleaning import CleanData, CleanUser
-from trainer.split import SplitConfig
+from trainer.cleaning.catalog import Work
+from trainer.cleaning.clean import CleanData, CleanUser
+from trainer.evaluation.split import SplitConfig
 from trainer.store.drivers import StoreError
 from trainer.store.store import Store
 

@@ -14,8 +14,8 @@ from server.engine.errors import InvalidArgument
 from server.engine.ranking import allowed_mask
 from server.engine.types import Filters
 from tests.fake_bundle import PER_CLUSTER, cluster_of, fake_bundle
-from trainer import subjects as trainer_subjects
-from trainer.subjects import build_vocab, split_subject
+from trainer.cleaning import subjects as trainer_subjects
+from trainer.cleaning.subjects import build_vocab, split_subject
 
 NONE = Filters()
 CURLY = "\u2019"  # RIGHT SINGLE QUOTATION MARK, the apostrophe of word processors

@@ -11,11 +11,7 @@ import pytest
 
 from bookrec.artifact import read_manifest
 from trainer import features
-from trainer.features import build_features
-from trainer.snapshot import Snapshot
-from trainer.split import TRAIN, SplitConfig
-from trainer.store.store import Store
-from trainer.subjects import (
+from trainer.cleaning.subjects import (
     BOOKS_LOSING,
     BOOKS_OVER_CAP,
     DROPPED_BEYOND_MAX,
@@ -26,6 +22,10 @@ from trainer.subjects import (
     SUBJECTS_UNUSED,
     build_vocab,
 )
+from trainer.evaluation.split import TRAIN, SplitConfig
+from trainer.features import build_features
+from trainer.snapshot import Snapshot
+from trainer.store.store import Store
 
 DROPS = (DROPPED_RARE, DROPPED_BEYOND_MAX, DROPPED_CAP)
 

@@ -113,7 +113,7 @@ def test_utf8_copy_of_a_latin1_file_is_read_transparently(tiny_data: Path, tmp_p
     shutil.copytree(tiny_data, data)
     p = data / "BX-Books.csv"
     p.write_text(p.read_text(encoding="latin-1"), encoding="utf-8")
-    from trainer.bx_reader import read_books
+    from trainer.sources.bx_reader import read_books
 
     utf8_rows, _ = read_books(p)
     latin_rows, _ = read_books(tiny_data / "BX-Books.csv")

@@ -138,7 +138,7 @@ _NOT_CONFIG = ("command", "log_level", "if_missing", "out", "cron", "now", "keep
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
-    from trainer import pipeline
+    from trainer import pipeline, run_report
     from trainer.store.store import Store
 
     cfg = TrainerConfig.from_env().override(
@@ -173,7 +173,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             log.info("valid artifact exists, not training", extra=kv(path=str(existing[0])))
             return 0
         result = await pipeline.run(cfg)
-        print(pipeline.metrics_table(result.metrics))
+        print(run_report.metrics_table(result.metrics))
         if result.refused:
             print(f"not published (kept at {result.artifact}): {result.refused}")
             return 3

@@ -16,10 +16,10 @@ import numpy.typing as npt
 
 from bookrec.log import kv
 from bookrec.rerank_features import year_buckets
-from trainer.popularity import Popularity, bayesian_prior
+from trainer.cleaning.subjects import SubjectVocab, build_vocab
+from trainer.evaluation.split import TRAIN
+from trainer.models.popularity import Popularity, bayesian_prior
 from trainer.snapshot import Snapshot
-from trainer.split import TRAIN
-from trainer.subjects import SubjectVocab, build_vocab
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class Features:
     popularity: Popularity
     favourite_subjects: npt.NDArray[np.int32]  # (n_users, FAVOURITE_SUBJECTS), -1 padded
     year_bucket: npt.NDArray[np.int8]  # per book, see year_buckets
-    # book-subject pairs dropped by each rule, books that lost one (trainer.subjects.REPORT_KEYS)
+    # book-subject pairs dropped by each rule, books that lost one
+    # (trainer.cleaning.subjects.REPORT_KEYS)
     subject_report: dict[str, int]
 
 

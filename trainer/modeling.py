@@ -8,7 +8,7 @@ Order, all fitted on the training part:
    each model's settings by a small study, then RP3beta's share and the blend
    weight with ALS together, all on the tune half.
 3. Subject embeddings (for cold start, Similar and the reranker).
-4. The reranker: a study over its settings (trainer/reranker.py ``tune``, fitted on
+4. The reranker: a study over its settings (trainer/models/reranker.py ``tune``, fitted on
    two thirds of the tune half, scored on the third), then fitted on the whole tune
    half's validation labels over the candidates of the pipeline below it.
 
@@ -33,9 +33,10 @@ import scipy.sparse as sp
 
 from bookrec.log import kv
 from bookrec.rerank_features import ItemTable
-from trainer import reranker as rr
-from trainer.als import ALSModel, ALSParams, training_matrix
-from trainer.evaluate import (
+from trainer.evaluation.decisions import Decision, decide
+from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
+from trainer.evaluation.metrics import RankingReport, ndcg_at_10, report_into
+from trainer.evaluation.protocol import (
     F32,
     I32,
     I64,
@@ -47,10 +48,10 @@ from trainer.evaluate import (
     warm_sets,
     with_part,
 )
-from trainer.evaluation.decisions import Decision, decide
-from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
+from trainer.evaluation.split import TEST, TRAIN, VAL
 from trainer.features import Features
-from trainer.metrics import RankingReport, ndcg_at_10, report_into
+from trainer.models import reranker as rr
+from trainer.models.als import ALSModel, ALSParams, training_matrix
 from trainer.models.cold import evaluate_cold, evaluate_history
 from trainer.models.item_item import ItemItem, ItemItemFitter, ItemItemParams
 from trainer.models.study import (
@@ -61,9 +62,7 @@ from trainer.models.study import (
     als_point,
     run_study,
 )
-from trainer.snapshot import Snapshot
-from trainer.split import TEST, TRAIN, VAL
-from trainer.subject_model import (
+from trainer.models.subject_model import (
     SubjectModel,
     SubjectModelParams,
     book_vectors,
@@ -72,6 +71,7 @@ from trainer.subject_model import (
     trainable,
     user_vector,
 )
+from trainer.snapshot import Snapshot
 
 log = logging.getLogger("trainer.models")
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -90,7 +90,7 @@ class ModelConfig:
     subject: SubjectModelParams = field(default_factory=SubjectModelParams)
     reranker: rr.RerankerParams | None = field(default_factory=rr.RerankerParams)  # None: off
     reranker_mode: str = "auto"  # or "always": served whatever its interval says
-    # The reranker's study (trainer/reranker.py tune): the small demo's reranker stage
+    # The reranker's study (trainer/models/reranker.py tune): the small demo's reranker stage
     # (study, final fit, eval) takes ~60 s on 2 cores with it.
     reranker_budget: StudyBudget = field(default_factory=lambda: StudyBudget(8, 45.0))
     max_eval_users: int = 4000
@@ -150,6 +150,7 @@ def search_als(
 
     search = AlsSearch(fit_matrix, score, cfg.als_base, explicit)
     enqueue = [als_point(p, explicit) for p in cfg.als_enqueue]
+    search.deadline = time.perf_counter() + cfg.als_budget.seconds
     study = run_study("als", search, cfg.als_budget, cfg.seed, enqueue)
     assert search.best is not None  # run_study raises when no trial completed
     return search.best[1], search.best[2], study
@@ -176,13 +177,15 @@ def search_item_item(
     params: ItemItemParams,
 ) -> ItemItemChoice:
     """EASE's λ and RP3beta's (alpha, beta) by small studies on each model's own lists,
-    then RP3beta's share and the ALS blend weight together on the served blend."""
+    then RP3beta's share and the ALS blend weight together on the served blend; all on
+    the first PRUNE_USERS tune users (the reranker gets the whole half's pool)."""
+    quick = WarmSet(tune.users[:PRUNE_USERS], tune.targets[:PRUNE_USERS])
     fitter = ItemItemFitter(exclude, params)
     budget = StudyBudget(cfg.item_item_trials, cfg.item_item_seconds / 2)
 
     def value(matrix: sp.csr_matrix) -> float:
-        lists = top_lists(lambda b: (exclude[b] @ matrix).toarray(), tune.users, exclude)
-        return ndcg_at_10(lists, tune.targets)
+        lists = top_lists(lambda b: (exclude[b] @ matrix).toarray(), quick.users, exclude)
+        return ndcg_at_10(lists, quick.targets)
 
     def ease(trial: optuna.Trial) -> float:
         return value(fitter.ease(trial.suggest_float("l2", 1.0, 1e4, log=True)))
@@ -212,20 +215,22 @@ def search_item_item(
         rp3_beta=float(best_rp3["beta"]),
     )
     on_tune: dict[str, float] = {}
-    best: tuple[float, ItemItem, ItemItemParams, float, CandidatePool] | None = None
+    best: tuple[float, ItemItem, ItemItemParams, float] | None = None
     for share in SHARES:
         p = replace(chosen, rp3_share=share)
         ii = fitter.fit(p)
-        pool = candidate_pool(
-            als.user_factors, als.item_factors, ii.matrix, tune.users, exclude, cfg.blend_candidates
-        )
+        uf, itf, n = als.user_factors, als.item_factors, cfg.blend_candidates
+        pool = candidate_pool(uf, itf, ii.matrix, quick.users, exclude, n)
         for w in BLEND_WEIGHTS:
-            v = ndcg_at_10(blend_lists(pool, w), tune.targets)
+            v = ndcg_at_10(blend_lists(pool, w), quick.targets)
             on_tune[f"share={share},w={w}"] = round(v, 4)
             if best is None or v > best[0]:
-                best = (v, ii, p, w, pool)
+                best = (v, ii, p, w)
     assert best is not None
-    _, ii, p, weight, pool = best
+    _, ii, p, weight = best
+    pool = candidate_pool(
+        als.user_factors, als.item_factors, ii.matrix, tune.users, exclude, cfg.blend_candidates
+    )
     return ItemItemChoice(ii, p, weight, pool, studies, on_tune)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bookrec.log import kv
 from trainer.config import TrainerConfig
-from trainer.retention import prune
+from trainer.publish.retention import prune
 
 log = logging.getLogger("trainer.schedule")
 DAILY = "0 3 * * *"

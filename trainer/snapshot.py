@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from trainer.split import COLD, TEST, TRAIN, VAL
+from trainer.evaluation.split import COLD, TEST, TRAIN, VAL
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,20 @@ import logging
 from typing import Any
 
 from bookrec.artifact import newest_valid
-from trainer.als import ALSParams
 from trainer.config import TrainerConfig
-from trainer.export import params_of, write_artifact
 from trainer.features import build_features
 from trainer.modeling import ModelConfig, evaluate_test_baselines, train_models
+from trainer.models.als import ALSParams
 from trainer.models.item_item import ItemItemParams
 from trainer.models.refit import refit
+from trainer.models.reranker import RerankerParams
 from trainer.models.study import StudyBudget
-from trainer.pipeline import RunResult, metrics_table, served_ndcg, split_config, stage
-from trainer.reranker import RerankerParams
+from trainer.models.subject_model import SubjectModelParams
+from trainer.models.tuning import parse_grid
+from trainer.publish.export import params_of, write_artifact
+from trainer.run_report import RunResult, metrics_table, served_ndcg, split_config, stage
 from trainer.snapshot import Snapshot
 from trainer.store.store import Store
-from trainer.subject_model import SubjectModelParams
-from trainer.tuning import parse_grid
 
 log = logging.getLogger("trainer")
 

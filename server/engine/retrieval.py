@@ -1,7 +1,7 @@
 """Recommend's candidates: the best-scoring books for one user vector.
 
 Without filters the retrieval index answers (FAISS: exact flat up to 50k books,
-IVF or HNSW above; see trainer/indexes.py), asked for enough extra rows to
+IVF or HNSW above; see trainer/publish/indexes.py), asked for enough extra rows to
 survive dropping what the user already rated, and its rows are rescored exactly.
 With filters, or when the index comes back short, the allowed rows are scored
 exactly: filters usually shrink the catalogue, so the exact path is then the

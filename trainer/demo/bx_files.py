@@ -1,6 +1,6 @@
 """The three Book-Crossing CSVs, each with the dirt the real dump has.
 
-Why: the trainer's BX reader (trainer/bx_reader.py) must cope with the real files, so these
+Why: the trainer's BX reader (trainer/sources/bx_reader.py) must cope with the real files, so these
 are written in the same format (``;``-separated, every field quoted, ``NULL`` ages, headers
 from the reader itself) and the same row order, with the faults of trainer/demo/dirt.py
 planted in counted rows.  Each writer returns its dirt counts for demo_truth.json.
@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-# The generator writes exactly what the readers read.
-from trainer.bx_reader import BOOKS_HEADER, RATINGS_HEADER, USERS_HEADER
 from trainer.demo.catalogue import _Catalogue
 from trainer.demo.dirt import (
     BROKEN_KIND_FIELDS,
@@ -31,6 +29,9 @@ from trainer.demo.sampling import IntArray, _pick, _zipf
 from trainer.demo.users import _Users
 from trainer.demo.words import COUNTRY_WEIGHTS, LOCATIONS, NOUNS
 from trainer.demo.writers import _write_bx
+
+# The generator writes exactly what the readers read.
+from trainer.sources.bx_reader import BOOKS_HEADER, RATINGS_HEADER, USERS_HEADER
 
 
 def _write_books(

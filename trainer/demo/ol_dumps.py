@@ -1,6 +1,6 @@
 """The Open Library works and editions dumps, in the real tab-separated dump format.
 
-Why: subjects come from Open Library in the real pipeline (trainer/openlibrary.py), so the
+Why: subjects come from Open Library in the real pipeline (trainer/sources/openlibrary.py), so the
 dumps carry the catalogue's subjects in dirty spellings plus generic and one-off strings,
 editions for most (not all) BX ISBNs, and works BX never mentions.  Lines are built from
 pre-encoded JSON fragments because per-record ``json.dumps`` dominated the run time.
@@ -23,8 +23,8 @@ from trainer.demo.sampling import IntArray, _unique_draws
 from trainer.demo.writers import _write_text
 
 # The generator writes exactly what the readers read.
-from trainer.openlibrary import EDITIONS_FILE as OL_EDITIONS_FILE
-from trainer.openlibrary import WORKS_FILE as OL_WORKS_FILE
+from trainer.sources.openlibrary import EDITIONS_FILE as OL_EDITIONS_FILE
+from trainer.sources.openlibrary import WORKS_FILE as OL_WORKS_FILE
 
 
 def _timestamps(rng: np.random.Generator, n: int) -> list[str]:

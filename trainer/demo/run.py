@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.bx_reader import BOOKS_FILE, BOOKS_HEADER, RATINGS_FILE, USERS_FILE
 from trainer.demo.bx_files import _write_books, _write_ratings, _write_users
 from trainer.demo.catalogue import _make_catalogue
 from trainer.demo.ol_dumps import _write_ol
@@ -23,8 +22,9 @@ from trainer.demo.scales import SCALES
 from trainer.demo.truth import TRUTH_FILE, _truth
 from trainer.demo.users import _make_users
 from trainer.demo.writers import _write_bytes
-from trainer.openlibrary import EDITIONS_FILE as OL_EDITIONS_FILE
-from trainer.openlibrary import WORKS_FILE as OL_WORKS_FILE
+from trainer.sources.bx_reader import BOOKS_FILE, BOOKS_HEADER, RATINGS_FILE, USERS_FILE
+from trainer.sources.openlibrary import EDITIONS_FILE as OL_EDITIONS_FILE
+from trainer.sources.openlibrary import WORKS_FILE as OL_WORKS_FILE
 
 
 @dataclass(frozen=True)

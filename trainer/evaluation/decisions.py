@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer.evaluation.bootstrap import Interval, paired
-from trainer.metrics import RankingReport
+from trainer.evaluation.metrics import RankingReport
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from bookrec import blend
-from trainer.evaluate import BATCH, F32, I32, I64, K, top_lists
+from trainer.evaluation.protocol import BATCH, F32, I32, I64, K, top_lists
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Users the model never saw: cold start from subjects, and users with a few ratings.
 
 Cold users (held out whole by the split) give their first ratings as a seed and
-the rest as targets (trainer/evaluate.py ``cold_set``). Two questions:
+the rest as targets (trainer/evaluation/protocol.py ``cold_set``). Two questions:
 
 - **No history, favourite subjects** (ColdStart): the subject + prior blend of
   bookrec/cold_score.py. Its popularity weight is chosen on one half of the cold
@@ -26,8 +26,10 @@ from bookrec import cold_score
 from bookrec.confidence import confidence
 from bookrec.fold_in import fold_in
 from bookrec.log import kv
-from trainer.als import ALSModel, ALSParams, is_positive
-from trainer.evaluate import (
+from trainer.evaluation.bootstrap import paired
+from trainer.evaluation.lists import blend_lists, candidate_pool
+from trainer.evaluation.metrics import RankingReport, evaluate_lists, report_into
+from trainer.evaluation.protocol import (
     F32,
     I32,
     I64,
@@ -38,12 +40,10 @@ from trainer.evaluate import (
     popularity_lists,
     top_lists,
 )
-from trainer.evaluation.bootstrap import paired
-from trainer.evaluation.lists import blend_lists, candidate_pool
 from trainer.features import Features
-from trainer.metrics import RankingReport, evaluate_lists, report_into
+from trainer.models.als import ALSModel, ALSParams, is_positive
+from trainer.models.subject_model import SubjectModel, user_vector
 from trainer.snapshot import Snapshot
-from trainer.subject_model import SubjectModel, user_vector
 
 log = logging.getLogger("trainer.models.cold")
 COLD_CHUNK = 128  # cold users scored at once: (128, n_books) float32 temporaries

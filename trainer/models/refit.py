@@ -19,9 +19,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from bookrec.log import kv
-from trainer.als import ALSModel, train_als, training_matrix
 from trainer.features import Features, build_features
 from trainer.modeling import Models
+from trainer.models.als import ALSModel, train_als, training_matrix
 from trainer.models.item_item import ItemItem, fit_item_item
 from trainer.snapshot import Snapshot
 

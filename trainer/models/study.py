@@ -6,10 +6,10 @@ which explicit ratings count as positive), the TPE sampler is seeded, and a
 trial budget and a wall-clock budget bound the search. Each ALS trial reports
 its score part way through its iterations, on a subset of the tune users, and
 the median pruner stops the ones far behind. Every trial is recorded
-(``Study.trials``) for the manifest and plotted (trainer/plots.py).
+(``Study.trials``) for the manifest and plotted (trainer/evaluation/plots.py).
 
 Trials are scored by NDCG@10 on the tune half of the validation users
-(trainer/evaluate.py): the eval half stays for the figures and decisions.
+(trainer/evaluation/protocol.py): the eval half stays for the figures and decisions.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 import optuna
 
 from bookrec.log import kv
-from trainer.als import ALSModel, ALSParams, train_als
 from trainer.errors import ModelFitError
+from trainer.models.als import ALSModel, ALSParams, train_als
 
 log = logging.getLogger("trainer.models.study")
 PRUNE_USERS = 1000  # tune users scored at a checkpoint: enough to rank, cheap to score
@@ -176,13 +176,21 @@ class AlsSearch:
     base: ALSParams
     explicit: bool
     best: tuple[float, ALSParams, ALSModel] | None = None
+    # perf_counter time the study's clock runs out: Optuna only checks it between
+    # trials, so a trial whose projected end lies past it stops at its checkpoint.
+    deadline: float = float("inf")
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest_als(trial, self.base, self.explicit)
+        started = time.perf_counter()
 
         def checkpoint(iteration: int, model: ALSModel) -> None:
             trial.report(self.score(model, True), step=0)
             if trial.should_prune():
+                raise optuna.TrialPruned()
+            projected = started + (time.perf_counter() - started) * params.iterations / iteration
+            if self.best is not None and projected > self.deadline:
+                trial.set_user_attr("stopped", "over the study's time budget")
                 raise optuna.TrialPruned()
 
         model = train_als(

@@ -11,7 +11,7 @@
     linearly onto the project's 1..10 scale and rounded half up
     (``1 + (value - LOW) * 9 / (HIGH - LOW)``). 0 is never an explicit rating
     (the project stores 0 as "implicit"). Duplicate (user, item) rows reach
-    consolidation as they are (trainer/interactions.py: the latest, else the
+    consolidation as they are (trainer/cleaning/interactions.py: the latest, else the
     highest, wins).
   - ``implicit``: positive counts (plays, clicks; decimals allowed). Each is
     stored as rating 0 with the count as its weight; the rows of one (user,
@@ -50,7 +50,7 @@ from pathlib import Path
 
 from bookrec.log import kv
 from trainer.errors import InputError
-from trainer.raw import RawBook, RawDataset, RawRating, ReadReport
+from trainer.sources.raw import RawBook, RawDataset, RawRating, ReadReport
 
 log = logging.getLogger("trainer.sources.generic")
 SOURCE = "generic"

@@ -27,11 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from bookrec.log import kv
-from trainer.catalog import UNKNOWN_AUTHOR
-from trainer.cleaning import CleanData
+from trainer.cleaning.catalog import UNKNOWN_AUTHOR
+from trainer.cleaning.clean import CleanData
 from trainer.errors import InputError
+from trainer.evaluation.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign
 from trainer.snapshot import Snapshot
-from trainer.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign
 from trainer.store import schema
 from trainer.store.drivers import Driver, Row, StoreError, connect, redact
 from trainer.store.schema import MYSQL, Table

@@ -15,7 +15,7 @@ from pathlib import Path
 from bookrec import artifact
 from bookrec.log import kv
 
-log = logging.getLogger("trainer.retention")
+log = logging.getLogger("trainer.publish.retention")
 DELETING_PREFIX = ".deleting-"
 KEEP_REJECTED = 1
 

@@ -12,14 +12,13 @@ import logging
 from pathlib import Path
 
 from bookrec.log import kv
-from trainer import bx_reader, openlibrary
 from trainer.errors import InputError
-from trainer.feedback import FEEDBACK_FILE, read_feedback
-from trainer.raw import RawDataset
-from trainer.sources import generic
+from trainer.sources import bx_reader, generic, openlibrary
+from trainer.sources.feedback import FEEDBACK_FILE, read_feedback
 from trainer.sources.generic import ImportOptions
+from trainer.sources.raw import RawDataset
 
-log = logging.getLogger("trainer.ingest")
+log = logging.getLogger("trainer.sources.ingest")
 
 
 def read_data_dir(data: Path, options: ImportOptions | None = None) -> RawDataset:
@@ -29,7 +28,7 @@ def read_data_dir(data: Path, options: ImportOptions | None = None) -> RawDatase
     if (data / bx_reader.RATINGS_FILE).exists() or (data / bx_reader.BOOKS_FILE).exists():
         raw = _read_bx(data)
     elif (data / "books.csv").exists():
-        from trainer.goodbooks import read_goodbooks
+        from trainer.sources.goodbooks import read_goodbooks
 
         raw = read_goodbooks(data)
     elif (data / generic.INTERACTIONS_FILE).exists():

@@ -10,7 +10,7 @@ import itertools
 from dataclasses import fields, replace
 from typing import Any
 
-from trainer.als import ALSParams
+from trainer.models.als import ALSParams
 
 
 def parse_grid(text: str, base: ALSParams) -> list[ALSParams]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainer.catalog import Work, build_works
+from trainer.cleaning.catalog import Work, build_works
+from trainer.cleaning.interactions import Interaction, KCore, consolidate, kcore
+from trainer.cleaning.report import CleaningReport
+from trainer.cleaning.users import age_bucket, clean_age, country_of
 from trainer.errors import InputError
-from trainer.interactions import Interaction, KCore, consolidate, kcore
-from trainer.raw import RawDataset
-from trainer.report import CleaningReport
-from trainer.users import age_bucket, clean_age, country_of
+from trainer.sources.raw import RawDataset
 
 
 @dataclass(frozen=True)

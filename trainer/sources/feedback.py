@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trainer.catalog import WORK_KEY_PREFIX
+from trainer.cleaning.catalog import WORK_KEY_PREFIX
 from trainer.errors import InputError
-from trainer.raw import RawRating, ReadReport
+from trainer.sources.raw import RawRating, ReadReport
 
 FEEDBACK_FILE = Path("feedback") / "ratings.jsonl"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bookrec.log import kv
 from trainer.errors import InputError
-from trainer.raw import RawBook, RawRating, RawUser, ReadReport
+from trainer.sources.raw import RawBook, RawRating, RawUser, ReadReport
 
 BOOKS_FILE = "BX-Books.csv"
 USERS_FILE = "BX-Users.csv"
@@ -34,7 +34,7 @@ BOOKS_HEADER = (
     "Image-URL-L",
 )
 USERS_HEADER = ("User-ID", "Location", "Age")
-log = logging.getLogger("trainer.ingest")
+log = logging.getLogger("trainer.sources.ingest")
 RATINGS_HEADER = ("User-ID", "ISBN", "Book-Rating")
 
 

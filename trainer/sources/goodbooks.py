@@ -19,7 +19,7 @@ this reader does with it (values otherwise stay as written, for cleaning):
 - tags are user shelves: `work_subjects` keeps, per work, the tags used at
   least `min_tag_count` times, most-counted first, minus shelves that say
   nothing about content (`to-read`, `owned`, `kindle`, `read-in-2014`, ...;
-  see `is_shelf_tag`). Tag text is kept as written; `trainer.subjects`
+  see `is_shelf_tag`). Tag text is kept as written; `trainer.cleaning.subjects`
   normalises it.
 
 Only books.csv is required; a missing optional file reads as empty and is noted
@@ -34,9 +34,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainer.cleaning.isbn import normalize_isbn
 from trainer.errors import InputError
-from trainer.isbn import normalize_isbn
-from trainer.raw import RawBook, RawDataset, RawRating, ReadReport
+from trainer.sources.raw import RawBook, RawDataset, RawRating, ReadReport
 
 SOURCE = "goodbooks"
 BOOKS_FILE = "books.csv"

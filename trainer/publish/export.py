@@ -14,11 +14,11 @@ import scipy.sparse as sp
 from bookrec.artifact import POOL_PREFIX, ArtifactWriter, new_model_version
 from bookrec.confidence import confidence
 from bookrec.rerank_features import FEATURES, book_recency
-from trainer.als import is_positive
-from trainer.indexes import write_indexes
+from trainer.evaluation.plots import ndcg_curves, study_plot
 from trainer.modeling import Models
+from trainer.models.als import is_positive
 from trainer.models.refit import Published
-from trainer.plots import ndcg_curves, study_plot
+from trainer.publish.indexes import write_indexes
 from trainer.snapshot import Snapshot
 
 
@@ -105,7 +105,7 @@ def write_artifact(
             writer.save_bytes("reranker.txt", models.booster.model_to_string().encode())
             writer.save_bytes("reranker_features.json", json.dumps(list(FEATURES)).encode())
             # Recency of every interaction (the refit's rows), as the split's fit saw it of
-            # the training part (trainer/reranker.py item_table).
+            # the training part (trainer/models/reranker.py item_table).
             writer.save_array(
                 "book_recency", book_recency(snap.items, snap.timestamps, snap.n_items)
             )

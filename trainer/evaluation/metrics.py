@@ -20,7 +20,7 @@ import numpy.typing as npt
 from bookrec.log import kv
 from trainer.evaluation.bootstrap import Interval, coverage_interval, interval
 
-log = logging.getLogger("trainer.metrics")
+log = logging.getLogger("trainer.evaluation.metrics")
 CURVE_MAX_K = 50
 
 

@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trainer.isbn import normalize_isbn
-from trainer.raw import RawRating
-from trainer.report import CleaningReport
+from trainer.cleaning.isbn import normalize_isbn
+from trainer.cleaning.report import CleaningReport
+from trainer.sources.raw import RawRating
 
 # (user_id, work_id, rating, timestamp or -1, weight)
 Interaction = tuple[str, str, int, int, float]

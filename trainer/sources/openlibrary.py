@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from trainer.cleaning.isbn import normalize_isbn
 from trainer.errors import InputError
-from trainer.isbn import normalize_isbn
 
 EDITIONS_FILE = "ol_dump_editions.txt"
 WORKS_FILE = "ol_dump_works.txt"

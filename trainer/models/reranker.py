@@ -33,17 +33,17 @@ import scipy.sparse as sp
 from bookrec import rerank_features as rf
 from bookrec.log import kv
 from trainer.errors import ModelFitError
-from trainer.evaluate import K
 from trainer.evaluation.lists import CandidatePool, blend_scores
+from trainer.evaluation.metrics import ndcg_at_10
+from trainer.evaluation.protocol import K
 from trainer.features import Features
-from trainer.metrics import ndcg_at_10
 from trainer.models.study import StudyBudget, StudyResult, run_study
 from trainer.snapshot import Snapshot
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
-log = logging.getLogger("trainer.reranker")
+log = logging.getLogger("trainer.models.reranker")
 
 MIN_QUERIES = 10  # fewer users with a label among their candidates: no model
 CANDIDATE_RANGE = (50, 500)  # the study's candidates; features are computed once at the top
@@ -113,7 +113,7 @@ def candidates(
     user_factors: F32, item_factors: F32, users: I32, exclude: sp.csr_matrix, n: int
 ) -> Retrieved:
     """ALS top-n per user, best first; -1 pads when fewer exist."""
-    from trainer.evaluate import top_lists
+    from trainer.evaluation.protocol import top_lists
 
     items = top_lists(lambda b: user_factors[b] @ item_factors.T, users, exclude, k=n)
     scores = np.zeros(items.shape, dtype=np.float32)

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bookrec import rerank_features
-from trainer.isbn import normalize_isbn
-from trainer.raw import RawBook
-from trainer.report import CleaningReport
-from trainer.subjects import normalize_part, split_subject
+from trainer.cleaning.isbn import normalize_isbn
+from trainer.cleaning.report import CleaningReport
+from trainer.cleaning.subjects import normalize_part, split_subject
+from trainer.sources.raw import RawBook
 
 UNKNOWN_AUTHOR = rerank_features.UNKNOWN_AUTHOR
 WORK_KEY_PREFIX = "work:"  # book_key form that names a work id directly
@@ -160,7 +160,7 @@ def build_works(
         "editions of one text merged (work key, Open Library, title + author)",
     )
     _impute_pages(list(works.values()), report)
-    # Ratings recorded by the server name works directly (trainer/feedback.py).
+    # Ratings recorded by the server name works directly (trainer/sources/feedback.py).
     key_work.update({f"{WORK_KEY_PREFIX}{wid}": wid for wid in works})
     return Works(sorted(works.values(), key=lambda w: w.work_id), isbn_work, key_work)
 

@@ -1,0 +1,1 @@
+"""Publication: the artifact written, its FAISS indexes, and which old versions are kept."""

@@ -1,0 +1,73 @@
+"""What every run step shares: its result, its stage timer, the split settings it
+uses and the table it prints. Kept apart from pipeline.py so the training step
+(training.py) needs nothing from the pipeline that calls it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bookrec.log import kv
+from trainer.config import TrainerConfig
+from trainer.evaluation.split import SplitConfig
+
+log = logging.getLogger("trainer")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    artifact: Path
+    split_id: str
+    stage_seconds: dict[str, float]
+    metrics: dict[str, Any]
+    refused: str | None  # why the quality gate kept the artifact unpublished
+
+
+@contextmanager
+def stage(name: str, times: dict[str, float]) -> Iterator[None]:
+    log.info("stage started", extra=kv(stage=name))
+    start = time.perf_counter()
+    yield
+    times[name] = round(time.perf_counter() - start, 3)
+    log.info("stage done", extra=kv(stage=name, seconds=times[name]))
+
+
+def split_config(cfg: TrainerConfig) -> SplitConfig:
+    return SplitConfig(
+        cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.cold_user_fraction, cfg.min_holdout
+    )
+
+
+def served_ndcg(metrics: Mapping[str, Any]) -> float | None:
+    try:
+        return float(metrics["warm"][metrics["served"]]["ndcg@10"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def metrics_table(metrics: Mapping[str, Any]) -> str:
+    """The markdown table printed at the end of training."""
+    lines = [
+        "| users | strategy | Recall@10 | Recall@50 | NDCG@10 [95% CI] | MAP@10 | Coverage@10 |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for group in ("warm", "cold", "history"):
+        for name, row in metrics.get(group, {}).items():
+            served = " (served)" if group == "warm" and name == metrics.get("served") else ""
+            low, high = row.get("ndcg@10_ci", (None, None))
+            lines.append(
+                f"| {group} ({row['users']}) | {name}{served} | {row['recall@10']} | "
+                f"{row['recall@50']} | {row['ndcg@10']} [{low}, {high}] | {row['map@10']} | "
+                f"{row['coverage@10']} |"
+            )
+    lines.append("")
+    for name in ("item_item", "reranker", "new_user_history", "cold_start"):
+        decision = metrics.get(name)
+        if decision:
+            lines.append(f"{name}: {decision.get('reason', '')}")
+    return "\n".join(lines)
