@@ -25,13 +25,19 @@ node_modules/.installed: package.json package-lock.json
 
 # Demo data if data/ has none, a model if artifacts/ has no valid one, then serve.
 # The first model runs a short settings study (RUN_STUDY, starting from RUN_GRID)
-# to start in a few minutes; `make train` runs the full study (30 trials, 300 s).
+# to start in a few minutes; `make train` runs the full study (30 trials, 210 s).
 RUN_GRID ?= factors=256;alpha=10;regularization=1.0;scheme=log
 RUN_STUDY ?= --study-trials 8 --study-seconds 90
+# The demo server checks API keys: a local key with every scope is made once (its hash
+# in KEYS, the key itself in LOCAL_KEY for the CLI client).
+KEYS ?= $(DATA)/keys.jsonl
+LOCAL_KEY ?= $(DATA)/local-api-key
 run: $(STAMP)
 	@test -f $(DATA)/BX-Book-Ratings.csv || $(PY) -m trainer demo-data --scale $(SCALE) --out $(DATA)
 	$(PY) -m trainer run --if-missing --data $(DATA) --artifacts $(ARTIFACTS) --als-grid '$(RUN_GRID)' $(RUN_STUDY)
-	$(PY) -m server --artifacts $(ARTIFACTS)
+	@$(PY) -m server keys --keys-file $(KEYS) create --id local --scopes read,write,admin --out $(LOCAL_KEY) --if-missing
+	@echo "API key (read, write, admin) in $(LOCAL_KEY); for the CLI client: export BOOKREC_API_KEY=\$$(cat $(LOCAL_KEY))"
+	$(PY) -m server --artifacts $(ARTIFACTS) --keys-file $(KEYS)
 
 serve: $(STAMP)
 	$(PY) -m server --artifacts $(ARTIFACTS)

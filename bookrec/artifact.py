@@ -168,6 +168,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def is_model_version(name: str) -> bool:
+    """Whether ``name`` is spelled like a model version (``20261126T120000Z-1a2b3c4d``)."""
+    return bool(_VERSION_RE.match(name))
+
+
 def new_model_version(seed_text: str, now: _dt.datetime | None = None) -> str:
     """Sortable by time, unique by content: ``20261126T120000Z-1a2b3c4d``."""
     now = now or _dt.datetime.now(_dt.UTC)
@@ -353,13 +358,17 @@ def verify(directory: Path, manifest: Manifest, check_hashes: bool = True) -> No
     missing = expected_files() - set(manifest.files)
     if missing:
         raise ArtifactError(f"{directory}: manifest lacks {sorted(missing)}")
+    # Every file's presence and size first: a directory still being written fails in a
+    # few stats, not after hashing what is already there (the server retries it).
     for name, entry in manifest.files.items():
         path = directory / name
         if not path.is_file():
             raise ArtifactError(f"{path}: listed in the manifest but missing")
         if path.stat().st_size != entry.bytes:
             raise ArtifactError(f"{path}: size {path.stat().st_size} != manifest {entry.bytes}")
-        if check_hashes and _sha256(path) != entry.sha256:
+    for name, entry in manifest.files.items() if check_hashes else ():
+        path = directory / name
+        if _sha256(path) != entry.sha256:
             raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt file)")
     optional = dict(ITEM_ITEM_ARRAYS) if has_item_item(manifest) else {}
     optional |= {n: v for n, v in RERANKER_ARRAYS.items() if f"{n}.npy" in manifest.files}
@@ -375,7 +384,10 @@ def verify(directory: Path, manifest: Manifest, check_hashes: bool = True) -> No
 def load_array(directory: Path, manifest: Manifest, name: str) -> npt.NDArray[Any]:
     """Memory-map one array and check it against the manifest."""
     fname = f"{name}.npy"
-    arr: npt.NDArray[Any] = np.load(directory / fname, mmap_mode="r", allow_pickle=False)
+    try:
+        arr: npt.NDArray[Any] = np.load(directory / fname, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:  # truncated, torn header, not an .npy
+        raise ArtifactError(f"{directory}/{fname}: unreadable array: {e}") from e
     entry = manifest.files[fname]
     if entry.shape is not None and tuple(arr.shape) != entry.shape:
         raise ArtifactError(f"{directory}/{fname}: shape {arr.shape} != manifest {entry.shape}")

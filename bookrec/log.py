@@ -8,6 +8,11 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
+# Numpy values and non-string keys as they are; anything else orjson lacks as str().
+_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -23,7 +28,10 @@ class _JsonFormatter(logging.Formatter):
             doc.update(fields)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+        try:  # orjson: a log line per call (the access log) must cost little
+            return orjson.dumps(doc, default=str, option=_ORJSON).decode()
+        except TypeError:  # nesting too deep, an int too large: the slow, lenient way
+            return json.dumps(doc, default=str)
 
 
 def configure(level: str = "INFO") -> None:
@@ -35,6 +43,9 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # faiss announces which CPU build it loaded at INFO on every import.
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    # gRPC's Python loggers (grpc, grpc._cython.cygrpc, grpc.aio) reach the same handler.
+    for name in ("grpc", "grpc._cython"):
+        logging.getLogger(name).propagate = True
 
 
 def kv(**fields: Any) -> dict[str, Any]:

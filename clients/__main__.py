@@ -9,12 +9,19 @@ import grpc
 
 from bookrec.v1 import common_pb2, recommender_pb2
 from clients.client import DEFAULT_TARGET, SIMILAR_MODES, BookrecClient, describe
+from clients.connect import Connection
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m clients", description=__doc__)
     p.add_argument("--target", default=DEFAULT_TARGET, help="host:port of the server")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--api-key", help="API key sent as a bearer token (env BOOKREC_API_KEY)")
+    p.add_argument("--tls", action="store_true", default=None, help="TLS with the system CAs")
+    p.add_argument("--tls-ca", help="CA certificate (PEM) of the server (env BOOKREC_TLS_CA)")
+    p.add_argument("--tls-cert", help="client certificate for mutual TLS (env BOOKREC_TLS_CERT)")
+    p.add_argument("--tls-key", help="the client certificate's key (env BOOKREC_TLS_KEY)")
+    p.add_argument("--tls-server-name", dest="server_name", help="name the server cert must carry")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("recommend", help="recommendations for a user with history")
     r.add_argument("--user", required=True)
@@ -43,7 +50,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with BookrecClient(args.target, args.timeout) as client:
+    conn = Connection.from_env(
+        api_key=args.api_key,
+        tls=args.tls,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        server_name=args.server_name,
+    )
+    with BookrecClient(args.target, args.timeout, conn) as client:
         try:
             out = _run(client, args)
         except grpc.RpcError as e:

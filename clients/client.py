@@ -1,18 +1,21 @@
 """Typed Python clients for bookrec: ``BookrecClient`` (blocking) and
 ``AsyncBookrecClient`` (asyncio). Both return the generated reply messages and
-raise ``grpc.RpcError`` / ``grpc.aio.AioRpcError`` with the server's status."""
+raise ``grpc.RpcError`` / ``grpc.aio.AioRpcError`` with the server's status.
+
+Both take an API key and TLS settings (``clients.connect.Connection``; by default
+from ``BOOKREC_API_KEY`` and ``BOOKREC_TLS_*``) and send the key on every call."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
-
-import grpc
 
 from bookrec.v1 import catalog_pb2, common_pb2, feedback_pb2, recommender_pb2
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
+from clients.connect import Connection
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -59,12 +62,25 @@ def _cold_request(
     return req
 
 
+def _connection(connection: Connection | None, api_key: str | None) -> Connection:
+    conn = connection if connection is not None else Connection.from_env()
+    return conn if api_key is None else replace(conn, api_key=api_key)
+
+
 class BookrecClient:
     """Blocking client; one channel, reused. Use as a context manager."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, timeout: float = 5.0) -> None:
-        self.channel = grpc.insecure_channel(target)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        timeout: float = 5.0,
+        connection: Connection | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        conn = _connection(connection, api_key)
+        self.channel = conn.channel(target)
         self.timeout = timeout
+        self.metadata = conn.metadata()
         self.recommender = RecommenderServiceStub(self.channel)
         self.catalog = CatalogServiceStub(self.channel)
         self.feedback = FeedbackServiceStub(self.channel)
@@ -90,7 +106,7 @@ class BookrecClient:
             user_id=user_id, k=k, explain=explain, filters=filters, page_token=page_token
         )
         reply: recommender_pb2.RecommendResponse = self.recommender.Recommend(
-            req, timeout=self.timeout
+            req, timeout=self.timeout, metadata=self.metadata
         )
         return reply
 
@@ -103,7 +119,9 @@ class BookrecClient:
         explain: bool = False,
     ) -> recommender_pb2.SimilarResponse:
         req = _similar_request(book_id, k, mode, weight, explain)
-        reply: recommender_pb2.SimilarResponse = self.recommender.Similar(req, timeout=self.timeout)
+        reply: recommender_pb2.SimilarResponse = self.recommender.Similar(
+            req, timeout=self.timeout, metadata=self.metadata
+        )
         return reply
 
     def cold_start(
@@ -115,13 +133,15 @@ class BookrecClient:
     ) -> recommender_pb2.ColdStartResponse:
         req = _cold_request(subjects, popularity_weight, k, explain)
         reply: recommender_pb2.ColdStartResponse = self.recommender.ColdStart(
-            req, timeout=self.timeout
+            req, timeout=self.timeout, metadata=self.metadata
         )
         return reply
 
     def get_book(self, book_id: str) -> catalog_pb2.GetBookResponse:
         reply: catalog_pb2.GetBookResponse = self.catalog.GetBook(
-            catalog_pb2.GetBookRequest(book_id=book_id), timeout=self.timeout
+            catalog_pb2.GetBookRequest(book_id=book_id),
+            timeout=self.timeout,
+            metadata=self.metadata,
         )
         return reply
 
@@ -131,6 +151,7 @@ class BookrecClient:
         reply: catalog_pb2.SearchBooksResponse = self.catalog.SearchBooks(
             catalog_pb2.SearchBooksRequest(query=query, page_size=page_size, page_token=page_token),
             timeout=self.timeout,
+            metadata=self.metadata,
         )
         return reply
 
@@ -138,7 +159,9 @@ class BookrecClient:
         self, query: str = "", page_size: int = 100
     ) -> catalog_pb2.ListSubjectsResponse:
         reply: catalog_pb2.ListSubjectsResponse = self.catalog.ListSubjects(
-            catalog_pb2.ListSubjectsRequest(query=query, page_size=page_size), timeout=self.timeout
+            catalog_pb2.ListSubjectsRequest(query=query, page_size=page_size),
+            timeout=self.timeout,
+            metadata=self.metadata,
         )
         return reply
 
@@ -146,6 +169,7 @@ class BookrecClient:
         reply: feedback_pb2.RateBookResponse = self.feedback.RateBook(
             feedback_pb2.RateBookRequest(user_id=user_id, book_id=book_id, rating=rating),
             timeout=self.timeout,
+            metadata=self.metadata,
         )
         return reply
 
@@ -153,9 +177,17 @@ class BookrecClient:
 class AsyncBookrecClient:
     """asyncio client; one channel, reused. Use with ``async with``."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, timeout: float = 5.0) -> None:
-        self.channel = grpc.aio.insecure_channel(target)
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        timeout: float = 5.0,
+        connection: Connection | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        conn = _connection(connection, api_key)
+        self.channel = conn.aio_channel(target)
         self.timeout = timeout
+        self.metadata = conn.metadata()
         self.recommender = RecommenderServiceStub(self.channel)
         self.catalog = CatalogServiceStub(self.channel)
         self.feedback = FeedbackServiceStub(self.channel)
@@ -181,7 +213,7 @@ class AsyncBookrecClient:
             user_id=user_id, k=k, explain=explain, filters=filters, page_token=page_token
         )
         reply: recommender_pb2.RecommendResponse = await self.recommender.Recommend(
-            req, timeout=self.timeout
+            req, timeout=self.timeout, metadata=self.metadata
         )
         return reply
 
@@ -195,7 +227,7 @@ class AsyncBookrecClient:
     ) -> recommender_pb2.SimilarResponse:
         req = _similar_request(book_id, k, mode, weight, explain)
         reply: recommender_pb2.SimilarResponse = await self.recommender.Similar(
-            req, timeout=self.timeout
+            req, timeout=self.timeout, metadata=self.metadata
         )
         return reply
 
@@ -208,13 +240,15 @@ class AsyncBookrecClient:
     ) -> recommender_pb2.ColdStartResponse:
         req = _cold_request(subjects, popularity_weight, k, explain)
         reply: recommender_pb2.ColdStartResponse = await self.recommender.ColdStart(
-            req, timeout=self.timeout
+            req, timeout=self.timeout, metadata=self.metadata
         )
         return reply
 
     async def get_book(self, book_id: str) -> catalog_pb2.GetBookResponse:
         reply: catalog_pb2.GetBookResponse = await self.catalog.GetBook(
-            catalog_pb2.GetBookRequest(book_id=book_id), timeout=self.timeout
+            catalog_pb2.GetBookRequest(book_id=book_id),
+            timeout=self.timeout,
+            metadata=self.metadata,
         )
         return reply
 
@@ -224,6 +258,7 @@ class AsyncBookrecClient:
         reply: catalog_pb2.SearchBooksResponse = await self.catalog.SearchBooks(
             catalog_pb2.SearchBooksRequest(query=query, page_size=page_size, page_token=page_token),
             timeout=self.timeout,
+            metadata=self.metadata,
         )
         return reply
 
@@ -231,7 +266,9 @@ class AsyncBookrecClient:
         self, query: str = "", page_size: int = 100
     ) -> catalog_pb2.ListSubjectsResponse:
         reply: catalog_pb2.ListSubjectsResponse = await self.catalog.ListSubjects(
-            catalog_pb2.ListSubjectsRequest(query=query, page_size=page_size), timeout=self.timeout
+            catalog_pb2.ListSubjectsRequest(query=query, page_size=page_size),
+            timeout=self.timeout,
+            metadata=self.metadata,
         )
         return reply
 
@@ -241,6 +278,7 @@ class AsyncBookrecClient:
         reply: feedback_pb2.RateBookResponse = await self.feedback.RateBook(
             feedback_pb2.RateBookRequest(user_id=user_id, book_id=book_id, rating=rating),
             timeout=self.timeout,
+            metadata=self.metadata,
         )
         return reply
 

@@ -24,9 +24,10 @@ from bookrec.v1 import (
     recommender_pb2,
     recommender_pb2_grpc,
 )
+from server.auth import auth_interceptors
 from server.config import ServerConfig
 from server.engine.bundle import warmup_queries
-from server.engine.errors import InvalidArgument
+from server.engine.errors import EngineError
 from server.engine.feedback import FeedbackLog
 from server.engine.foldin import RatingsOverlay
 from server.engine.manager import ModelManager
@@ -36,6 +37,10 @@ from server.handlers.admin import Admin
 from server.handlers.catalog import Catalog
 from server.handlers.feedback import Feedback
 from server.handlers.recommender import Recommender
+from server.metrics import serve_worker
+from server.observe import ObserveInterceptor
+from server.shedding import admission_interceptors
+from server.tls import server_credentials
 
 log = logging.getLogger("server")
 
@@ -94,9 +99,11 @@ def _announce(cfg: ServerConfig, port: int, models: ModelManager) -> None:
         users = warmup_queries(bundle)["user_ids"]
         user = users[0] if users else "USER_ID"
         print(f"serving model {bundle.version} ({bundle.n_books} books)", flush=True)
+        key = "BOOKREC_API_KEY=<your key> " if cfg.keys_file or cfg.api_keys else ""
+        tls = " --tls-ca <CA of the server cert>" if cfg.tls_cert else ""
         print(
-            "try: .venv/bin/python -m clients --target "
-            f"{cfg.host}:{port} recommend --user {user} --explain",
+            f"try: {key}.venv/bin/python -m clients --target "
+            f"{cfg.host}:{port}{tls} recommend --user {user} --explain",
             flush=True,
         )
 
@@ -119,9 +126,14 @@ async def serve(
             ("grpc.max_connection_age_ms", age_ms),
             ("grpc.max_connection_age_grace_ms", int(cfg.grace_seconds * 1000)),
         ]
-    server = grpc.aio.server(
-        options=options, maximum_concurrent_rpcs=cfg.max_concurrent_rpcs or None
-    )
+    # Observation outermost, to count and log every status the others answer; then
+    # authentication: a refused key never takes a place in admission's queue.
+    interceptors = [
+        ObserveInterceptor(lambda: models.serving_version),
+        *auth_interceptors(cfg),
+        *admission_interceptors(cfg),
+    ]
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     personal = Personal(RatingsOverlay(cfg.feedback_log), cfg.cache_size)
@@ -135,13 +147,21 @@ async def serve(
     reflection.enable_server_reflection(
         (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(Admin(models, cfg.admin_token), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(Admin(models), server)
     await _set_health(health_servicer, False)
-    port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+    credentials = server_credentials(cfg)
+    address = f"{cfg.host}:{cfg.port}"
+    port = (
+        server.add_secure_port(address, credentials)
+        if credentials
+        else server.add_insecure_port(address)
+    )
+    # Before the first load, so a bad port fails at once and a loading worker is seen.
+    serve_worker(cfg.host, cfg.metrics_port)
     if cfg.pin:
         try:
             await asyncio.to_thread(models.pin, cfg.pin, "--pin flag")
-        except InvalidArgument as e:
+        except EngineError as e:  # malformed, absent or failing to load
             raise SystemExit(f"--pin: {e}") from e
     if await asyncio.to_thread(models.poll):
         await _set_health(health_servicer, True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,34 @@ class ServerConfig:
     workers: int = 0
     # Seconds between artifact-root polls, the fallback when file events are missed.
     poll_seconds: float = 10.0
-    # Bearer token for AdminService's pin/unpin/rollback; empty turns them off.
-    admin_token: str = ""
-    # Calls in progress per worker beyond which new ones get RESOURCE_EXHAUSTED (load
-    # shedding: a fast refusal beats a timeout); 0 = no limit.
-    max_concurrent_rpcs: int = 512
+    # Deprecated (use an API key with the admin scope): a bearer token accepted as an
+    # admin key. Alone it guards only AdminService's changes; other calls stay open.
+    admin_token: str = field(default="", repr=False)
+    # API keys (server/keys.py): a JSON-lines file of hashed keys, re-read when it
+    # changes; and/or the same entries in BOOKREC_API_KEYS. Either one turns
+    # authentication on for every call but health and reflection; neither: open.
+    keys_file: str = ""
+    api_keys: str = field(default="", repr=False)
+    # Per-key token bucket, per worker (calls/s; burst 0 = one second's worth);
+    # 0 = unlimited. A key's own "rate"/"burst" in the keys file wins.
+    rate_limit: float = 0.0
+    rate_burst: float = 0.0
+    # TLS (PEM files): cert and key turn it on; a client CA also requires and checks
+    # client certificates (mutual TLS).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Admission control (server/admission.py), per worker: calls computing at once (the
+    # pipelines on the event loop take one at a time anyway; this bounds the threaded
+    # ones); 0 turns admission off.
+    max_concurrent_rpcs: int = 8
+    # Calls waiting for a turn beyond which new ones get RESOURCE_EXHAUSTED at once.
+    max_queued_rpcs: int = 256
+    # The longest a call waits for a turn (less when its deadline is nearer): a call this
+    # queue predicts would wait longer is refused at once (a fast refusal beats a timeout).
+    # 1 s, not tens of ms: a model swap or a busy moment on a small machine holds the
+    # loop for a few hundred ms, and refusing then failed requests while publishing.
+    max_queue_wait_ms: float = 1000.0
     # Finished Recommend, Similar and ColdStart lists kept per worker (keyed by model
     # version and request); 0 disables.
     cache_size: int = 10_000
@@ -42,6 +65,9 @@ class ServerConfig:
     compile_reranker: bool = True
     # Pin at startup: written to the control file every worker reads.
     pin: str = ""
+    # Prometheus metrics over HTTP on this port (all workers summed; docs/serving.md
+    # "Observability"), on ``host``; 0 = off.
+    metrics_port: int = 0
 
     @staticmethod
     def from_env(environ: dict[str, str] | None = None) -> ServerConfig:
@@ -81,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--log-level", dest="log_level")
     p.add_argument("--cache-size", dest="cache_size", type=int)
     p.add_argument("--max-concurrent-rpcs", dest="max_concurrent_rpcs", type=int)
+    p.add_argument("--max-queued-rpcs", dest="max_queued_rpcs", type=int)
+    p.add_argument("--max-queue-wait-ms", dest="max_queue_wait_ms", type=float)
     p.add_argument("--workers", type=int, help="processes on the port, 0 = one per core")
     p.add_argument("--poll-seconds", dest="poll_seconds", type=float)
     p.add_argument(
@@ -94,6 +122,15 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--pin",
         dest="pin",
         help="serve exactly this version (all workers; persists until AdminService.Unpin)",
+    )
+    p.add_argument("--keys-file", dest="keys_file", help="API keys file (JSON lines, hashed)")
+    p.add_argument("--rate-limit", dest="rate_limit", type=float, help="calls/s per key")
+    p.add_argument("--rate-burst", dest="rate_burst", type=float, help="bucket size per key")
+    p.add_argument("--tls-cert", dest="tls_cert", help="server certificate chain (PEM)")
+    p.add_argument("--tls-key", dest="tls_key", help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", dest="tls_client_ca", help="CA for client certs (mTLS)")
+    p.add_argument(
+        "--metrics-port", dest="metrics_port", type=int, help="Prometheus /metrics port, 0 = off"
     )
     args = vars(p.parse_args(argv))
     return replace(base, **{k: v for k, v in args.items() if v is not None})

@@ -3,10 +3,18 @@
 The supervisor holds the port (a bound, non-listening SO_REUSEPORT socket, so
 ``--port 0`` still yields one port all workers share), starts ``--workers``
 copies of ``python -m server --workers 1`` on it, announces the address once
-every worker listens, restarts a worker that dies, and passes SIGTERM/SIGINT
-on so each worker drains its own calls. Each worker maps the same artifact
-files (the page cache holds one copy) and runs its own watcher. The kernel
-balances whole connections, so clients should open several channels.
+every worker listens, and passes SIGTERM/SIGINT on so each worker drains its
+own calls. Each worker maps the same artifact files (the page cache holds one
+copy) and runs its own watcher. The kernel balances whole connections, so
+clients should open several channels.
+
+A worker that dies is restarted, forever, after a delay that doubles with each
+death in a row (``Backoff``): a worker that crashes at once does not spin the
+machine, and one that crashed after a long healthy run comes back at once. The
+other workers are never stopped for it (stopping them turned two crashes into
+an outage). Every exit is logged with its exit code or signal. Only a worker
+that fails before the server first announces itself (bad flags, no port) stops
+the start: that is a configuration error, not a crash.
 """
 
 from __future__ import annotations
@@ -20,14 +28,46 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from bookrec.log import kv
+from server import metrics
 from server.config import ServerConfig
 
 log = logging.getLogger("server.workers")
 
-# A worker that dies this soon after starting is broken, not unlucky: stop.
-MIN_UPTIME_SECONDS = 10.0
+# How often the supervisor looks at its workers.
+TICK_SECONDS = 0.1
+
+
+@dataclass
+class Backoff:
+    """Delay before restarting a worker: ``first`` doubling per death in a row up to
+    ``cap``; a worker that stayed up ``stable`` seconds starts the count again."""
+
+    first: float = 0.5
+    cap: float = 30.0
+    stable: float = 60.0
+    deaths: int = 0  # in a row, each within ``stable`` of its start
+
+    def after_exit(self, uptime: float) -> float:
+        """Seconds to wait before the next start, given how long the last one ran."""
+        if uptime >= self.stable:
+            self.deaths = 0
+        delay = min(self.cap, self.first * 2.0**self.deaths)
+        self.deaths += 1
+        return delay
+
+
+def exit_reason(code: int) -> dict[str, Any]:
+    """How a worker ended, for the log: its exit code, or the signal that killed it."""
+    if code < 0:
+        try:
+            return {"signal": signal.Signals(-code).name}
+        except ValueError:
+            return {"signal": -code}
+    return {"code": code}
 
 
 def worker_count(cfg: ServerConfig) -> int:
@@ -59,65 +99,176 @@ def _worker_argv(argv: Sequence[str], port: int) -> list[str]:
     return [sys.executable, "-m", "server", *out, "--workers", "1", "--port", str(port)]
 
 
+def without_pin(argv: Sequence[str]) -> list[str]:
+    """``argv`` less its ``--pin`` flag and value."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--pin":
+            skip = True
+        elif not arg.startswith("--pin="):
+            out.append(arg)
+    return out
+
+
 class _Worker:
-    def __init__(self, argv: list[str], relay: bool) -> None:
-        self.relay = relay
+    """One worker process. Its stdout is read by a thread, so a chatty worker never
+    blocks on a full pipe and the supervisor never blocks on a worker; the first line
+    ("listening on ...") is kept, and the relay worker's later lines are passed on
+    once ``relay`` is set (after the supervisor's own "listening on" line, which
+    callers read first)."""
+
+    def __init__(
+        self, argv: list[str], relay: threading.Event | None, env: dict[str, str] | None = None
+    ) -> None:
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        self.first_line = self.proc.stdout.readline()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        self.first_line = ""
+        self.announced = threading.Event()  # the first line came, or stdout closed
+        threading.Thread(target=self._read, args=(relay,), daemon=True).start()
 
-    def drain(self) -> None:
-        """Keep reading so a chatty worker never blocks on a full pipe; worker 0 speaks."""
-        threading.Thread(target=self._drain, args=(self.relay,), daemon=True).start()
-
-    def _drain(self, relay: bool) -> None:
+    def _read(self, relay: threading.Event | None) -> None:
         assert self.proc.stdout is not None
+        try:
+            self.first_line = self.proc.stdout.readline()
+        finally:
+            self.announced.set()
         for line in self.proc.stdout:
-            if relay:
+            if relay is not None:
+                relay.wait()
                 print(line, end="", flush=True)
+
+    @property
+    def listening(self) -> bool:
+        return "listening on" in self.first_line
+
+
+@dataclass
+class _Slot:
+    """A place for one worker: the process now in it (None while it waits to restart)."""
+
+    index: int
+    worker: _Worker | None
+    backoff: Backoff = field(default_factory=Backoff)
+    restart_at: float = 0.0
+
+
+class _Supervisor:
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.env: dict[str, str] | None = None  # None: the supervisor's own
+        self.stopping = threading.Event()
+        self.relay = threading.Event()  # set once the supervisor announced the address
+        self.slots: list[_Slot] = []  # the signal handler may run before they all start
+
+    def start(self, n: int) -> None:
+        for i in range(n):
+            self.slots.append(_Slot(i, None))
+            self._spawn(self.slots[i])
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.worker = _Worker(self.argv, self.relay if slot.index == 0 else None, self.env)
+        if self.stopping.is_set():  # a signal came while it started: it was not told
+            slot.worker.proc.send_signal(signal.SIGTERM)
+
+    def workers(self) -> list[_Worker]:
+        return [s.worker for s in self.slots if s.worker is not None]
+
+    def signal_all(self, signum: int) -> None:
+        self.stopping.set()
+        for w in self.workers():
+            if w.proc.poll() is None:
+                w.proc.send_signal(signum)
+
+    def started(self) -> bool:
+        """Wait until every worker listens (True) or one failed to (False)."""
+        for w in self.workers():
+            w.announced.wait()
+        return all(w.listening for w in self.workers())
+
+    def watch(self) -> None:
+        """Restart workers that die, with backoff, until stopped."""
+        while not self.stopping.is_set():
+            time.sleep(TICK_SECONDS)
+            now = time.monotonic()
+            for slot in self.slots:
+                if self.stopping.is_set():
+                    break
+                if slot.worker is None:
+                    if now >= slot.restart_at:
+                        self._restart(slot)
+                    continue
+                code = slot.worker.proc.poll()
+                if code is not None:
+                    self._exited(slot, code, now)
+
+    def _exited(self, slot: _Slot, code: int, now: float) -> None:
+        assert slot.worker is not None
+        uptime = now - slot.worker.started
+        delay = slot.backoff.after_exit(uptime)
+        log.error(
+            "worker exited",
+            extra=kv(
+                index=slot.index,
+                pid=slot.worker.proc.pid,
+                **exit_reason(code),
+                uptime=round(uptime, 3),
+                restart_in=delay,
+                deaths_in_a_row=slot.backoff.deaths,
+            ),
+        )
+        metrics.worker_exited(slot.worker.proc.pid)
+        slot.worker, slot.restart_at = None, now + delay
+
+    def _restart(self, slot: _Slot) -> None:
+        try:
+            self._spawn(slot)
+        except OSError as e:  # no fork, no memory: try again later
+            delay = slot.backoff.after_exit(0.0)
+            slot.restart_at = time.monotonic() + delay
+            log.error(
+                "worker restart failed",
+                extra=kv(index=slot.index, error=str(e), restart_in=delay),
+            )
+            return
+        assert slot.worker is not None
+        log.info("worker started", extra=kv(index=slot.index, pid=slot.worker.proc.pid))
+
+    def wait(self) -> list[int]:
+        return [w.proc.wait() for w in self.workers()]
 
 
 def supervise(cfg: ServerConfig, argv: Sequence[str]) -> int:
     n = worker_count(cfg)
     held = _hold_port(cfg.host, cfg.port)
     port = held.getsockname()[1]
-    worker_argv = _worker_argv(argv, port)
-    stopping = threading.Event()
-    workers: list[_Worker] = []  # the signal handler may run before they all start
+    box: list[_Supervisor] = []
 
     def on_signal(signum: int, _frame: object) -> None:
-        stopping.set()
-        for w in workers:
-            if w.proc.poll() is None:
-                w.proc.send_signal(signum)
+        if box:
+            box[0].signal_all(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    for i in range(n):
-        workers.append(_Worker(worker_argv, relay=i == 0))
-    if not all("listening on" in w.first_line for w in workers):
+    sup = _Supervisor(_worker_argv(argv, port))
+    box.append(sup)
+    sup.start(n)
+    if not sup.started():
         log.error("a worker failed to start; see its log above")
-        on_signal(signal.SIGTERM, None)
+        sup.signal_all(signal.SIGTERM)
+        sup.wait()
         return 1
     held.close()  # the workers hold the port now
+    # The startup pin is in the control file now; a restarted worker that applied it
+    # again would undo an operator's later Unpin or Rollback.
+    sup.argv, sup.env = without_pin(sup.argv), {**os.environ, "BOOKREC_PIN": ""}
     print(f"bookrec listening on {cfg.host}:{port} ({n} workers)", flush=True)
-    for w in workers:
-        w.drain()
-    log.info("workers started", extra=kv(workers=n, port=port, pids=[w.proc.pid for w in workers]))
-    while not stopping.is_set():
-        time.sleep(0.5)
-        for i, w in enumerate(workers):
-            code = w.proc.poll()
-            if code is None or stopping.is_set():
-                continue
-            uptime = time.monotonic() - w.started
-            log.error("worker exited", extra=kv(index=i, pid=w.proc.pid, code=code, uptime=uptime))
-            if uptime < MIN_UPTIME_SECONDS:
-                on_signal(signal.SIGTERM, None)
-                break
-            workers[i] = _Worker(worker_argv, relay=i == 0)
-            workers[i].drain()
-    codes = [w.proc.wait() for w in workers]
+    sup.relay.set()
+    pids = [w.proc.pid for w in sup.workers()]
+    log.info("workers started", extra=kv(workers=n, port=port, pids=pids))
+    sup.watch()
+    codes = sup.wait()
     log.info("workers stopped", extra=kv(codes=codes))
     return 0 if all(c == 0 for c in codes) else 1

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
+from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
+from tests.serverproc import ServerProcess
 from trainer.config import TrainerConfig
 
 SHARED_ENV = "BOOKREC_SHARED_DATA"
@@ -121,3 +125,28 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         async with conn.cursor() as cur:
             await cur.execute(f"DROP DATABASE {name}")
         conn.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A passing session that ran fault tests rewrites their rows of docs/faults.md."""
+    from tests import fault_table
+
+    if exitstatus == 0 and fault_table.recorded():
+        fault_table.write({item.nodeid for item in session.items})
+
+
+# A module that defines a ``server`` fixture (a ServerProcess) gets these on it.
+@pytest.fixture(scope="module")
+def channel(server: ServerProcess) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.target) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def rec(channel: grpc.Channel) -> RecommenderServiceStub:
+    return RecommenderServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def cat(channel: grpc.Channel) -> CatalogServiceStub:
+    return CatalogServiceStub(channel)

@@ -103,3 +103,13 @@ def running_server(
         if proc.stdout is not None:
             proc.stdout.close()
         stderr.close()
+
+
+@contextmanager
+def ready_server(
+    artifacts: Path, workdir: Path, extra_args: tuple[str, ...] = ()
+) -> Iterator[ServerProcess]:
+    """A one-worker server on ``artifacts`` that answers health SERVING."""
+    with running_server(artifacts, workdir, extra_args=extra_args) as srv:
+        srv.wait_health(health_pb2.HealthCheckResponse.SERVING)
+        yield srv

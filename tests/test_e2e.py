@@ -20,7 +20,7 @@ from bookrec.v1 import catalog_pb2, common_pb2, feedback_pb2, recommender_pb2
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
-from tests.serverproc import ServerProcess, running_server
+from tests.serverproc import ServerProcess, ready_server, running_server
 from trainer.cleaning.isbn import normalize_isbn
 
 
@@ -28,26 +28,8 @@ from trainer.cleaning.isbn import normalize_isbn
 def server(
     tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    work = tmp_path_factory.mktemp("e2e")
-    with running_server(tiny_artifact.parent, work) as srv:
-        srv.wait_health(health_pb2.HealthCheckResponse.SERVING)
+    with ready_server(tiny_artifact.parent, tmp_path_factory.mktemp("e2e")) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def channel(server: ServerProcess) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(server.target) as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def rec(channel: grpc.Channel) -> RecommenderServiceStub:
-    return RecommenderServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def cat(channel: grpc.Channel) -> CatalogServiceStub:
-    return CatalogServiceStub(channel)
 
 
 @pytest.fixture(scope="module")

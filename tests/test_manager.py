@@ -11,7 +11,7 @@ import pytest
 
 from bench.publish import publish_copy
 from server.engine import control
-from server.engine.errors import InvalidArgument
+from server.engine.errors import NotFound
 from server.engine.manager import ModelManager, State
 
 
@@ -50,7 +50,7 @@ def test_a_corrupt_version_fails_and_the_current_one_keeps_serving(artifact_root
     status = {s.version: s for s in models.status()}
     assert status[bad].state is State.FAILED
     assert "item_factors" in status[bad].error
-    assert not models.poll(), "a failed version is not retried"
+    assert not models.poll(), "a failed version is not retried while its files stay the same"
 
 
 def test_pin_rollback_and_unpin(artifact_root: Path) -> None:
@@ -69,7 +69,7 @@ def test_pin_rollback_and_unpin(artifact_root: Path) -> None:
     assert models.poll() and models.current().version == c
     assert models.rollback("test") == b
     assert models.poll() and models.current().version == b
-    with pytest.raises(InvalidArgument, match="not a complete artifact"):
+    with pytest.raises(NotFound, match="not a complete artifact"):
         models.pin("20990101T000000Z-00000000", "test")
 
 

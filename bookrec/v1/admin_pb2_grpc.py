@@ -31,9 +31,11 @@ class AdminServiceStub:
     rollback reach every worker (they are written to the artifact root's
     control file, which each worker watches) and take effect within seconds.
 
-    Pin, unpin and rollback need the server's admin token as metadata
-    `authorization: Bearer <token>`: UNAUTHENTICATED without it,
-    PERMISSION_DENIED with a wrong one or when the server has no token set.
+    Every call needs an API key (metadata `authorization: Bearer <key>`) when the
+    server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
+    needs the `read` or `admin` scope and shows worker_pid, decision and version
+    errors to `admin` keys only; pin, unpin and rollback need `admin`
+    (PERMISSION_DENIED otherwise, and when the server has no admin key at all).
     """
 
     def __init__(self, channel):
@@ -70,9 +72,11 @@ class AdminServiceServicer:
     rollback reach every worker (they are written to the artifact root's
     control file, which each worker watches) and take effect within seconds.
 
-    Pin, unpin and rollback need the server's admin token as metadata
-    `authorization: Bearer <token>`: UNAUTHENTICATED without it,
-    PERMISSION_DENIED with a wrong one or when the server has no token set.
+    Every call needs an API key (metadata `authorization: Bearer <key>`) when the
+    server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
+    needs the `read` or `admin` scope and shows worker_pid, decision and version
+    errors to `admin` keys only; pin, unpin and rollback need `admin`
+    (PERMISSION_DENIED otherwise, and when the server has no admin key at all).
     """
 
     def GetStatus(self, request, context):
@@ -142,9 +146,11 @@ class AdminService:
     rollback reach every worker (they are written to the artifact root's
     control file, which each worker watches) and take effect within seconds.
 
-    Pin, unpin and rollback need the server's admin token as metadata
-    `authorization: Bearer <token>`: UNAUTHENTICATED without it,
-    PERMISSION_DENIED with a wrong one or when the server has no token set.
+    Every call needs an API key (metadata `authorization: Bearer <key>`) when the
+    server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
+    needs the `read` or `admin` scope and shows worker_pid, decision and version
+    errors to `admin` keys only; pin, unpin and rollback need `admin`
+    (PERMISSION_DENIED otherwise, and when the server has no admin key at all).
     """
 
     @staticmethod

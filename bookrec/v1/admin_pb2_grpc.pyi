@@ -32,9 +32,11 @@ class AdminServiceStub:
     rollback reach every worker (they are written to the artifact root's
     control file, which each worker watches) and take effect within seconds.
 
-    Pin, unpin and rollback need the server's admin token as metadata
-    `authorization: Bearer <token>`: UNAUTHENTICATED without it,
-    PERMISSION_DENIED with a wrong one or when the server has no token set.
+    Every call needs an API key (metadata `authorization: Bearer <key>`) when the
+    server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
+    needs the `read` or `admin` scope and shows worker_pid, decision and version
+    errors to `admin` keys only; pin, unpin and rollback need `admin`
+    (PERMISSION_DENIED otherwise, and when the server has no admin key at all).
     """
 
     @_typing.overload
@@ -61,9 +63,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     rollback reach every worker (they are written to the artifact root's
     control file, which each worker watches) and take effect within seconds.
 
-    Pin, unpin and rollback need the server's admin token as metadata
-    `authorization: Bearer <token>`: UNAUTHENTICATED without it,
-    PERMISSION_DENIED with a wrong one or when the server has no token set.
+    Every call needs an API key (metadata `authorization: Bearer <key>`) when the
+    server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
+    needs the `read` or `admin` scope and shows worker_pid, decision and version
+    errors to `admin` keys only; pin, unpin and rollback need `admin`
+    (PERMISSION_DENIED otherwise, and when the server has no admin key at all).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -86,9 +90,11 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     rollback reach every worker (they are written to the artifact root's
     control file, which each worker watches) and take effect within seconds.
 
-    Pin, unpin and rollback need the server's admin token as metadata
-    `authorization: Bearer <token>`: UNAUTHENTICATED without it,
-    PERMISSION_DENIED with a wrong one or when the server has no token set.
+    Every call needs an API key (metadata `authorization: Bearer <key>`) when the
+    server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
+    needs the `read` or `admin` scope and shows worker_pid, decision and version
+    errors to `admin` keys only; pin, unpin and rollback need `admin`
+    (PERMISSION_DENIED otherwise, and when the server has no admin key at all).
     """
 
     @_abc_1.abstractmethod

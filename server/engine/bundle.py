@@ -248,15 +248,12 @@ class Bundle:
     ) -> Bundle:
         """Check shapes and values, build the lookups; from files (``open``) or from
         memory (tests' fake bundles)."""
+        arr = _finite_arrays(path, arr)
         item_factors = arr("item_factors")
         user_factors = arr("user_factors")
         yty, items_finite = gram_and_finite(item_factors)
-        for name, finite in (
-            ("item_factors", items_finite),
-            ("user_factors", all_finite(user_factors)),
-        ):
-            if not finite:
-                raise ArtifactError(f"{path}/{name}.npy holds NaN or inf")
+        if not items_finite:
+            raise ArtifactError(f"{path}/item_factors.npy holds NaN or inf")
         popularity = np.asarray(arr("popularity"))
         rating_count = arr("rating_count")
         mean_rating, year, series_volume = arr("mean_rating"), arr("year"), arr("series_volume")
@@ -410,8 +407,6 @@ def _item_item(
         raise ArtifactError(f"{where}: {len(weights)} weights for {len(indices)} indices")
     if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n_books):
         raise ArtifactError(f"{where}_indices point outside the {n_books} books")
-    if not all_finite(weights):
-        raise ArtifactError(f"{where}_weights holds NaN or inf")
     if len(weights) and float(weights.min()) <= 0.0:
         raise ArtifactError(f"{where}_weights holds a weight <= 0 (the format keeps positives)")
     try:
@@ -424,6 +419,24 @@ def _item_item(
     if n < 1:
         raise ArtifactError(f"{path}: params.blend_candidates {n} is below 1")
     return ItemItem(indptr, indices, weights, weight, n)
+
+
+# Checked for NaN/inf elsewhere, in the same pass that reads them for another reason.
+_SCANNED_ELSEWHERE = frozenset({"item_factors"})
+
+
+def _finite_arrays(path: Path, arr: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``arr`` that refuses any float array holding NaN or inf. Checking only the factors
+    let a NaN popularity through: every cold-start list then came back empty, with OK."""
+
+    def checked(name: str) -> Any:
+        array = arr(name)
+        floating = np.issubdtype(array.dtype, np.floating)
+        if floating and name not in _SCANNED_ELSEWHERE and not all_finite(array):
+            raise ArtifactError(f"{path}/{name}.npy holds NaN or inf")
+        return array
+
+    return checked
 
 
 def subject_lookup(ids: list[str], names: list[str]) -> dict[str, int]:

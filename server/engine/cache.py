@@ -12,12 +12,17 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+from server import metrics
+
 V = TypeVar("V")
 
 
 class LruCache(Generic[V]):
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, name: str = "") -> None:
+        """``name``: its ``cache`` label in bookrec_cache_lookups_total ("": not counted)."""
         self.capacity = capacity
+        self._hit = metrics.CACHE_LOOKUPS.labels(cache=name, result="hit") if name else None
+        self._miss = metrics.CACHE_LOOKUPS.labels(cache=name, result="miss") if name else None
         self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -28,9 +33,13 @@ class LruCache(Generic[V]):
             value = self._items.get(key)
             if value is None:
                 self.misses += 1
+                if self._miss is not None:
+                    self._miss.inc()
                 return None
             self._items.move_to_end(key)
             self.hits += 1
+            if self._hit is not None:
+                self._hit.inc()
             return value
 
     def put(self, key: Hashable, value: V) -> None:

@@ -1,12 +1,28 @@
-"""Page tokens: opaque to clients, tied to the model version and the query."""
+"""Page tokens: opaque to clients, tied to the model version and the query.
+
+A token comes back from the client, so it is hostile input: anything but a token
+this module made is INVALID_ARGUMENT with a short message. Before this was strict,
+``{"o": Infinity}`` (OverflowError) or 100k nested ``[`` (RecursionError) escaped
+as INTERNAL with a traceback on every call.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+from typing import NoReturn
 
-from server.engine.errors import InvalidArgument
+from server.engine.errors import InvalidArgument, echo
+
+FIELD = "page_token"
+# Far above any token made here (~100 characters), far below anything that costs to parse
+# (it also bounds how deeply JSON can nest: ~380 levels, well inside the recursion limit).
+MAX_TOKEN_CHARS = 512
+# An offset past this is not a page anyone reached by paging (k <= 100 per page).
+MAX_OFFSET = 10_000_000
+_MALFORMED = "page_token is malformed; start again without one"
 
 
 def _digest(query_key: str) -> str:
@@ -18,20 +34,43 @@ def make_token(model_version: str, query_key: str, offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
 
 
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"JSON constant {name} in a page token")
+
+
+def _decode(token: str) -> tuple[str, str, int]:
+    """(version, digest, offset) of a well-formed token; ValueError for anything else."""
+    if len(token) > MAX_TOKEN_CHARS or not token.isascii():
+        raise ValueError("not a token made by this server")
+    raw = base64.urlsafe_b64decode(token.encode("ascii"))
+    doc = json.loads(raw, parse_constant=_no_constants)
+    if not isinstance(doc, dict) or set(doc) != {"v", "q", "o"}:
+        raise ValueError("page token fields")
+    version, digest, offset = doc["v"], doc["q"], doc["o"]
+    if not isinstance(version, str) or not isinstance(digest, str):
+        raise ValueError("page token field types")
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise ValueError("page token offset type")
+    return version, digest, offset
+
+
 def read_token(token: str, model_version: str, query_key: str) -> int:
     """The offset a token points at; 0 for an empty token."""
     if not token:
         return 0
     try:
-        doc = json.loads(base64.urlsafe_b64decode(token.encode()))
-        version, digest, offset = str(doc["v"]), str(doc["q"]), int(doc["o"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise InvalidArgument("page_token is malformed; start again without one") from e
+        version, digest, offset = _decode(token)
+    except (ValueError, binascii.Error, RecursionError) as e:
+        # UnicodeDecodeError and json.JSONDecodeError are ValueErrors too.
+        raise InvalidArgument(_MALFORMED, FIELD) from e
     if version != model_version:
         raise InvalidArgument(
-            f"page_token belongs to model {version}, now serving {model_version}; "
-            "start again without a page_token"
+            f"page_token belongs to model {echo(version)}, now serving {model_version}; "
+            "start again without a page_token",
+            FIELD,
         )
-    if digest != _digest(query_key) or offset < 0:
-        raise InvalidArgument("page_token was made for another query; start again without one")
+    if digest != _digest(query_key) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidArgument(
+            "page_token was made for another query; start again without one", FIELD
+        )
     return offset

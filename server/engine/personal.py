@@ -23,7 +23,7 @@ from server.engine.types import Filters, RankedList, SimilarMode
 class Personal:
     def __init__(self, overlay: RatingsOverlay, cache_size: int) -> None:
         self.overlay = overlay
-        self.cache: LruCache[RankedList] = LruCache(cache_size)
+        self.cache: LruCache[RankedList] = LruCache(cache_size, "results")
 
     def recommend(
         self,

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bookrec.confidence import confidence
+from server import metrics
 from server.engine.blended import blended, to_depth
 from server.engine.bundle import Bundle
 from server.engine.cold_start import cold_start
@@ -137,6 +138,7 @@ def _user_vector(bundle: Bundle, user: int, fresh: Mapping[int, int]) -> tuple[F
     conf = bundle.train_confidence(user)
     trained = conf > 0
     new_conf = confidence(ratings[folded], bundle.als.alpha, bundle.als.scheme)
+    metrics.FOLD_INS.labels(kind="new_ratings").inc()
     vector = fold_in(
         bundle.item_factors,
         bundle.yty,
@@ -159,6 +161,7 @@ def _new_user_vector(bundle: Bundle, fresh: Mapping[int, int]) -> F32 | None:
     if not np.asarray(bundle.item_in_als)[rows[keep]].any():
         return None
     conf = confidence(ratings[keep], bundle.als.alpha, bundle.als.scheme)
+    metrics.FOLD_INS.labels(kind="new_user").inc()
     return fold_in(bundle.item_factors, bundle.yty, bundle.als.regularization, rows[keep], conf)
 
 

@@ -8,6 +8,9 @@ The next worker, waiting on the lock meanwhile, sees the stamp, finds every file
 unchanged and skips the hashes (sizes, dtypes and shapes are still checked).
 A file replaced or rewritten since has another inode or mtime, so it is hashed
 again.
+
+``fingerprint`` is the same idea for a whole directory: whether a version that
+failed to load has changed since, and so is worth trying again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,25 @@ from pathlib import Path
 from server.engine import filelock
 
 STAMPS = "verified"
+
+# (name, size, mtime_ns, inode) of every file in a directory, by name.
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+def fingerprint(directory: Path) -> Fingerprint:
+    """What a directory's files look like now. A load that failed on these files fails
+    again on them, so the manager retries a failed version only once this changes
+    (a version still being written gains files; a repaired file gets a new mtime)."""
+    out = []
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return ()
+    for entry in entries:
+        with contextlib.suppress(OSError):  # removed meanwhile: it is not there
+            st = entry.stat()
+            out.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
 
 
 def _identity(directory: Path, names: list[str]) -> dict[str, list[int]]:

@@ -1,8 +1,12 @@
-"""AdminService: lifecycle status, and pin / unpin / rollback for operators."""
+"""AdminService: lifecycle status, and pin / unpin / rollback for operators.
+
+A pin or rollback to a version that cannot serve is refused before any worker
+follows it: FAILED_PRECONDITION with the load error (the manager loads the
+version first), NOT_FOUND for a version that is not in the artifact root.
+"""
 
 from __future__ import annotations
 
-import hmac
 import os
 from typing import Any
 
@@ -10,7 +14,8 @@ import grpc
 
 from bookrec.v1 import admin_pb2 as pb
 from bookrec.v1 import admin_pb2_grpc as pb_grpc
-from server.engine.manager import ModelManager, State
+from server.auth import current_caller
+from server.engine.manager import ModelManager, State, VersionFailed
 from server.handlers.common import check_id, offload, rpc
 
 _STATE = {
@@ -22,27 +27,14 @@ _STATE = {
 
 
 class Admin(pb_grpc.AdminServiceServicer):
-    def __init__(self, models: ModelManager, token: str) -> None:
+    def __init__(self, models: ModelManager) -> None:
         self.models = models
-        self.token = token
 
     async def _authorise(self, context: Any) -> str:
-        """The caller's peer address, once its bearer token checks out."""
-        metadata = dict(context.invocation_metadata() or ())
-        given = str(metadata.get("authorization", ""))
-        if not given.startswith("Bearer "):
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "admin calls need metadata 'authorization: Bearer <BOOKREC_ADMIN_TOKEN>'",
-            )
-        if not self.token:
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "admin commands are off: start the server with BOOKREC_ADMIN_TOKEN set",
-            )
-        if not hmac.compare_digest(given.removeprefix("Bearer ").encode(), self.token.encode()):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "wrong admin token")
-        return str(context.peer())
+        """Who asked, for the control file's audit field. The auth interceptor
+        (server/auth.py) has already checked the admin scope."""
+        caller = current_caller()
+        return f"{caller.label if caller else 'anonymous'} from {context.peer()}"
 
     async def _status_after_change(self) -> None:
         # This worker acts at once; the others see the control file change.
@@ -67,7 +59,10 @@ class Admin(pb_grpc.AdminServiceServicer):
     ) -> pb.PinVersionResponse:
         by = await self._authorise(context)
         version = check_id("version", request.version)
-        await offload(self.models.pin, version, by)
+        try:
+            await offload(self.models.pin, version, by)
+        except VersionFailed as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         await self._status_after_change()
         return pb.PinVersionResponse(pinned_version=version)
 
@@ -81,6 +76,9 @@ class Admin(pb_grpc.AdminServiceServicer):
     @rpc
     async def Rollback(self, request: pb.RollbackRequest, context: Any) -> pb.RollbackResponse:
         by = await self._authorise(context)
-        target = await offload(self.models.rollback, by)
+        try:
+            target = await offload(self.models.rollback, by)
+        except VersionFailed as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         await self._status_after_change()
         return pb.RollbackResponse(pinned_version=target)

@@ -12,6 +12,7 @@ from server.engine.manager import ModelManager
 from server.handlers.common import (
     book_message,
     check_count,
+    check_filters,
     check_id,
     filters_of,
     offload,
@@ -43,6 +44,7 @@ class Catalog(pb_grpc.CatalogServiceServicer):
         size = check_count("page_size", request.page_size, DEFAULT_PAGE, MAX_PAGE)
         filters = filters_of(request.filters)
         bundle = self.models.current()
+        check_filters(bundle, request.filters)
         key = f"search|{request.query.lower().split()}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, key)
         hits = await offload(catalog.search_books, bundle, request.query, filters)

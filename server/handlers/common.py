@@ -9,12 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
+from google.rpc.error_details_pb2 import BadRequest
+from google.rpc.status_pb2 import Status
 
 from bookrec.v1 import common_pb2 as pb
 from server.engine import types as t
 from server.engine.bundle import Bundle
 from server.engine.cache import LruCache
-from server.engine.errors import EngineError, InvalidArgument, NoModel, NotFound
+from server.engine.errors import EngineError, InvalidArgument, NoModel, NotFound, bounded
 from server.engine.manager import ModelManager
 
 log = logging.getLogger("server.handlers")
@@ -50,21 +52,23 @@ def check_count(name: str, value: int, default: int, maximum: int) -> int:
     if value == 0:
         return default
     if not 1 <= value <= maximum:
-        raise InvalidArgument(f"{name} must be in 1..{maximum} (0 means {default}), got {value}")
+        raise InvalidArgument(
+            f"{name} must be in 1..{maximum} (0 means {default}), got {value}", name
+        )
     return value
 
 
 def check_unit(name: str, value: float) -> float:
     if not 0.0 <= value <= 1.0:
-        raise InvalidArgument(f"{name} must be in [0, 1], got {value}")
+        raise InvalidArgument(f"{name} must be in [0, 1], got {value}", name)
     return value
 
 
 def check_id(name: str, value: str) -> str:
     if not value.strip():
-        raise InvalidArgument(f"{name} is required")
+        raise InvalidArgument(f"{name} is required", name)
     if len(value) > 64:
-        raise InvalidArgument(f"{name} is longer than 64 characters")
+        raise InvalidArgument(f"{name} is longer than 64 characters", name)
     return value
 
 
@@ -75,6 +79,33 @@ def filters_of(msg: pb.Filters) -> t.Filters:
         min_year=msg.min_year if msg.HasField("min_year") else None,
         max_year=msg.max_year if msg.HasField("max_year") else None,
     )
+
+
+def check_filters(bundle: Bundle, msg: pb.Filters) -> None:
+    """The filter errors the engine would raise, raised first with the field at fault."""
+    seen: set[str] = set()
+    for i, subject in enumerate(msg.subject_ids):
+        if subject not in seen:
+            seen.add(subject)
+            subject_of(bundle, subject, f"filters.subject_ids[{i}]")
+    if msg.HasField("min_year") and msg.HasField("max_year") and msg.min_year > msg.max_year:
+        raise InvalidArgument(
+            f"min_year {msg.min_year} is after max_year {msg.max_year}", "filters.max_year"
+        )
+
+
+# Characters of a subject id or name; the longest real one is a few dozen.
+MAX_SUBJECT_TEXT = 200
+
+
+def subject_of(bundle: Bundle, text: str, field: str) -> int:
+    """A subject's index, or INVALID_ARGUMENT naming ``field``."""
+    if len(text) > MAX_SUBJECT_TEXT:
+        raise InvalidArgument(f"{field} is longer than {MAX_SUBJECT_TEXT} characters", field)
+    try:
+        return bundle.subject(text)
+    except InvalidArgument as e:
+        raise InvalidArgument(e.message, field) from None
 
 
 # Built Book messages (read-only: a reply copies them in), keyed by model version:
@@ -163,10 +194,25 @@ Resp = TypeVar("Resp")
 Self = TypeVar("Self")
 
 
+def status_trailers(
+    code: grpc.StatusCode, message: str, field: str = ""
+) -> tuple[tuple[str, bytes], ...]:
+    """``grpc-status-details-bin``: a ``google.rpc.Status`` whose details hold a
+    ``google.rpc.BadRequest`` naming ``field``, so any client can read which field
+    failed (grpcio-status's ``rpc_status.from_call`` and its peers in other languages)."""
+    if not field:
+        return ()
+    status = Status(code=code.value[0], message=message)
+    violation = BadRequest.FieldViolation(field=field, description=message)
+    status.details.add().Pack(BadRequest(field_violations=[violation]))
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
 def rpc(
     fn: Callable[[Self, Req, Any], Awaitable[Resp]],
 ) -> Callable[[Self, Req, Any], Awaitable[Resp]]:
-    """Map engine errors to status codes; anything else is a bug (INTERNAL)."""
+    """Map engine errors to status codes with bounded messages (and field violations as
+    structured details); anything else is a bug (INTERNAL)."""
 
     @functools.wraps(fn)
     async def wrapper(self: Self, request: Req, context: Any) -> Resp:
@@ -175,7 +221,9 @@ def rpc(
         except grpc.aio.AbortError:
             raise
         except EngineError as e:
-            await context.abort(_STATUS.get(type(e), grpc.StatusCode.INVALID_ARGUMENT), str(e))
+            code = _STATUS.get(type(e), grpc.StatusCode.INVALID_ARGUMENT)
+            message = bounded(e.message)
+            await context.abort(code, message, status_trailers(code, message, e.field))
             raise  # unreachable: abort raises
         except Exception:
             log.exception("unhandled error", extra={"fields": {"rpc": fn.__name__}})

@@ -23,7 +23,7 @@ class Feedback(pb_grpc.FeedbackServiceServicer):
         book_id = check_id("book_id", request.book_id)
         if not 0 <= request.rating <= 10:
             raise InvalidArgument(
-                f"rating must be 0 (read) or 1..10 (explicit), got {request.rating}"
+                f"rating must be 0 (read) or 1..10 (explicit), got {request.rating}", "rating"
             )
         bundle = self.models.current()
         bundle.book(book_id)  # NOT_FOUND for a book the model does not know

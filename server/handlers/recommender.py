@@ -7,14 +7,17 @@ from typing import Any
 from bookrec.v1 import recommender_pb2 as pb
 from bookrec.v1 import recommender_pb2_grpc as pb_grpc
 from server.engine import paging
-from server.engine.errors import InvalidArgument
+from server.engine.bundle import Bundle
+from server.engine.errors import InvalidArgument, echo
 from server.engine.manager import ModelManager
 from server.engine.personal import Personal
 from server.engine.types import SimilarMode
 from server.handlers.common import (
     DEFAULT_K,
     MAX_K,
+    MAX_SUBJECT_TEXT,
     check_count,
+    check_filters,
     check_id,
     check_unit,
     filters_of,
@@ -52,6 +55,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         k = check_count("k", request.k, DEFAULT_K, MAX_K)
         filters = filters_of(request.filters)
         bundle = self.models.current()
+        check_filters(bundle, request.filters)
         query_key = f"recommend|{user_id}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, query_key)
         ranked = await pipeline(
@@ -80,13 +84,16 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         k = check_count("k", request.k, DEFAULT_K, MAX_K)
         mode = _MODES.get(request.mode)
         if mode is None:
-            raise InvalidArgument(f"unknown mode {request.mode}")
+            raise InvalidArgument(f"unknown mode {echo(request.mode)}", "mode")
         weight = DEFAULT_HYBRID_WEIGHT
         if request.HasField("weight"):
             if mode is not SimilarMode.HYBRID:
-                raise InvalidArgument("weight is only meaningful with mode SIMILAR_MODE_HYBRID")
+                raise InvalidArgument(
+                    "weight is only meaningful with mode SIMILAR_MODE_HYBRID", "weight"
+                )
             weight = check_unit("weight", request.weight)
         bundle = self.models.current()
+        check_filters(bundle, request.filters)
         ranked = await pipeline(
             self.models,
             self.personal.similar,
@@ -110,19 +117,42 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         weight = None  # the model's trained default
         if request.HasField("popularity_weight"):
             weight = check_unit("popularity_weight", request.popularity_weight)
+        favourites = list(request.favourite_subjects)
+        for i, text in enumerate(favourites):
+            if len(text) > MAX_SUBJECT_TEXT:
+                raise InvalidArgument(
+                    f"favourite_subjects[{i}] is longer than {MAX_SUBJECT_TEXT} characters",
+                    f"favourite_subjects[{i}]",
+                )
         bundle = self.models.current()
-        ranked = await pipeline(
-            self.models,
-            self.personal.cold_start,
-            bundle,
-            list(request.favourite_subjects),
-            weight,
-            k,
-            filters_of(request.filters),
-            request.explain,
-        )
+        check_filters(bundle, request.filters)
+        try:
+            ranked = await pipeline(
+                self.models,
+                self.personal.cold_start,
+                bundle,
+                favourites,
+                weight,
+                k,
+                filters_of(request.filters),
+                request.explain,
+            )
+        except InvalidArgument as e:
+            # The filters were checked above, so an unknown subject is a favourite.
+            raise _at_favourite(bundle, favourites, e) from None
         return pb.ColdStartResponse(
             items=scored_messages(bundle, ranked),
             model_version=bundle.version,
             source=source_of(ranked),
         )
+
+
+def _at_favourite(bundle: Bundle, favourites: list[str], error: InvalidArgument) -> Exception:
+    """``error`` naming the first favourite subject the model does not know (the error
+    path only: the happy one does not resolve the subjects twice)."""
+    for i, text in enumerate(favourites):
+        try:
+            bundle.subject(text)
+        except InvalidArgument as e:
+            return InvalidArgument(e.message, f"favourite_subjects[{i}]")
+    return error

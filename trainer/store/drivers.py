@@ -79,12 +79,44 @@ class SQLiteDriver:
         self.conn.close()
 
 
+# asyncmy's codes for a connection the server closed: shutdown, "connection was killed"
+# (MariaDB), "server has gone away", "lost connection", "lost connection to server".
+_GONE_CODES = frozenset({1053, 1927, 2006, 2013, 2055})
+
+
+def _connection_gone(e: BaseException) -> bool:
+    import asyncmy.errors
+
+    if isinstance(e, asyncmy.errors.InterfaceError | ConnectionError | EOFError):
+        return True
+    return (
+        isinstance(e, asyncmy.errors.OperationalError)
+        and bool(e.args)
+        and (e.args[0] in _GONE_CODES)
+    )
+
+
 class MySQLDriver:
     dialect = MYSQL
 
     def __init__(self, url: str, conn: Any) -> None:
         self.url = url
         self.conn = conn
+        # Set once the connection is lost: every later call raises it again, so the
+        # rollback and run bookkeeping after a failure repeat the one clear error
+        # instead of replacing it with asyncmy's "Not connected".
+        self.lost: StoreError | None = None
+
+    def _lost(self, e: BaseException) -> StoreError:
+        """The one error for a database that went away mid-command."""
+        if self.lost is None:
+            self.lost = StoreError(
+                f"lost the connection to the store {redact(self.url)}: {e}. The open "
+                "transaction was rolled back by the database, so nothing of it was kept; "
+                "check that the database server is up, then run the command again "
+                "(a re-run loads everything once)."
+            )
+        return self.lost
 
     @staticmethod
     async def connect(url: str) -> MySQLDriver:
@@ -114,19 +146,40 @@ class MySQLDriver:
         return sql.replace("?", "%s")
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        async with self.conn.cursor() as cur:
-            await cur.execute(self._sql(sql), tuple(params))
+        if self.lost is not None:
+            raise self.lost
+        try:
+            async with self.conn.cursor() as cur:
+                await cur.execute(self._sql(sql), tuple(params))
+        except Exception as e:
+            if _connection_gone(e):
+                raise self._lost(e) from e
+            raise
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.lost is not None:
+            raise self.lost
         if rows:
-            async with self.conn.cursor() as cur:
-                await cur.executemany(self._sql(sql), rows)
+            try:
+                async with self.conn.cursor() as cur:
+                    await cur.executemany(self._sql(sql), rows)
+            except Exception as e:
+                if _connection_gone(e):
+                    raise self._lost(e) from e
+                raise
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self.conn.cursor() as cur:
-            await cur.execute(self._sql(sql), tuple(params))
-            rows: list[Row] = list(await cur.fetchall())
-            return rows
+        if self.lost is not None:
+            raise self.lost
+        try:
+            async with self.conn.cursor() as cur:
+                await cur.execute(self._sql(sql), tuple(params))
+                rows: list[Row] = list(await cur.fetchall())
+                return rows
+        except Exception as e:
+            if _connection_gone(e):
+                raise self._lost(e) from e
+            raise
 
     async def begin(self, consistent_snapshot: bool = False) -> None:
         if consistent_snapshot:
@@ -139,7 +192,8 @@ class MySQLDriver:
         await self.execute("COMMIT")
 
     async def rollback(self) -> None:
-        await self.execute("ROLLBACK")
+        if self.lost is None:  # a lost connection's transaction died with it
+            await self.execute("ROLLBACK")
 
     async def close(self) -> None:
         self.conn.close()

@@ -1,0 +1,84 @@
+"""The server interceptor that puts every unary call through admission (admission.py).
+
+Health checks are exempt: a load balancer asking during overload must hear SERVING
+from a worker that is busy but well, not be refused and take it out of rotation.
+So are operator commands (AdminService): a pin or a rollback during overload is
+what the operator needs most, and a pin holds its call for seconds while it loads.
+Streaming calls (reflection) pass as they are. Put this interceptor after any that
+authenticate, so a refused key never takes a place in the queue.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from server import metrics
+from server.admission import Admission, Shed
+from server.config import ServerConfig
+
+EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/bookrec.v1.AdminService/")
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class AdmissionInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, admission: Admission, exempt: tuple[str, ...] = EXEMPT_PREFIXES) -> None:
+        self.admission = admission
+        self.exempt = exempt
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or method.startswith(self.exempt):
+            return handler
+        # Not cached per method: an interceptor before this one may hand a different
+        # handler per call (one that refuses a bad key, say).
+        return grpc.unary_unary_rpc_method_handler(
+            _admitted(self.admission, handler.unary_unary, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _admitted(
+    admission: Admission, behaviour: Callable[[Any, Any], Any], method: str
+) -> Callable[[Any, Any], Awaitable[Any]]:
+    async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            async with admission.turn(context.time_remaining, method):
+                reply = behaviour(request, context)
+                return (await reply) if inspect.isawaitable(reply) else reply
+        except Shed as e:
+            reason = "deadline" if e.expired else "overloaded"
+            metrics.SHED.labels(method=method.lstrip("/"), reason=reason).inc()
+            code = (
+                grpc.StatusCode.DEADLINE_EXCEEDED
+                if e.expired
+                else grpc.StatusCode.RESOURCE_EXHAUSTED
+            )
+            await context.abort(code, e.message)
+
+    return admitted
+
+
+def admission_interceptors(cfg: ServerConfig) -> list[grpc.aio.ServerInterceptor]:
+    """The interceptor a worker's config asks for (none when admission is off)."""
+    if cfg.max_concurrent_rpcs <= 0:
+        return []
+    admission = Admission(
+        slots=cfg.max_concurrent_rpcs,
+        max_queue=cfg.max_queued_rpcs,
+        max_wait=cfg.max_queue_wait_ms / 1000,
+    )
+    return [AdmissionInterceptor(admission)]
