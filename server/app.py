@@ -25,7 +25,7 @@ from bookrec.v1 import (
     recommender_pb2_grpc,
 )
 from server.auth import auth_interceptors
-from server.config import ServerConfig
+from server.config import ServerConfig, port_taken
 from server.engine.bundle import warmup_queries
 from server.engine.errors import EngineError
 from server.engine.feedback import FeedbackLog
@@ -151,11 +151,14 @@ async def serve(
     await _set_health(health_servicer, False)
     credentials = server_credentials(cfg)
     address = f"{cfg.host}:{cfg.port}"
-    port = (
-        server.add_secure_port(address, credentials)
-        if credentials
-        else server.add_insecure_port(address)
-    )
+    try:
+        port = (
+            server.add_secure_port(address, credentials)
+            if credentials
+            else server.add_insecure_port(address)
+        )
+    except RuntimeError as e:  # grpc's "Failed to bind": the port is taken
+        raise SystemExit(port_taken(cfg.host, cfg.port, "address in use")) from e
     # Before the first load, so a bad port fails at once and a loading worker is seen.
     serve_worker(cfg.host, cfg.metrics_port)
     if cfg.pin:

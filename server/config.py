@@ -88,6 +88,15 @@ class ServerConfig:
         return replace(base, **updates)
 
 
+def port_taken(host: str, port: int, why: object) -> str:
+    """The one line a server that cannot bind prints, with the fix."""
+    return (
+        f"server: cannot listen on {host}:{port} ({why}): another process holds the port; "
+        f"stop it, or choose another port with --port N or BOOKREC_PORT=N "
+        f"(make run: BOOKREC_PORT=N make run)"
+    )
+
+
 def _parse(kind: type, raw: str) -> Any:
     if kind is bool:
         if raw.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):

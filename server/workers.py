@@ -33,7 +33,7 @@ from typing import Any
 
 from bookrec.log import kv
 from server import metrics
-from server.config import ServerConfig
+from server.config import ServerConfig, port_taken
 
 log = logging.getLogger("server.workers")
 
@@ -78,7 +78,11 @@ def _hold_port(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise SystemExit(port_taken(host, port, e.strerror or e)) from None
     return sock
 
 

@@ -18,7 +18,7 @@ from server.engine.ranking import allowed_mask
 from server.engine.recommend import recommend
 from server.engine.retrieval import candidates
 from server.engine.similar import similar
-from server.engine.types import Filters, SimilarMode, Source
+from server.engine.types import Filters, ReasonKind, SimilarMode, Source
 from tests.fake_bundle import NO_ALS, PER_CLUSTER, cluster_of, fake_bundle
 
 NONE = Filters()
@@ -101,6 +101,23 @@ def test_similar_modes_stay_in_the_cluster(mode: SimilarMode, source: Source) ->
     items = [s.item for s in ranked.items]
     assert 25 not in items and len(items) == 10
     assert all(cluster_of(i) == 1 for i in items)
+
+
+@pytest.mark.parametrize(
+    ("mode", "weight", "co_read"),
+    [
+        (SimilarMode.ALS, 0.5, True),
+        (SimilarMode.HYBRID, 0.5, True),
+        (SimilarMode.HYBRID, 0.0, False),
+        (SimilarMode.SUBJECT, 0.5, False),
+    ],
+)
+def test_co_reading_is_a_reason_only_when_als_ranked_the_list(
+    mode: SimilarMode, weight: float, co_read: bool
+) -> None:
+    ranked = similar(fake_bundle(), "b25", 10, mode, weight, NONE, explain=True)
+    kinds = {r.kind for s in ranked.items for r in s.reasons}
+    assert (ReasonKind.CO_READ in kinds) is co_read
 
 
 def test_hybrid_is_the_weighted_sum_of_both_scores() -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from server.config import ServerConfig, parse_args
@@ -24,3 +29,23 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert cfg.compile_reranker is False
     assert cfg.max_connection_age_seconds == 0.0
     assert parse_args([]).compile_reranker is True
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_taken_port_is_one_line_with_the_fix(workers: str, tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        flags = ["--port", str(port), "--workers", workers, "--artifacts", str(tmp_path)]
+        done = subprocess.run(
+            [sys.executable, "-m", "server", *flags],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"server: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "--port N or BOOKREC_PORT=N" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -118,3 +118,15 @@ def test_utf8_copy_of_a_latin1_file_is_read_transparently(tiny_data: Path, tmp_p
     utf8_rows, _ = read_books(p)
     latin_rows, _ = read_books(tiny_data / "BX-Books.csv")
     assert utf8_rows == latin_rows
+
+
+def test_if_missing_says_which_model_it_reused(tiny_artifact: Path, tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifact.parent, root, symlinks=True)
+    before = _tree_digest(root)
+    done = trainer(
+        "run", "--if-missing", "--data", str(tmp_path / "none"), "--artifacts", str(root)
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"reusing the model in {root / tiny_artifact.name}" in done.stdout
+    assert _tree_digest(root) == before

@@ -171,6 +171,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
             and (existing := newest_valid(cfg.artifacts_dir)) is not None
         ):
             log.info("valid artifact exists, not training", extra=kv(path=str(existing[0])))
+            print(
+                f"reusing the model in {existing[0]} (--if-missing: a valid artifact exists); "
+                "run without --if-missing to train a new one",
+                flush=True,
+            )
             return 0
         result = await pipeline.run(cfg)
         print(run_report.metrics_table(result.metrics))

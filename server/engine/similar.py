@@ -72,6 +72,8 @@ def similar(
             SimilarMode.SUBJECT: Source.SUBJECT,
             SimilarMode.HYBRID: Source.HYBRID,
         }[mode]
+    # Co-reading explains a list only when the ALS vectors ranked it.
+    co_read = mode is SimilarMode.ALS or (mode is SimilarMode.HYBRID and weight > 0)
     keep = cand != item
     if mask is not None:
         keep &= mask[cand]
@@ -79,13 +81,13 @@ def similar(
     best = top_k(values, k)
     page, scores = cand[best], values[best]
     items = [
-        Scored(int(i), float(v), n + 1, _reasons(bundle, item, int(i)) if explain else ())
+        Scored(int(i), float(v), n + 1, _reasons(bundle, item, int(i), co_read) if explain else ())
         for n, (i, v) in enumerate(zip(page, scores, strict=True))
     ]
     return RankedList(items, source)
 
 
-def _reasons(bundle: Bundle, query: int, item: int) -> tuple[Reason, ...]:
+def _reasons(bundle: Bundle, query: int, item: int, co_read: bool) -> tuple[Reason, ...]:
     reasons: list[Reason] = []
     series = bundle.series[item]
     if series and series == bundle.series[query]:
@@ -94,7 +96,7 @@ def _reasons(bundle: Bundle, query: int, item: int) -> tuple[Reason, ...]:
         reasons.append(
             Reason(ReasonKind.SAME_AUTHOR, f"also by {bundle.authors[item]}", related_item=query)
         )
-    if bundle.item_in_als[item] and bundle.item_in_als[query]:
+    if co_read and bundle.item_in_als[item] and bundle.item_in_als[query]:
         reasons.append(
             Reason(
                 ReasonKind.CO_READ,
