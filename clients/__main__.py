@@ -1,50 +1,157 @@
-"""`python -m clients`: call a bookrec server from the shell and print books."""
+"""`python -m clients`: call a bookrec server from the shell and print books.
+
+Words need no quotes (`search the northern window`). List commands print one
+page and, when more exist, a line with the token of the next one; `--all` follows
+the pages to the end. `--json` prints one JSON document instead of text."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
 from bookrec.v1 import common_pb2, recommender_pb2
-from clients.client import DEFAULT_TARGET, SIMILAR_MODES, BookrecClient, describe
+from clients.client import DEFAULT_TARGET, DEFAULT_TIMEOUT, SIMILAR_MODES, BookrecClient, describe
 from clients.connect import Connection
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Appends ``(default: X)`` to every option that has a real default and whose
+    help does not already name one, and ``(required)`` to required options."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if action.required and action.option_strings:
+            return f"{text} (required)"
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: {default})"
+
+
+def _words(values: list[str]) -> str:
+    return " ".join(values)
+
+
+class _JoinAppend(argparse.Action):
+    """``--subject science fiction --subject mystery`` -> ["science fiction", "mystery"]."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        items = list(getattr(namespace, self.dest) or [])
+        items.append(_words(list(values)))
+        setattr(namespace, self.dest, items)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m clients", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m clients", description=__doc__, formatter_class=_Help
+    )
     p.add_argument("--target", default=DEFAULT_TARGET, help="host:port of the server")
-    p.add_argument("--timeout", type=float, default=5.0)
-    p.add_argument("--api-key", help="API key sent as a bearer token (env BOOKREC_API_KEY)")
-    p.add_argument("--tls", action="store_true", default=None, help="TLS with the system CAs")
-    p.add_argument("--tls-ca", help="CA certificate (PEM) of the server (env BOOKREC_TLS_CA)")
-    p.add_argument("--tls-cert", help="client certificate for mutual TLS (env BOOKREC_TLS_CERT)")
-    p.add_argument("--tls-key", help="the client certificate's key (env BOOKREC_TLS_KEY)")
-    p.add_argument("--tls-server-name", dest="server_name", help="name the server cert must carry")
+    p.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="deadline of each call, seconds"
+    )
+    p.add_argument(
+        "--api-key",
+        help="API key sent as a bearer token (default: env BOOKREC_API_KEY, else none)",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="TLS with the system CAs (default: off, unless a --tls-* file is given)",
+    )
+    p.add_argument(
+        "--tls-ca", help="CA certificate (PEM) of the server (default: env BOOKREC_TLS_CA)"
+    )
+    p.add_argument(
+        "--tls-cert", help="client certificate for mutual TLS (default: env BOOKREC_TLS_CERT)"
+    )
+    p.add_argument("--tls-key", help="the client certificate's key (default: env BOOKREC_TLS_KEY)")
+    p.add_argument(
+        "--tls-server-name",
+        dest="server_name",
+        help="name the server cert must carry (default: the target's host)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document (default: text)")
+    # Also accepted after the command; SUPPRESS keeps the subparser from resetting it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print one JSON document (default: text)",
+    )
+    paged = argparse.ArgumentParser(add_help=False)
+    paged.add_argument(
+        "--page-token", default="", help="next_page_token of an earlier page (default: first page)"
+    )
+    paged.add_argument(
+        "--all", action="store_true", help="follow every page to the end (default: one page)"
+    )
+
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("recommend", help="recommendations for a user with history")
-    r.add_argument("--user", required=True)
-    s = sub.add_parser("similar", help="books similar to a book")
-    s.add_argument("--book", required=True)
-    s.add_argument("--mode", choices=sorted(SIMILAR_MODES), default="als")
-    s.add_argument("--weight", type=float, help="ALS weight in hybrid mode")
-    c = sub.add_parser("cold-start", help="recommendations from favourite subjects")
-    c.add_argument("--subject", action="append", default=[], help="repeatable")
-    c.add_argument("--popularity-weight", type=float)
+
+    def command(name: str, text: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=text, description=text, parents=[common, *parents], formatter_class=_Help
+        )
+
+    r = command("recommend", "recommendations for a user with history", paged)
+    r.add_argument("--user", required=True, help="user id")
+    s = command("similar", "books similar to a book (one list, not paged)")
+    s.add_argument("--book", required=True, help="book id")
+    s.add_argument("--mode", choices=sorted(SIMILAR_MODES), default="als", help="similarity")
+    s.add_argument(
+        "--weight", type=float, help="ALS weight in hybrid mode (default: the model's best)"
+    )
+    c = command("cold-start", "recommendations from favourite subjects (not paged)")
+    c.add_argument(
+        "--subject",
+        nargs="+",
+        action=_JoinAppend,
+        default=[],
+        help="a subject id or name, words need no quotes; repeat for more "
+        "(default: none, popularity alone)",
+    )
+    c.add_argument(
+        "--popularity-weight",
+        type=float,
+        help="weight of the popularity prior in [0, 1] (default: the model's best)",
+    )
     for q in (r, s, c):
-        q.add_argument("--k", type=int, default=10)
-        q.add_argument("--explain", action="store_true")
-    b = sub.add_parser("book", help="one book")
-    b.add_argument("--book", required=True)
-    f = sub.add_parser("search", help="search titles and authors")
-    f.add_argument("query")
-    f.add_argument("--page-size", type=int, default=20)
-    sub.add_parser("subjects", help="list subjects")
-    rate = sub.add_parser("rate", help="rate a book (0 = read, 1..10)")
-    rate.add_argument("--user", required=True)
-    rate.add_argument("--book", required=True)
-    rate.add_argument("--rating", type=int, required=True)
+        q.add_argument("--k", type=int, default=10, help="books per list (per page for recommend)")
+        q.add_argument("--explain", action="store_true", help="say why (default: off)")
+    b = command("book", "one book")
+    b.add_argument("--book", required=True, help="book id")
+    f = command("search", "search titles and authors", paged)
+    f.add_argument("words", nargs="+", help="words that must all occur (no quotes needed)")
+    f.add_argument("--page-size", type=int, default=20, help="books per page")
+    sj = command("subjects", "list subjects", paged)
+    sj.add_argument("query", nargs="*", help="only names containing these words (default: all)")
+    sj.add_argument("--page-size", type=int, default=100, help="subjects per page")
+    rate = command("rate", "rate a book (0 = read, 1..10)")
+    rate.add_argument("--user", required=True, help="user id")
+    rate.add_argument("--book", required=True, help="book id")
+    rate.add_argument("--rating", type=int, required=True, help="0 (read) or 1..10")
     return p
 
 
@@ -68,27 +175,102 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _collect(fetch: Callable[[str], Any], field: str, token: str, everything: bool) -> Any:
+    """The page at ``token``; with ``everything``, every later page appended to it."""
+    first = fetch(token)
+    last = first
+    while everything and last.next_page_token:
+        last = fetch(last.next_page_token)
+        getattr(first, field).extend(getattr(last, field))
+    first.next_page_token = last.next_page_token
+    return first
+
+
+def _hint(reply: Any, shown: int, total: int | None = None) -> str:
+    if not reply.next_page_token:
+        return ""
+    of = f" of {total}" if total is not None else ""
+    return (
+        f"\n-- {shown}{of} shown; next page: --page-token {reply.next_page_token} "
+        "(or --all for every page)"
+    )
+
+
+def _json(msg: Message) -> str:
+    doc = MessageToDict(
+        msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
 def _run(client: BookrecClient, args: argparse.Namespace) -> str:
+    as_json: bool = args.json
     if args.command == "recommend":
-        rec = client.recommend(args.user, args.k, args.explain)
-        return _header(rec) + describe(rec)
+        rec = _collect(
+            lambda t: client.recommend(args.user, args.k, args.explain, page_token=t),
+            "items",
+            args.page_token,
+            args.all,
+        )
+        if as_json:
+            return _json(rec)
+        return _header(rec) + describe(rec) + _hint(rec, len(rec.items))
     if args.command == "similar":
         sim = client.similar(args.book, args.k, args.mode, args.weight, args.explain)
-        return _header(sim) + describe(sim)
+        return _json(sim) if as_json else _header(sim) + describe(sim)
     if args.command == "cold-start":
         cold = client.cold_start(args.subject, args.popularity_weight, args.k, args.explain)
-        return _header(cold) + describe(cold)
+        return _json(cold) if as_json else _header(cold) + describe(cold)
     if args.command == "book":
-        return str(client.get_book(args.book).book)
+        got = client.get_book(args.book)
+        return _json(got) if as_json else _book_block(got.book, got.model_version)
     if args.command == "search":
-        found = client.search_books(args.query, args.page_size)
+        found = _collect(
+            lambda t: client.search_books(_words(args.words), args.page_size, t),
+            "books",
+            args.page_token,
+            args.all,
+        )
+        if as_json:
+            return _json(found)
         lines = [f"{b.book_id}  {b.title} — {b.author} ({b.year or '?'})" for b in found.books]
-        return f"{found.total_size} matches\n" + "\n".join(lines)
+        return (
+            f"{found.total_size} matches\n"
+            + "\n".join(lines)
+            + _hint(found, len(found.books), found.total_size)
+        )
     if args.command == "subjects":
-        subjects = client.list_subjects().subjects
-        return "\n".join(f"{s.subject_id:30s} {s.name} ({s.book_count} books)" for s in subjects)
+        subj = _collect(
+            lambda t: client.list_subjects(_words(args.query), args.page_size, t),
+            "subjects",
+            args.page_token,
+            args.all,
+        )
+        if as_json:
+            return _json(subj)
+        lines = [f"{s.subject_id:30s} {s.name} ({s.book_count} books)" for s in subj.subjects]
+        return (
+            f"{subj.total_size} subjects\n"
+            + "\n".join(lines)
+            + _hint(subj, len(subj.subjects), subj.total_size)
+        )
     reply = client.rate_book(args.user, args.book, args.rating)
-    return f"accepted={reply.accepted} model {reply.model_version}"
+    return _json(reply) if as_json else f"accepted={reply.accepted} model {reply.model_version}"
+
+
+def _book_block(b: common_pb2.Book, model_version: str) -> str:
+    rows = [f"{b.title} — {b.author} ({b.year or '?'})", f"  id:       {b.book_id}"]
+    if b.isbns:
+        rows.append(f"  isbns:    {', '.join(b.isbns)}")
+    if b.subjects:
+        rows.append(f"  subjects: {', '.join(s.name or s.subject_id for s in b.subjects)}")
+    if b.series:
+        vol = f" #{b.series_volume}" if b.series_volume else ""
+        rows.append(f"  series:   {b.series}{vol}")
+    if b.rating_count:
+        rows.append(f"  ratings:  {b.rating_count}, mean {b.mean_rating:.2f}")
+    rows.append(f"  model:    {model_version}")
+    return "\n".join(rows)
 
 
 Listing = (

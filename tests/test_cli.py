@@ -1,0 +1,274 @@
+"""The `python -m clients` CLI and the Python client's paging, deadlines and retries,
+against a real server on loopback with the tiny artifact."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from clients.__main__ import _parser, main
+from clients.client import NO_RETRY, AsyncBookrecClient, BookrecClient, RetryPolicy
+from tests.serverproc import ROOT, ServerProcess, ready_server
+
+
+@pytest.fixture(scope="module")
+def server(
+    tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    with ready_server(tiny_artifact.parent, tmp_path_factory.mktemp("cli")) as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BOOKREC_API_KEY", raising=False)
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> Iterator[BookrecClient]:
+    with BookrecClient(server.target, api_key="") as c:
+        yield c
+
+
+def cli(server: ServerProcess, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    rc = main(["--target", server.target, *args])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    return out.out
+
+
+def two_word_query(client: BookrecClient) -> str:
+    """Two words of a real title, so a multi-word search matches something."""
+    for book in client.iter_search("", page_size=100):
+        words = [w for w in book.title.split() if w.isalpha()]
+        if len(words) >= 2:
+            return " ".join(words[:2])
+    raise AssertionError("no title with two words in the tiny set")
+
+
+# 1. free text needs no quotes
+
+
+def test_search_takes_words_without_quotes(
+    server: ServerProcess, client: BookrecClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    query = two_word_query(client)
+    want = client.search_books(query, 20)
+    assert want.total_size > 0
+    out = cli(server, capsys, "search", *query.split())
+    assert out.startswith(f"{want.total_size} matches\n")
+    assert all(b.book_id in out for b in want.books)
+    # Quoted still works, and the same way.
+    assert cli(server, capsys, "search", query) == out
+    # Through the real entry point too.
+    done = subprocess.run(
+        [sys.executable, "-m", "clients", "--target", server.target, "search", *query.split()],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == out
+
+
+def test_subject_names_and_subject_filters_take_words_without_quotes() -> None:
+    args = _parser().parse_args(["cold-start", "--subject", "science", "fiction", "--subject", "x"])
+    assert args.subject == ["science fiction", "x"]
+    args = _parser().parse_args(["subjects", "science", "fiction"])
+    assert args.query == ["science", "fiction"]
+
+
+# 2. every option shows its default
+
+
+def test_help_shows_every_default() -> None:
+    p = _parser()
+    top = p.format_help()
+    assert "(default: 127.0.0.1:50051)" in top
+    assert "deadline of each call, seconds (default: 5.0)" in top
+    subs = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sp in subs.choices.items():
+        for action in sp._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            text = sp._get_formatter()._get_help_string(action) or ""
+            assert action.help and ("(default" in text or "(required)" in text), (name, text)
+    for action in p._actions:
+        if action.option_strings and action.dest != "help":
+            assert "(default" in (p._get_formatter()._get_help_string(action) or ""), action.dest
+
+
+# 3. book prints a block
+
+
+def test_book_prints_a_readable_block(
+    server: ServerProcess, client: BookrecClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    book = next(client.iter_search("", page_size=5))
+    out = cli(server, capsys, "book", "--book", book.book_id)
+    assert out.splitlines()[0].startswith(f"{book.title} — {book.author}")
+    assert f"  id:       {book.book_id}" in out
+    assert "book_id:" not in out and "{" not in out  # not protobuf text
+
+
+# 4. pages
+
+
+def test_search_pages_hint_token_and_all(
+    server: ServerProcess, client: BookrecClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    every = list(client.iter_search("", page_size=100))
+    assert len(every) > 3
+    first = client.search_books("", 2)
+    out = cli(server, capsys, "search", "", "--page-size", "2")
+    hint = out.splitlines()[-1]
+    assert f"2 of {len(every)} shown" in hint and f"--page-token {first.next_page_token}" in hint
+    nxt = cli(
+        server, capsys, "search", "", "--page-size", "2", "--page-token", first.next_page_token
+    )
+    second = client.search_books("", 2, first.next_page_token)
+    assert all(b.book_id in nxt for b in second.books)
+    assert not any(b.book_id in nxt for b in first.books)
+    everything = cli(server, capsys, "search", "", "--page-size", "2", "--all")
+    assert "--page-token" not in everything
+    assert len(everything.splitlines()) == 1 + len(every)
+    assert all(b.book_id in everything for b in every)
+
+
+def test_subjects_and_recommend_page(
+    server: ServerProcess, client: BookrecClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subjects = list(client.iter_subjects(page_size=2))
+    assert len(subjects) == client.list_subjects().total_size > 2
+    out = cli(server, capsys, "subjects", "--page-size", "2")
+    assert "--page-token" in out.splitlines()[-1]
+    out = cli(server, capsys, "subjects", "--page-size", "2", "--all")
+    assert "--page-token" not in out and all(s.subject_id in out for s in subjects)
+
+    user = "1"
+    items = list(client.iter_recommend(user, k=3))
+    assert [i.rank for i in items] == list(range(1, len(items) + 1))
+    page = client.recommend(user, 3)
+    assert page.next_page_token and len(items) > 3
+    out = cli(server, capsys, "recommend", "--user", user, "--k", "3")
+    assert f"3 shown; next page: --page-token {page.next_page_token}" in out
+    out = cli(server, capsys, "recommend", "--user", user, "--k", "3", "--all")
+    assert "--page-token" not in out
+    assert len(out.strip().splitlines()) == 1 + len(items)
+
+
+# 5. --json
+
+
+def test_every_command_prints_json(
+    server: ServerProcess, client: BookrecClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    book = next(client.iter_search("", page_size=5)).book_id
+    subject = client.list_subjects(page_size=1).subjects[0].subject_id
+    runs = {
+        "recommend": ["recommend", "--user", "1"],
+        "similar": ["similar", "--book", book],
+        "cold-start": ["cold-start", "--subject", subject],
+        "book": ["book", "--book", book],
+        "search": ["search", ""],
+        "subjects": ["subjects"],
+        "rate": ["rate", "--user", "cli-json", "--book", book, "--rating", "7"],
+    }
+    for name, args in runs.items():
+        for argv in (["--json", *args], [*args, "--json"]):
+            doc = json.loads(cli(server, capsys, *argv))
+            assert isinstance(doc, dict) and doc.get("model_version"), (name, doc)
+    doc = json.loads(cli(server, capsys, "search", "", "--page-size", "2", "--all", "--json"))
+    assert len(doc["books"]) == doc["total_size"] and doc["next_page_token"] == ""
+    assert (
+        json.loads(cli(server, capsys, "book", "--book", book, "--json"))["book"]["book_id"] == book
+    )
+
+
+# 6. the Python client: iterators, deadlines, retries
+
+
+def test_iterators_cover_every_page(client: BookrecClient) -> None:
+    total = client.search_books("", 1).total_size
+    ids = [b.book_id for b in client.iter_search("", page_size=3)]
+    assert len(ids) == len(set(ids)) == total
+    names = [s.subject_id for s in client.iter_subjects(page_size=2)]
+    assert len(names) == len(set(names)) == client.list_subjects().total_size
+
+
+def test_per_call_deadline_overrides_the_default(server: ServerProcess) -> None:
+    with BookrecClient(server.target, timeout=5.0, api_key="", retry=NO_RETRY) as c:
+        with pytest.raises(grpc.RpcError) as e:
+            c.search_books("", 100, timeout=1e-6)
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert c.search_books("", 1).total_size > 0  # the default still applies
+
+
+def test_unavailable_is_retried_with_backoff_then_raised(
+    tiny_artifact: Path, tmp_path: Path
+) -> None:
+    with ready_server(tiny_artifact.parent, tmp_path / "stopped") as srv:
+        target = srv.target
+        srv.stop()
+    sleeps: list[float] = []
+    policy = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, sleep=sleeps.append)
+    c = BookrecClient(target, timeout=2.0, api_key="", retry=policy)
+    with c, pytest.raises(grpc.RpcError) as e:
+        c.search_books("x")
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert len(sleeps) == 2  # three tries
+    assert 0 <= sleeps[0] <= 0.05 and 0 <= sleeps[1] <= 0.1
+
+
+def test_invalid_argument_is_never_retried(server: ServerProcess) -> None:
+    sleeps: list[float] = []
+    c = BookrecClient(server.target, api_key="", retry=RetryPolicy(sleep=sleeps.append))
+    with c, pytest.raises(grpc.RpcError) as e:
+        c.cold_start(["no such subject at all"])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert sleeps == []
+
+
+def test_jitter_stays_inside_the_cap() -> None:
+    p = RetryPolicy(base_delay=0.1, max_delay=0.3)
+    for retry in range(1, 6):
+        for _ in range(50):
+            assert 0.0 <= p.delay(retry) <= min(0.3, 0.1 * 2 ** (retry - 1))
+
+
+async def test_async_client_pages_and_retries(server: ServerProcess) -> None:
+    async with AsyncBookrecClient(server.target, api_key="") as c:
+        ids = [b.book_id async for b in c.iter_search("", page_size=3)]
+        assert len(ids) == len(set(ids)) == (await c.search_books("", 1)).total_size
+        subjects = [s async for s in c.iter_subjects(page_size=2)]
+        assert len(subjects) == (await c.list_subjects()).total_size
+        items = [i async for i in c.iter_recommend("1", k=3)]
+        assert [i.rank for i in items] == list(range(1, len(items) + 1))
+        with pytest.raises(grpc.RpcError) as e:
+            await c.search_books("", 100, timeout=1e-6)
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    waits: list[float] = []
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+
+    policy = RetryPolicy(attempts=3, async_sleep=record)
+    async with AsyncBookrecClient(server.target, api_key="", retry=policy) as c:
+        with pytest.raises(grpc.RpcError) as e:
+            await c.cold_start(["no such subject at all"])
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and waits == []
+    async with AsyncBookrecClient("127.0.0.1:1", timeout=2.0, api_key="", retry=policy) as c:
+        with pytest.raises(grpc.RpcError) as e:
+            await c.search_books("x")
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and len(waits) == 2
