@@ -216,10 +216,10 @@ def search_item_item(
     )
     on_tune: dict[str, float] = {}
     best: tuple[float, ItemItem, ItemItemParams, float] | None = None
+    uf, itf, n = als.user_factors, als.item_factors, cfg.blend_candidates
     for share in SHARES:
         p = replace(chosen, rp3_share=share)
         ii = fitter.fit(p)
-        uf, itf, n = als.user_factors, als.item_factors, cfg.blend_candidates
         pool = candidate_pool(uf, itf, ii.matrix, quick.users, exclude, n)
         for w in BLEND_WEIGHTS:
             v = ndcg_at_10(blend_lists(pool, w), quick.targets)

@@ -66,7 +66,8 @@ def head_of(binary: sp.csr_matrix, params: ItemItemParams) -> npt.NDArray[np.int
 
 class ItemItemFitter:
     """XᵀX and the random walk of the head, computed once: every setting a study
-    tries reuses them, and each model's sparse rows are kept per setting."""
+    tries reuses them. The last setting of each model is kept, sparse, with its
+    typical score, so the share grid fits neither model again."""
 
     def __init__(self, binary: sp.csr_matrix, params: ItemItemParams) -> None:
         self.head = head_of(binary, params)
@@ -76,17 +77,24 @@ class ItemItemFitter:
         self.gram = np.asarray((sub.T @ sub).toarray(), dtype=np.float64)
         self.walk = Walk(binary, self.head)
         self.neighbours = params.neighbours
-        self._ease: dict[float, sp.csr_matrix] = {}
-        self._rp3: dict[tuple[float, float], sp.csr_matrix] = {}
+        self._ease: dict[float, tuple[sp.csr_matrix, float]] = {}
+        self._rp3: dict[tuple[float, float], tuple[sp.csr_matrix, float]] = {}
 
     def ease(self, l2: float) -> sp.csr_matrix:
-        if l2 not in self._ease:
-            self._ease = {l2: self._sparse(self._ease_dense(l2))}
-        return self._ease[l2]
+        return self._ease_part(l2)[0]
 
     def rp3(self, alpha: float, beta: float) -> sp.csr_matrix:
+        return self._rp3_part(alpha, beta)[0]
+
+    def _ease_part(self, l2: float) -> tuple[sp.csr_matrix, float]:
+        if l2 not in self._ease:
+            self._ease = {l2: self._with_typical(self._sparse(self._ease_dense(l2)))}
+        return self._ease[l2]
+
+    def _rp3_part(self, alpha: float, beta: float) -> tuple[sp.csr_matrix, float]:
         if (alpha, beta) not in self._rp3:
-            self._rp3 = {(alpha, beta): self._sparse(self.walk.fit(alpha, beta))}
+            matrix = self._sparse(self.walk.fit(alpha, beta))
+            self._rp3 = {(alpha, beta): self._with_typical(matrix)}
         return self._rp3[(alpha, beta)]
 
     def fit(self, params: ItemItemParams) -> ItemItem:
@@ -94,12 +102,11 @@ class ItemItemFitter:
         r = params.rp3_share
         parts = []
         if r < 1.0:
-            parts.append((1.0 - r, self.ease(params.l2)))
+            parts.append((1.0 - r, *self._ease_part(params.l2)))
         if r > 0.0:
-            parts.append((r, self.rp3(params.rp3_alpha, params.rp3_beta)))
+            parts.append((r, *self._rp3_part(params.rp3_alpha, params.rp3_beta)))
         matrix = sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)
-        for share, part in parts:
-            typical = self._typical(part)
+        for share, part, typical in parts:
             if typical > 0:
                 matrix = matrix + part * np.float32(share / typical)
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
@@ -133,16 +140,17 @@ class ItemItemFitter:
             return sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)
         return _sparse_rows(w, self.head, self.n_items, self.neighbours)
 
-    def _typical(self, matrix: sp.csr_matrix) -> float:
-        """The median over the first SCALE_USERS readers of the head of their best score."""
+    def _with_typical(self, matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, float]:
+        """``matrix`` and the median over the first SCALE_USERS readers of the head of
+        their best score by it."""
         users = np.flatnonzero(self.walk.degrees > 0)[:SCALE_USERS]
         if len(users) == 0:
-            return 0.0
+            return matrix, 0.0
         rows = sp.csr_matrix(self.binary[users].astype(bool), dtype=np.float64)
         reached = rows @ matrix.astype(np.float64)
         best = np.asarray(reached.max(axis=1).toarray()).ravel()
         best = best[best > 0]
-        return float(np.median(best)) if len(best) else 0.0
+        return matrix, float(np.median(best)) if len(best) else 0.0
 
 
 def fit_item_item(binary: sp.csr_matrix, params: ItemItemParams) -> ItemItem:
