@@ -9,19 +9,32 @@ ARTIFACTS ?= artifacts
 SCALE ?= small
 CODE := bookrec server trainer clients bench tests
 
-.PHONY: run serve train demo-data test lint generate venv clean bench
+.PHONY: run serve train demo-data test lint generate venv clean bench web
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@test -x $(PY) || { echo "creating the virtual environment in $(VENV)..."; $(PYTHON) -m venv $(VENV); }
+	@echo "installing Python dependencies into $(VENV) (about a minute; once per change of pyproject.toml)..."
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "dependencies installed"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	@touch $@
+
+# The web page (clients/web): its npm packages, then the Vite build into clients/web/dist,
+# which the server's --web-port serves (docs/web.md).
+WEB := clients/web
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	@echo "installing the web page's npm packages into $(WEB)/node_modules..."
+	npm ci --prefix $(WEB) --silent --no-audit --no-fund
+	@touch $@
+
+web: $(WEB)/node_modules/.installed
+	npm run --prefix $(WEB) --silent build
 
 # Demo data if data/ has none, a model if artifacts/ has no valid one, then serve.
 # The first model runs a short settings study (RUN_STUDY, starting from RUN_GRID)
@@ -32,12 +45,14 @@ RUN_STUDY ?= --study-trials 8 --study-seconds 90
 # in KEYS, the key itself in LOCAL_KEY for the CLI client).
 KEYS ?= $(DATA)/keys.jsonl
 LOCAL_KEY ?= $(DATA)/local-api-key
-run: $(STAMP)
+WEB_PORT ?= $(or $(BOOKREC_WEB_PORT),8080)
+run: $(STAMP) web
 	@test -f $(DATA)/BX-Book-Ratings.csv || $(PY) -m trainer demo-data --scale $(SCALE) --out $(DATA)
 	$(PY) -m trainer run --if-missing --data $(DATA) --artifacts $(ARTIFACTS) --als-grid '$(RUN_GRID)' $(RUN_STUDY)
 	@$(PY) -m server keys --keys-file $(KEYS) create --id local --scopes read,write,admin --out $(LOCAL_KEY) --if-missing
 	@echo "API key (read, write, admin) in $(LOCAL_KEY); for the CLI client: export BOOKREC_API_KEY=\$$(cat $(LOCAL_KEY))"
-	$(PY) -m server --artifacts $(ARTIFACTS) --keys-file $(KEYS)
+	@echo "web page: http://127.0.0.1:$(WEB_PORT)/#key=$$(cat $(LOCAL_KEY))"
+	$(PY) -m server --artifacts $(ARTIFACTS) --keys-file $(KEYS) --web-port $(WEB_PORT)
 
 serve: $(STAMP)
 	$(PY) -m server --artifacts $(ARTIFACTS)
@@ -51,7 +66,7 @@ demo-data: $(STAMP)
 generate: $(STAMP)
 	scripts/gen_proto.sh
 
-lint: $(STAMP) node_modules/.installed
+lint: $(STAMP) node_modules/.installed $(WEB)/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(CODE)
@@ -60,6 +75,7 @@ lint: $(STAMP) node_modules/.installed
 	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
 	  node_modules/.bin/buf breaking --against '.git#ref=HEAD~1'; fi
 	scripts/check_generated.sh
+	npm run --prefix $(WEB) --silent typecheck
 
 test: lint
 	$(PY) -m pytest
@@ -72,4 +88,4 @@ bench: $(STAMP)
 	$(PY) -m bench.load all --scale bookcrossing --als-grid '$(RUN_GRID)' $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules $(WEB)/node_modules $(WEB)/dist .mypy_cache .ruff_cache .pytest_cache

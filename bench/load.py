@@ -6,6 +6,7 @@
     reload      open-loop load while --publishes new versions are published
     scale       synthetic 30k / 300k / 1M-book artifacts at a fixed low rate
     overload    one RPC (--rpcs, first) at 50% and 2x its capacity: admission control
+    fleet       1, 2, 3 replicas (bench/fleet.py): throughput, rating visibility, publish
     all         all of the above, in that order
 
 Each scenario starts its own server (`python -m server`, --workers when it has
@@ -29,7 +30,7 @@ from bench.scenarios import ServerSettings
 from bench.workload import DEFAULT_MIX, KINDS, parse_mix
 from bookrec.artifact import newest_valid
 
-SCENARIOS = ("crosscheck", "knee", "mix", "reload", "scale", "overload")
+SCENARIOS = ("crosscheck", "knee", "mix", "reload", "scale", "overload", "fleet")
 # One ALS point, as the Makefile's RUN_GRID, and a one-trial study: a demo model in minutes.
 DEFAULT_GRID = "factors=256;alpha=10;regularization=1.0;scheme=log"
 
@@ -134,6 +135,10 @@ async def _run(name: str, args: argparse.Namespace) -> None:
         rows, md = await scenarios.overload(
             artifacts, load, server, args.rpcs[0], d or 5.0, args.concurrency
         )
+    elif name == "fleet":
+        from bench.fleet import fleet
+
+        rows, md = await fleet(artifacts, load, shares, args.concurrency, d or 10.0)
     elif name == "mix":
         rows, md = await scenarios.mix(
             artifacts, load, server, shares, args.rate, args.concurrency, d or 10.0

@@ -1,8 +1,10 @@
 """`python -m clients`: call a bookrec server from the shell and print books.
 
-Words need no quotes (`search the northern window`). List commands print one
-page and, when more exist, a line with the token of the next one; `--all` follows
-the pages to the end. `--json` prints one JSON document instead of text."""
+Words need no quotes (`search the northern window`). Lists print as tables, one
+row per line. Paged lists (recommend, search, subjects) print one page and, when
+more exist, a line with the token of the next one; `--all` follows the pages to the
+end. `--json` prints one JSON document instead of text. A failed call prints one
+line (`error: INVALID_ARGUMENT (k): ...`) on stderr and exits 1."""
 
 from __future__ import annotations
 
@@ -12,13 +14,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from bookrec.v1 import common_pb2, recommender_pb2
-from clients.client import DEFAULT_TARGET, DEFAULT_TIMEOUT, SIMILAR_MODES, BookrecClient, describe
+from bookrec.v1 import admin_pb2, common_pb2, recommender_pb2
+from clients.common import DEFAULT_TARGET, DEFAULT_TIMEOUT, SIMILAR_MODES
 from clients.connect import Connection
+from clients.errors import BookrecError
+from clients.sync import BookrecClient
+from clients.tables import Column, render
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -152,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
     rate.add_argument("--user", required=True, help="user id")
     rate.add_argument("--book", required=True, help="book id")
     rate.add_argument("--rating", type=int, required=True, help="0 (read) or 1..10")
+    command("status", "the model versions the answering worker knows (an admin or read key)")
+    pin = command("pin", "serve exactly this model version on every worker (admin key)")
+    pin.add_argument("version", help="a complete artifact version, as `status` lists it")
+    command("unpin", "go back to serving the newest loadable version (admin key)")
+    command("rollback", "pin the newest loadable version older than the one serving (admin key)")
     return p
 
 
@@ -165,12 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         tls_key=args.tls_key,
         server_name=args.server_name,
     )
-    with BookrecClient(args.target, args.timeout, conn) as client:
-        try:
+    try:
+        with BookrecClient(args.target, args.timeout, conn) as client:
             out = _run(client, args)
-        except grpc.RpcError as e:
-            print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
-            return 1
+    except BookrecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as e:  # a TLS file that is missing or does not match
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 
@@ -212,15 +224,13 @@ def _run(client: BookrecClient, args: argparse.Namespace) -> str:
             args.page_token,
             args.all,
         )
-        if as_json:
-            return _json(rec)
-        return _header(rec) + describe(rec) + _hint(rec, len(rec.items))
+        return _json(rec) if as_json else _listing(rec) + _hint(rec, len(rec.items))
     if args.command == "similar":
         sim = client.similar(args.book, args.k, args.mode, args.weight, args.explain)
-        return _json(sim) if as_json else _header(sim) + describe(sim)
+        return _json(sim) if as_json else _listing(sim)
     if args.command == "cold-start":
         cold = client.cold_start(args.subject, args.popularity_weight, args.k, args.explain)
-        return _json(cold) if as_json else _header(cold) + describe(cold)
+        return _json(cold) if as_json else _listing(cold)
     if args.command == "book":
         got = client.get_book(args.book)
         return _json(got) if as_json else _book_block(got.book, got.model_version)
@@ -233,12 +243,10 @@ def _run(client: BookrecClient, args: argparse.Namespace) -> str:
         )
         if as_json:
             return _json(found)
-        lines = [f"{b.book_id}  {b.title} — {b.author} ({b.year or '?'})" for b in found.books]
-        return (
-            f"{found.total_size} matches\n"
-            + "\n".join(lines)
-            + _hint(found, len(found.books), found.total_size)
-        )
+        rows = [[b.book_id, b.title, b.author, str(b.year or "?")] for b in found.books]
+        table = render(_BOOK_COLUMNS, rows)
+        hint = _hint(found, len(found.books), found.total_size)
+        return f"{found.total_size} matches\n{table}{hint}"
     if args.command == "subjects":
         subj = _collect(
             lambda t: client.list_subjects(_words(args.query), args.page_size, t),
@@ -248,14 +256,57 @@ def _run(client: BookrecClient, args: argparse.Namespace) -> str:
         )
         if as_json:
             return _json(subj)
-        lines = [f"{s.subject_id:30s} {s.name} ({s.book_count} books)" for s in subj.subjects]
-        return (
-            f"{subj.total_size} subjects\n"
-            + "\n".join(lines)
-            + _hint(subj, len(subj.subjects), subj.total_size)
-        )
-    reply = client.rate_book(args.user, args.book, args.rating)
-    return _json(reply) if as_json else f"accepted={reply.accepted} model {reply.model_version}"
+        rows = [[s.subject_id, s.name, str(s.book_count)] for s in subj.subjects]
+        table = render(_SUBJECT_COLUMNS, rows)
+        hint = _hint(subj, len(subj.subjects), subj.total_size)
+        return f"{subj.total_size} subjects\n{table}{hint}"
+    if args.command == "rate":
+        reply = client.rate_book(args.user, args.book, args.rating)
+        return _json(reply) if as_json else f"accepted={reply.accepted} model {reply.model_version}"
+    return _admin(client, args.command, args, as_json)
+
+
+def _admin(client: BookrecClient, command: str, args: argparse.Namespace, as_json: bool) -> str:
+    if command == "status":
+        st = client.get_status()
+        return _json(st) if as_json else _status_text(st)
+    if command == "pin":
+        pinned = client.pin_version(args.version)
+        return _json(pinned) if as_json else f"pinned {pinned.pinned_version}"
+    if command == "unpin":
+        unpinned = client.unpin()
+        return _json(unpinned) if as_json else "unpinned: serving the newest loadable version"
+    back = client.rollback()
+    return _json(back) if as_json else f"rolled back: pinned {back.pinned_version}"
+
+
+def _status_text(st: admin_pb2.GetStatusResponse) -> str:
+    head = [
+        f"serving {st.serving_version or '(none)'}"
+        + (f", pinned {st.pinned_version}" if st.pinned_version else ", not pinned")
+        + (f", worker {st.worker_pid}" if st.worker_pid else "")
+    ]
+    if st.decision:
+        head.append(f"decision: {st.decision}")
+    rows = [
+        [
+            v.version,
+            admin_pb2.ModelState.Name(v.state).removeprefix("MODEL_STATE_").lower(),
+            v.error,
+        ]
+        for v in st.versions
+    ]
+    return "\n".join(head) + "\n" + render(_STATUS_COLUMNS, rows)
+
+
+_BOOK_COLUMNS = (
+    Column("book id"),
+    Column("title", flex=3),
+    Column("author", flex=2),
+    Column("year"),
+)
+_SUBJECT_COLUMNS = (Column("subject id"), Column("name", flex=1), Column("books", right=True))
+_STATUS_COLUMNS = (Column("version"), Column("state"), Column("error", flex=1))
 
 
 def _book_block(b: common_pb2.Book, model_version: str) -> str:
@@ -280,9 +331,35 @@ Listing = (
 )
 
 
-def _header(reply: Listing) -> str:
+def _listing(reply: Listing) -> str:
+    """The reply's model and source on one line, then one table row per book."""
     source = common_pb2.Source.Name(reply.source).removeprefix("SOURCE_").lower()
-    return f"model {reply.model_version}, source {source}\n"
+    explained = any(item.reasons for item in reply.items)
+    columns = [
+        Column("#", right=True),
+        Column("title", flex=3),
+        Column("author", flex=2),
+        Column("year"),
+        Column("book id"),
+        Column("score", right=True),
+    ]
+    if explained:
+        columns.append(Column("why", flex=3))
+    rows = []
+    for item in reply.items:
+        b = item.book
+        row = [
+            str(item.rank),
+            b.title,
+            b.author,
+            str(b.year or "?"),
+            b.book_id,
+            f"{item.score:.3f}",
+        ]
+        if explained:
+            row.append("; ".join(r.text for r in item.reasons))
+        rows.append(row)
+    return f"model {reply.model_version}, source {source}\n" + render(columns, rows)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ than its remaining deadline, whichever is less. A call that still gets no turn
 within that is refused then. A call whose deadline has passed when its turn comes
 (or while it waits) is not computed (DEADLINE_EXCEEDED), and is logged.
 
+On shutdown, gRPC core cancels the calls it holds that the application has not
+taken yet (CANCELLED, no detail). So ``take_in`` first lets the loop bring them
+into this queue, computing nothing meanwhile; then core is told to stop (GOAWAY:
+new calls fail UNAVAILABLE at the client) and ``drain`` waits for every call taken.
+
 No gRPC here: the interceptor (server/shedding.py) maps ``Shed`` to status codes.
 """
 
@@ -53,6 +58,8 @@ _QUIET_SPINS = 3
 _MAX_SPINS = 64
 # The shortest wait a queued call is given (it waits a few loop iterations at least).
 _MIN_WAIT_S = 0.001
+# How often take_in looks whether calls still come in.
+_TAKE_IN_TICK_S = 0.002
 # The first guess of that wait, before any call has waited (a few ms of compute).
 _FIRST_GUESS_S = 0.002
 
@@ -117,6 +124,8 @@ class Admission:
         self._deferred = False  # a _grant_later is scheduled
         self._quiet = 0
         self._spins = 0
+        self._holding = False  # take_in: no turns handed out
+        self._idle: asyncio.Event | None = None  # set by _release once drained
 
     @property
     def waiting(self) -> int:
@@ -131,6 +140,36 @@ class Admission:
         if not (self._waiting or self._pending or self._deferred) and self._busy < self.slots:
             return 0.0
         return (self._waiting + 1) * self._per_place
+
+    async def take_in(self, quiet_s: float = 0.02, most_s: float = 1.0) -> int:
+        """Shutdown's first step, before gRPC core is told to stop: hand out no turn (no
+        computing on the loop, so grpc.aio keeps taking calls from core) until no call
+        came for ``quiet_s``, or ``most_s`` passed. Calls taken in queue as usual and are
+        computed after. Why: core cancels the calls it holds that were not taken yet when
+        it stops (CANCELLED, no detail). A closed-loop client waits on its queued call, so
+        arrivals stop soon: what still comes is mostly clients moving from a worker that
+        stopped first. Returns the calls taken in."""
+        self._holding = True
+        first, last = self._arrivals, self._arrivals
+        start = quiet_since = self._clock()
+        while (now := self._clock()) - quiet_since < quiet_s and now - start < most_s:
+            await asyncio.sleep(_TAKE_IN_TICK_S)
+            if self._arrivals != last:
+                last, quiet_since = self._arrivals, self._clock()
+        return self._arrivals - first
+
+    async def drain(self, grace: float) -> bool:
+        """Once gRPC core stops (it hands over no new call then): wait up to ``grace`` s
+        for the calls admitted or queued to finish; calls still coming in were taken by
+        core before it stopped, and are served as usual. True when all finished."""
+        self._holding = False
+        self._dispatch()
+        if self._busy or self._waiting:
+            self._idle = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
+        return not (self._busy or self._waiting)
 
     @contextlib.asynccontextmanager
     async def turn(
@@ -211,6 +250,8 @@ class Admission:
         iterations later (``_grant_later``)."""
         if self._pending or self._deferred or self._busy >= self.slots or not self._waiting:
             return
+        if self._holding:
+            return
         self._deferred = True
         self._seen, self._quiet, self._spins = self._arrivals, 0, 0
         asyncio.get_running_loop().call_soon(self._grant_later)
@@ -228,7 +269,7 @@ class Admission:
             asyncio.get_running_loop().call_soon(self._grant_later)
             return
         self._deferred = False
-        if not self._pending and self._busy < self.slots:
+        if not self._pending and self._busy < self.slots and not self._holding:
             self._grant()
 
     def _grant(self) -> None:
@@ -260,7 +301,13 @@ class Admission:
             with contextlib.suppress(ValueError):
                 self._queue.remove(waiter)
             self._waiting -= 1
+            self._note_idle()
 
     def _release(self) -> None:
         self._busy -= 1
         self._dispatch()
+        self._note_idle()
+
+    def _note_idle(self) -> None:
+        if self._idle is not None and not (self._busy or self._waiting):
+            self._idle.set()

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -14,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from bookrec.log import kv
+from bookrec.objectstore import BucketURL
 from bookrec.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -26,6 +28,7 @@ from bookrec.v1 import (
 )
 from server.auth import auth_interceptors
 from server.config import ServerConfig, port_taken
+from server.engine.bucket import BucketPoller
 from server.engine.bundle import warmup_queries
 from server.engine.errors import EngineError
 from server.engine.feedback import FeedbackLog
@@ -33,14 +36,16 @@ from server.engine.foldin import RatingsOverlay
 from server.engine.manager import ModelManager
 from server.engine.personal import Personal
 from server.engine.source import ArtifactSource
+from server.fleet.replica import ReadinessServicer, default_replica_id, open_fleet, run_replica
 from server.handlers.admin import Admin
 from server.handlers.catalog import Catalog
 from server.handlers.feedback import Feedback
 from server.handlers.recommender import Recommender
 from server.metrics import serve_worker
 from server.observe import ObserveInterceptor
-from server.shedding import admission_interceptors
+from server.shedding import admission_interceptors, drain, take_in
 from server.tls import server_credentials
+from server.web.gateway import Gateway, start_gateway
 
 log = logging.getLogger("server")
 
@@ -70,15 +75,22 @@ def _background_priority() -> None:
 
 
 async def _watch_artifacts(
-    models: ModelManager, servicer: health.aio.HealthServicer, poll_seconds: float
+    models: ModelManager,
+    servicer: health.aio.HealthServicer,
+    poll_seconds: float,
+    bucket: BucketPoller | None = None,
 ) -> None:
     """Look again whenever the source reports a change, and every ``poll_seconds``
-    anyway; loading runs in a worker thread, off the event loop."""
+    anyway; loading runs in a worker thread, off the event loop. ``bucket`` (its own
+    thread) downloads new versions into the root, where the source sees them."""
     loop = asyncio.get_running_loop()
     loader = ThreadPoolExecutor(1, "loader", initializer=_background_priority)
     changed = asyncio.Event()
     source = ArtifactSource(models.artifacts_dir, lambda: loop.call_soon_threadsafe(changed.set))
     await asyncio.to_thread(source.start)
+    if bucket is not None:
+        bucket.on_new = lambda: loop.call_soon_threadsafe(changed.set)
+        bucket.start()
     try:
         while True:
             with contextlib.suppress(TimeoutError):
@@ -87,8 +99,28 @@ async def _watch_artifacts(
             if await loop.run_in_executor(loader, models.poll):
                 await _set_health(servicer, True)
     finally:
+        if bucket is not None:
+            await asyncio.to_thread(bucket.stop)
         await asyncio.to_thread(source.stop)
         loader.shutdown(wait=False, cancel_futures=True)
+
+
+def _bucket_poller(cfg: ServerConfig, models: ModelManager) -> BucketPoller | None:
+    """The poller of ``artifact_bucket`` (docs/fleet.md), or None: the local folder alone."""
+    if not cfg.artifact_bucket:
+        return None
+    try:
+        url = BucketURL.parse(cfg.artifact_bucket)
+    except ValueError as e:
+        raise SystemExit(f"--artifact-bucket: {e}") from e
+    return BucketPoller(
+        cfg.artifacts_dir,
+        url,
+        cfg.s3_endpoint,
+        cfg.bucket_poll_seconds,
+        cfg.bucket_keep,
+        pinned=lambda: models.pinned,
+    )
 
 
 def _announce(cfg: ServerConfig, port: int, models: ModelManager) -> None:
@@ -118,7 +150,9 @@ async def serve(
 
     ``started`` receives the bound port once the server accepts calls.
     """
-    models = ModelManager(cfg.artifacts_dir, cfg.compile_reranker)
+    # The rating log and the pins: local files, or a fleet's shared engine (docs/fleet.md).
+    rating_log, control_store = open_fleet(cfg)
+    models = ModelManager(cfg.artifacts_dir, cfg.compile_reranker, control_store)
     options = []
     if cfg.max_connection_age_seconds > 0:
         age_ms = int(cfg.max_connection_age_seconds * 1000)
@@ -128,21 +162,26 @@ async def serve(
         ]
     # Observation outermost, to count and log every status the others answer; then
     # authentication: a refused key never takes a place in admission's queue.
+    admission = admission_interceptors(cfg)
     interceptors = [
         ObserveInterceptor(lambda: models.serving_version),
         *auth_interceptors(cfg),
-        *admission_interceptors(cfg),
+        *admission,
     ]
     server = grpc.aio.server(options=options, interceptors=interceptors)
-    health_servicer = health.aio.HealthServicer()
+    overlay = RatingsOverlay(rating_log)
+    # Ready: a model loaded and the rating log read up to where it stood at start.
+    health_servicer = ReadinessServicer(
+        lambda: models.ready and overlay.caught_up(), rating_log.connected
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    personal = Personal(RatingsOverlay(cfg.feedback_log), cfg.cache_size)
+    personal = Personal(overlay, cfg.cache_size)
     recommender_pb2_grpc.add_RecommenderServiceServicer_to_server(
         Recommender(models, personal), server
     )
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(Catalog(models), server)
     feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(
-        Feedback(models, feedback or FeedbackLog(cfg.feedback_log)), server
+        Feedback(models, feedback or FeedbackLog(rating_log)), server
     )
     reflection.enable_server_reflection(
         (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -169,19 +208,46 @@ async def serve(
     if await asyncio.to_thread(models.poll):
         await _set_health(health_servicer, True)
     await server.start()
+    gateway: Gateway | None = await start_gateway(cfg, port) if cfg.web_port else None
     _announce(cfg, port, models)
+    if gateway is not None:
+        print(f"web page on {gateway.url}", flush=True)
     log.info("started", extra=kv(host=cfg.host, port=port, model_ready=models.ready))
     if started is not None:
         started.set_result(port)
-    watcher = asyncio.create_task(_watch_artifacts(models, health_servicer, cfg.poll_seconds))
+    replica = asyncio.create_task(
+        run_replica(
+            models, rating_log, control_store, health_servicer, default_replica_id(cfg, port)
+        )
+    )
+    watcher = asyncio.create_task(
+        _watch_artifacts(models, health_servicer, cfg.poll_seconds, _bucket_poller(cfg, models))
+    )
     try:
         await stop.wait()
     finally:
         log.info("stopping: draining in-flight calls", extra=kv(grace=cfg.grace_seconds))
+        stop_began = time.monotonic()
         await health_servicer.enter_graceful_shutdown()
+        if gateway is not None:  # web calls in flight finish, then the gRPC ones
+            await gateway.close()
+        # Core cancels the calls it holds but has not handed over when it stops
+        # (CANCELLED): admission takes them in first, then core stops (GOAWAY: new
+        # calls are UNAVAILABLE) while every call taken in finishes, within the grace.
+        taken = await take_in(admission)
+        grace = max(cfg.grace_seconds - (time.monotonic() - stop_began), 0.0)
+        stopping = asyncio.create_task(server.stop(grace))
+        await drain(admission, grace)
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        await server.stop(cfg.grace_seconds)
+        await stopping
+        seconds = round(time.monotonic() - stop_began, 3)
+        log.info("drained", extra=kv(taken_in=taken, seconds=seconds))
+        replica.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replica
         models.close()
+        control_store.close()
+        rating_log.close()
         log.info("stopped")

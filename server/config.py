@@ -18,6 +18,12 @@ class ServerConfig:
     artifacts_dir: Path = Path("artifacts")
     # Ratings sent through RateBook; the trainer's next run reads them.
     feedback_log: Path = Path("data/feedback/ratings.jsonl")
+    # A fleet's shared rating log (docs/fleet.md): nats://HOST:PORT/STREAM[?replicas=N]
+    # (JetStream); it also holds the shared pins and the fleet view. Empty: the local
+    # feedback_log file and the artifact root's control file (one machine).
+    rating_log: str = ""
+    # This replica's name in the fleet view; empty: HOST:PORT/PID.
+    replica_id: str = ""
     # Seconds in-flight calls get to finish after SIGTERM.
     grace_seconds: float = 10.0
     log_level: str = "INFO"
@@ -68,6 +74,20 @@ class ServerConfig:
     # Prometheus metrics over HTTP on this port (all workers summed; docs/serving.md
     # "Observability"), on ``host``; 0 = off.
     metrics_port: int = 0
+    # The web page (clients/web) and its gRPC-Web gateway on this port, on ``host``
+    # (every worker, SO_REUSEPORT); 0 = off. docs/web.md.
+    web_port: int = 0
+    # Versions from an S3-compatible bucket (docs/fleet.md): s3://BUCKET/PREFIX, listed
+    # every bucket_poll_seconds; a new complete version is downloaded and checked into
+    # artifacts_dir, then loaded as a local one. Empty: the local folder alone.
+    # Credentials: the standard AWS variables (AWS_ACCESS_KEY_ID, ...).
+    artifact_bucket: str = ""
+    # S3 API other than AWS (MinIO, moto): http://HOST:PORT; empty = AWS (or AWS_ENDPOINT_URL).
+    s3_endpoint: str = ""
+    bucket_poll_seconds: float = 10.0
+    # Local versions kept when serving from a bucket (plus the pinned and leased ones);
+    # 0 = never delete.
+    bucket_keep: int = 3
 
     @staticmethod
     def from_env(environ: dict[str, str] | None = None) -> ServerConfig:
@@ -112,6 +132,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--port", type=int, help=f"listen port, 0 = any free (default {base.port})")
     p.add_argument("--artifacts", dest="artifacts_dir", type=Path, help="artifact root")
     p.add_argument("--feedback-log", dest="feedback_log", type=Path)
+    p.add_argument(
+        "--rating-log",
+        dest="rating_log",
+        help="shared rating log nats://HOST:PORT/STREAM (empty: the local --feedback-log)",
+    )
+    p.add_argument("--replica-id", dest="replica_id", help="name in the fleet view")
     p.add_argument("--grace-seconds", dest="grace_seconds", type=float)
     p.add_argument("--log-level", dest="log_level")
     p.add_argument("--cache-size", dest="cache_size", type=int)
@@ -141,5 +167,28 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument(
         "--metrics-port", dest="metrics_port", type=int, help="Prometheus /metrics port, 0 = off"
     )
+    p.add_argument(
+        "--artifact-bucket",
+        dest="artifact_bucket",
+        help="also serve versions published to s3://BUCKET/PREFIX (downloaded to --artifacts)",
+    )
+    p.add_argument(
+        "--s3-endpoint", dest="s3_endpoint", help="S3 API URL other than AWS (MinIO, moto)"
+    )
+    p.add_argument("--bucket-poll-seconds", dest="bucket_poll_seconds", type=float)
+    p.add_argument(
+        "--bucket-keep", dest="bucket_keep", type=int, help="local versions kept, 0 = all"
+    )
+    p.add_argument(
+        "--web-port", dest="web_port", type=int, help="web page + gRPC-Web port, 0 = off"
+    )
     args = vars(p.parse_args(argv))
-    return replace(base, **{k: v for k, v in args.items() if v is not None})
+    cfg = replace(base, **{k: v for k, v in args.items() if v is not None})
+    if cfg.artifact_bucket:
+        from bookrec.objectstore import BucketURL
+
+        try:
+            BucketURL.parse(cfg.artifact_bucket)
+        except ValueError as e:
+            raise SystemExit(f"--artifact-bucket / BOOKREC_ARTIFACT_BUCKET: {e}") from e
+    return cfg

@@ -11,7 +11,7 @@ authenticate, so a refused key never takes a place in the queue.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -82,3 +82,22 @@ def admission_interceptors(cfg: ServerConfig) -> list[grpc.aio.ServerInterceptor
         max_wait=cfg.max_queue_wait_ms / 1000,
     )
     return [AdmissionInterceptor(admission)]
+
+
+def _admissions(interceptors: Sequence[grpc.aio.ServerInterceptor]) -> list[Admission]:
+    return [i.admission for i in interceptors if isinstance(i, AdmissionInterceptor)]
+
+
+async def take_in(interceptors: Sequence[grpc.aio.ServerInterceptor]) -> int:
+    """Shutdown, before gRPC core stops: bring the calls core holds into admission's
+    queue (``Admission.take_in``), so core has none to cancel. Calls taken in."""
+    return sum([await a.take_in() for a in _admissions(interceptors)])
+
+
+async def drain(interceptors: Sequence[grpc.aio.ServerInterceptor], grace: float) -> bool:
+    """Shutdown, once core stops: wait up to ``grace`` s for the calls admission took
+    in. True when they all finished (also when admission is off: nothing to wait for)."""
+    done = True
+    for admission in _admissions(interceptors):
+        done = await admission.drain(grace) and done
+    return done

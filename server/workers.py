@@ -4,8 +4,10 @@ The supervisor holds the port (a bound, non-listening SO_REUSEPORT socket, so
 ``--port 0`` still yields one port all workers share), starts ``--workers``
 copies of ``python -m server --workers 1`` on it, announces the address once
 every worker listens, and passes SIGTERM/SIGINT on so each worker drains its
-own calls. Each worker maps the same artifact files (the page cache holds one
-copy) and runs its own watcher. The kernel balances whole connections, so
+own calls (server/app.py); a worker still running ``grace_seconds`` plus
+``STOP_MARGIN_SECONDS`` after that is killed, so the supervisor exits in time.
+Each worker maps the same artifact files (the page cache holds one copy) and
+runs its own watcher. The kernel balances whole connections, so
 clients should open several channels.
 
 A worker that dies is restarted, forever, after a delay that doubles with each
@@ -39,6 +41,9 @@ log = logging.getLogger("server.workers")
 
 # How often the supervisor looks at its workers.
 TICK_SECONDS = 0.1
+# After SIGTERM, how long past the grace period a worker may take to exit (closing
+# files, logging) before the supervisor kills it.
+STOP_MARGIN_SECONDS = 2.0
 
 
 @dataclass
@@ -240,8 +245,24 @@ class _Supervisor:
         assert slot.worker is not None
         log.info("worker started", extra=kv(index=slot.index, pid=slot.worker.proc.pid))
 
-    def wait(self) -> list[int]:
-        return [w.proc.wait() for w in self.workers()]
+    def wait(self, timeout: float | None = None) -> list[int]:
+        """Exit codes of all workers. Past ``timeout`` s, a worker still running (stuck
+        in its drain) is killed: the supervisor exits within its grace period plus a
+        margin, as an orchestrator expects before it sends SIGKILL itself."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        codes = []
+        for w in self.workers():
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                codes.append(w.proc.wait(left))
+            except subprocess.TimeoutExpired:
+                log.error(
+                    "worker still draining past the grace period; killing it",
+                    extra=kv(pid=w.proc.pid, grace=timeout),
+                )
+                w.proc.kill()
+                codes.append(w.proc.wait())
+        return codes
 
 
 def supervise(cfg: ServerConfig, argv: Sequence[str]) -> int:
@@ -273,6 +294,6 @@ def supervise(cfg: ServerConfig, argv: Sequence[str]) -> int:
     pids = [w.proc.pid for w in sup.workers()]
     log.info("workers started", extra=kv(workers=n, port=port, pids=pids))
     sup.watch()
-    codes = sup.wait()
+    codes = sup.wait(cfg.grace_seconds + STOP_MARGIN_SECONDS)
     log.info("workers stopped", extra=kv(codes=codes))
     return 0 if all(c == 0 for c in codes) else 1

@@ -141,7 +141,8 @@ def test_search_pages_hint_token_and_all(
     assert not any(b.book_id in nxt for b in first.books)
     everything = cli(server, capsys, "search", "", "--page-size", "2", "--all")
     assert "--page-token" not in everything
-    assert len(everything.splitlines()) == 1 + len(every)
+    # "N matches", the table's header and rule, then one row per book.
+    assert len(everything.splitlines()) == 3 + len(every)
     assert all(b.book_id in everything for b in every)
 
 
@@ -164,7 +165,8 @@ def test_subjects_and_recommend_page(
     assert f"3 shown; next page: --page-token {page.next_page_token}" in out
     out = cli(server, capsys, "recommend", "--user", user, "--k", "3", "--all")
     assert "--page-token" not in out
-    assert len(out.strip().splitlines()) == 1 + len(items)
+    # The model line, the table's header and rule, then one row per book.
+    assert len(out.strip().splitlines()) == 3 + len(items)
 
 
 # 5. --json

@@ -6,6 +6,7 @@ split      freeze the train/val/test split of what the store holds
 export     write the store's snapshot of a split to a directory (reproducible)
 run        the whole pipeline, publishing an artifact
 runs       list recorded runs
+upload     upload a published version to an S3-compatible bucket (docs/fleet.md)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bookrec.log import kv
 from trainer.config import TrainerConfig
 from trainer.demo import SCALES
 from trainer.errors import InputError, ModelFitError
+from trainer.publish.bucket import PublishError
 from trainer.store.drivers import StoreError
 
 log = logging.getLogger("trainer")
@@ -131,14 +133,33 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument(
                 "--if-missing", action="store_true", help="do nothing if a valid artifact exists"
             )
+        if name in ("run", "schedule"):
+            _bucket_flags(c)
+    up = sub.add_parser("upload", help="upload a published version to a bucket, manifest last")
+    up.add_argument("--artifacts", dest="artifacts_dir", type=Path)
+    up.add_argument("--version", help="the version to upload (default: the newest valid one)")
+    _bucket_flags(up)
     return p
+
+
+def _bucket_flags(c: argparse.ArgumentParser) -> None:
+    c.add_argument(
+        "--publish-to",
+        dest="publish_to",
+        help="upload the published version to s3://BUCKET/PREFIX, manifest last (docs/fleet.md)",
+    )
+    c.add_argument(
+        "--s3-endpoint",
+        dest="s3_endpoint",
+        help="S3 API URL other than AWS, e.g. http://127.0.0.1:9000 (env BOOKREC_S3_ENDPOINT)",
+    )
 
 
 _NOT_CONFIG = ("command", "log_level", "if_missing", "out", "cron", "now", "keep")
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
-    from trainer import pipeline, run_report
+    from trainer import pipeline, progress, run_report
     from trainer.store.store import Store
 
     cfg = TrainerConfig.from_env().override(
@@ -179,6 +200,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
             return 0
         result = await pipeline.run(cfg)
         print(run_report.metrics_table(result.metrics))
+        outcome = (
+            f"not published: {result.refused}" if result.refused else f"published {result.artifact}"
+        )
+        progress.say(progress.run_summary(result.stage_seconds, outcome))
         if result.refused:
             print(f"not published (kept at {result.artifact}): {result.refused}")
             return 3
@@ -212,11 +237,34 @@ def _main(args: argparse.Namespace) -> int:
             summary = generate(args.out, args.scale, args.seed, progress=log.info)
             log.info("demo data written", extra=kv(out=str(args.out), **asdict(summary)))
             return 0
+        if args.command == "upload":
+            return _upload(args)
         return asyncio.run(_dispatch(args))
-    except (InputError, ModelFitError, StoreError, ValueError) as e:
+    except (InputError, ModelFitError, StoreError, ValueError, PublishError) as e:
         log.error("failed", extra=kv(error=str(e)))
         print(f"trainer: error: {e}", file=sys.stderr)
         return 2
+
+
+def _upload(args: argparse.Namespace) -> int:
+    """`trainer upload`: a version already published locally, to the bucket (the retry
+    of a run whose upload failed, or the first upload of an older version)."""
+    from trainer.publish.bucket import publish_to_bucket
+
+    cfg = TrainerConfig.from_env().override(
+        artifacts_dir=args.artifacts_dir, publish_to=args.publish_to, s3_endpoint=args.s3_endpoint
+    )
+    if not cfg.publish_to:
+        raise PublishError("no bucket: give --publish-to s3://BUCKET/PREFIX")
+    if args.version:
+        directory = cfg.artifacts_dir / args.version
+    elif (found := newest_valid(cfg.artifacts_dir)) is not None:
+        directory = found[0]
+    else:
+        raise PublishError(f"no valid artifact in {cfg.artifacts_dir}; train one with `run`")
+    keys = publish_to_bucket(directory, cfg.publish_to, cfg.s3_endpoint)
+    print(f"{directory.name}: {len(keys)} objects uploaded to {cfg.publish_to}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -69,6 +69,16 @@ class TrainerConfig:
     threads: int = 0
     prior_strength: float = 10.0
     min_subject_books: int = 2
+    # The servers' shared rating log (docs/fleet.md): nats://HOST:PORT/STREAM. Each run
+    # reads all of it, besides <data_dir>/feedback/ratings.jsonl when that exists.
+    # Empty: the local file alone (one machine).
+    rating_log: str = ""
+    # After the local publish, upload the version to s3://BUCKET/PREFIX (manifest last;
+    # docs/fleet.md); empty = the local folder only. Credentials: the AWS variables.
+    publish_to: str = ""
+    # S3 API other than AWS (MinIO, moto): http://HOST:PORT; empty = BOOKREC_S3_ENDPOINT,
+    # else AWS (or AWS_ENDPOINT_URL)
+    s3_endpoint: str = ""
 
     @property
     def store(self) -> str:

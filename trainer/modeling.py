@@ -33,6 +33,7 @@ import scipy.sparse as sp
 
 from bookrec.log import kv
 from bookrec.rerank_features import ItemTable
+from trainer import progress as bars
 from trainer.evaluation.decisions import Decision, decide
 from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
 from trainer.evaluation.metrics import RankingReport, ndcg_at_10, report_into
@@ -243,6 +244,7 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
         times[name] = round(time.perf_counter() - clock, 2)
         clock = time.perf_counter()
         log.info("stage done", extra=kv(stage=name, seconds=times[name]))
+        bars.note(f"{name} done")
 
     exclude = part_matrix(snap)
     tune, evals = warm_sets(snap, VAL, cfg.seed, cfg.max_eval_users)

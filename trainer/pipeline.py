@@ -3,6 +3,7 @@ features -> models -> artifact. Each step is also a CLI command of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bookrec.artifact import clean_stale_tmp
@@ -30,7 +31,7 @@ def dataset_of(cfg: TrainerConfig, data: CleanData) -> DataSet:
 def clean_data_dir(cfg: TrainerConfig, times: dict[str, float]) -> CleanData:
     options = import_options(cfg)  # a bad setting fails before anything is read
     with stage("read", times):
-        raw = read_data_dir(cfg.data_dir, options)
+        raw = read_data_dir(cfg.data_dir, options, cfg.rating_log)
     with stage("clean", times):
         data = clean(raw, KCore(cfg.min_user_interactions, cfg.min_work_interactions))
     log.info("cleaning report\n" + data.report.markdown())
@@ -89,4 +90,10 @@ async def run(cfg: TrainerConfig) -> RunResult:
                 "artifact published",
                 extra=kv(path=str(result.artifact), split_id=split_id, **times),
             )
+    if cfg.publish_to and not result.refused:
+        from trainer.publish.bucket import publish_to_bucket
+
+        # After the local publish: a failed upload leaves a good local version and says
+        # how to upload it again (trainer upload).
+        await asyncio.to_thread(publish_to_bucket, result.artifact, cfg.publish_to, cfg.s3_endpoint)
     return result

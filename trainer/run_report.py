@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bookrec.log import kv
+from trainer import progress
 from trainer.config import TrainerConfig
 from trainer.evaluation.split import SplitConfig
 
@@ -30,9 +31,12 @@ class RunResult:
 
 @contextmanager
 def stage(name: str, times: dict[str, float]) -> Iterator[None]:
+    """Times a run step into ``times``, with its log lines and its progress line
+    (trainer/progress.py: a ticking bar on a terminal)."""
     log.info("stage started", extra=kv(stage=name))
     start = time.perf_counter()
-    yield
+    with progress.task(name):
+        yield
     times[name] = round(time.perf_counter() - start, 3)
     log.info("stage done", extra=kv(stage=name, seconds=times[name]))
 

@@ -97,6 +97,7 @@ class GetStatusResponse(_message.Message):
     VERSIONS_FIELD_NUMBER: _builtins.int
     WORKER_PID_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
+    FLEET_FIELD_NUMBER: _builtins.int
     serving_version: _builtins.str
     """Empty while no model is loaded."""
     pinned_version: _builtins.str
@@ -106,6 +107,13 @@ class GetStatusResponse(_message.Message):
     """Why the worker serves what it serves (its last decision)."""
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersionStatus]: ...
+    @_builtins.property
+    def fleet(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaStatus]:
+        """Every replica sharing this one's control store (docs/fleet.md), from their
+        heartbeats (each beats every second; one silent for 10 s drops out). With
+        the local control file: this worker alone.
+        """
+
     def __init__(
         self,
         *,
@@ -114,14 +122,56 @@ class GetStatusResponse(_message.Message):
         versions: _abc.Iterable[Global___ModelVersionStatus] | None = ...,
         worker_pid: _builtins.int = ...,
         decision: _builtins.str = ...,
+        fleet: _abc.Iterable[Global___ReplicaStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "pinned_version", b"pinned_version", "serving_version", b"serving_version", "versions", b"versions", "worker_pid", b"worker_pid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "fleet", b"fleet", "pinned_version", b"pinned_version", "serving_version", b"serving_version", "versions", b"versions", "worker_pid", b"worker_pid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatusResponse: _TypeAlias = GetStatusResponse  # noqa: Y015
+
+@_typing.final
+class ReplicaStatus(_message.Message):
+    """One replica of a fleet as its last heartbeat described it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLICA_ID_FIELD_NUMBER: _builtins.int
+    SERVING_VERSION_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    READY_FIELD_NUMBER: _builtins.int
+    PINNED_VERSION_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_UNIX_FIELD_NUMBER: _builtins.int
+    replica_id: _builtins.str
+    """--replica-id, or HOST:PORT/PID."""
+    serving_version: _builtins.str
+    """Empty while it has no model."""
+    state: _builtins.str
+    """"loading" (no model yet), "catching-up" (reading the rating log), "ready"."""
+    ready: _builtins.bool
+    """Whether its readiness health check answers SERVING."""
+    pinned_version: _builtins.str
+    heartbeat_unix: _builtins.float
+    """When it sent this heartbeat (unix seconds)."""
+    def __init__(
+        self,
+        *,
+        replica_id: _builtins.str = ...,
+        serving_version: _builtins.str = ...,
+        state: _builtins.str = ...,
+        ready: _builtins.bool = ...,
+        pinned_version: _builtins.str = ...,
+        heartbeat_unix: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_unix", b"heartbeat_unix", "pinned_version", b"pinned_version", "ready", b"ready", "replica_id", b"replica_id", "serving_version", b"serving_version", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplicaStatus: _TypeAlias = ReplicaStatus  # noqa: Y015
 
 @_typing.final
 class PinVersionRequest(_message.Message):

@@ -29,7 +29,8 @@ class AdminServiceStub:
     """Operator commands. A server runs several worker processes on one port: a
     status reply describes the worker that answered (worker_pid); pin, unpin and
     rollback reach every worker (they are written to the artifact root's
-    control file, which each worker watches) and take effect within seconds.
+    control file, which each worker watches, or to a fleet's shared control
+    store, which every replica follows) and take effect within seconds.
 
     Every call needs an API key (metadata `authorization: Bearer <key>`) when the
     server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
@@ -70,7 +71,8 @@ class AdminServiceServicer:
     """Operator commands. A server runs several worker processes on one port: a
     status reply describes the worker that answered (worker_pid); pin, unpin and
     rollback reach every worker (they are written to the artifact root's
-    control file, which each worker watches) and take effect within seconds.
+    control file, which each worker watches, or to a fleet's shared control
+    store, which every replica follows) and take effect within seconds.
 
     Every call needs an API key (metadata `authorization: Bearer <key>`) when the
     server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
@@ -144,7 +146,8 @@ class AdminService:
     """Operator commands. A server runs several worker processes on one port: a
     status reply describes the worker that answered (worker_pid); pin, unpin and
     rollback reach every worker (they are written to the artifact root's
-    control file, which each worker watches) and take effect within seconds.
+    control file, which each worker watches, or to a fleet's shared control
+    store, which every replica follows) and take effect within seconds.
 
     Every call needs an API key (metadata `authorization: Bearer <key>`) when the
     server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus

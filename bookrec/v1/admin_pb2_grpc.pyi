@@ -30,7 +30,8 @@ class AdminServiceStub:
     """Operator commands. A server runs several worker processes on one port: a
     status reply describes the worker that answered (worker_pid); pin, unpin and
     rollback reach every worker (they are written to the artifact root's
-    control file, which each worker watches) and take effect within seconds.
+    control file, which each worker watches, or to a fleet's shared control
+    store, which every replica follows) and take effect within seconds.
 
     Every call needs an API key (metadata `authorization: Bearer <key>`) when the
     server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
@@ -61,7 +62,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Operator commands. A server runs several worker processes on one port: a
     status reply describes the worker that answered (worker_pid); pin, unpin and
     rollback reach every worker (they are written to the artifact root's
-    control file, which each worker watches) and take effect within seconds.
+    control file, which each worker watches, or to a fleet's shared control
+    store, which every replica follows) and take effect within seconds.
 
     Every call needs an API key (metadata `authorization: Bearer <key>`) when the
     server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus
@@ -88,7 +90,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Operator commands. A server runs several worker processes on one port: a
     status reply describes the worker that answered (worker_pid); pin, unpin and
     rollback reach every worker (they are written to the artifact root's
-    control file, which each worker watches) and take effect within seconds.
+    control file, which each worker watches, or to a fleet's shared control
+    store, which every replica follows) and take effect within seconds.
 
     Every call needs an API key (metadata `authorization: Bearer <key>`) when the
     server has keys: UNAUTHENTICATED without one or with a wrong one. GetStatus

@@ -74,7 +74,10 @@ class SearchBooksRequest(_message.Message):
     page_size: _builtins.int
     """1..100; 0 means 20."""
     page_token: _builtins.str
-    """From a previous reply; valid only for the same query and model version."""
+    """From a previous reply; valid only for the same query and model version.
+    A token made by a model no longer served is FAILED_PRECONDITION: the
+    list changed, start again without a page_token.
+    """
     @_builtins.property
     def filters(self) -> _common_pb2.Filters: ...
     def __init__(
@@ -135,6 +138,9 @@ class ListSubjectsRequest(_message.Message):
     page_size: _builtins.int
     """1..1000; 0 means 100."""
     page_token: _builtins.str
+    """As in SearchBooksRequest: same query and model version, else
+    FAILED_PRECONDITION after a model swap.
+    """
     def __init__(
         self,
         *,

@@ -170,7 +170,9 @@ class Subject(_message.Message):
     """Stable slug, for example "science-fiction"."""
     name: _builtins.str
     book_count: _builtins.int
-    """Number of books carrying the subject."""
+    """Number of books of the served model carrying the subject; filled wherever
+    a Subject appears (ListSubjects and every Book's subjects).
+    """
     def __init__(
         self,
         *,

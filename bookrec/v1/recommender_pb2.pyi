@@ -62,7 +62,9 @@ class RecommendRequest(_message.Message):
     explain: _builtins.bool
     page_token: _builtins.str
     """From a previous reply's next_page_token; valid only for the same model
-    version, user and filters.
+    version, user and filters. After a model swap the list is gone: a token
+    made by the previous version is FAILED_PRECONDITION ("the model changed
+    since this page token"); start again without a page_token.
     """
     @_builtins.property
     def filters(self) -> _common_pb2.Filters: ...

@@ -31,6 +31,7 @@ from server.engine.errors import InvalidArgument, NotFound
 from server.engine.ids import IdIndex, group_ids
 from server.engine.models import ItemItem, Reranker, SubjectSpace
 from server.engine.scan import all_finite, gram_and_finite
+from server.engine.suggest import close_names
 
 F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
@@ -191,9 +192,7 @@ class Bundle:
         key = normalize_subject(text)
         idx = self.subject_lookup.get(key)
         if idx is None:
-            import difflib
-
-            close = difflib.get_close_matches(key[:SUBJECT_ECHO], self.subject_lookup.keys(), n=3)
+            close = close_names(key[:SUBJECT_ECHO], self.subject_lookup.keys())
             ids = dict.fromkeys(self.subject_ids[self.subject_lookup[c]] for c in close)
             hint = f"; did you mean {', '.join(repr(_clip(i)) for i in ids)}?" if ids else ""
             raise InvalidArgument(f"unknown subject {_clip(text)!r}{hint} (see ListSubjects)")

@@ -1,39 +1,31 @@
 """Durable record of ratings sent through RateBook.
 
-Each rating is appended as one JSON line and fsynced before the call returns,
-so an accepted rating survives a crash. The trainer's next run reads the log
-(docs/artifact-format.md names the path). Writes are serialised by a lock and
-run in a worker thread, never on the event loop.
+The ratings go to a rating log (bookrec/ratinglog): by default the local JSON
+lines file, fsynced before the call returns; with ``rating_log`` set, the
+shared JetStream stream every replica tails (docs/fleet.md). ``append``
+returns only once the log acknowledged, and raises LogUnavailable when it
+cannot, so a rating is never answered OK and then lost. The trainer's next run
+reads the same log. Writes run in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import threading
-import time
 from pathlib import Path
+
+from bookrec.ratinglog import FileRatingLog, LogUnavailable, Rating, RatingLog
+
+__all__ = ["FeedbackLog", "LogUnavailable"]
 
 
 class FeedbackLog:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
+    def __init__(self, log: Path | RatingLog) -> None:
+        self.log: RatingLog = FileRatingLog(log) if isinstance(log, Path) else log
 
-    def append(self, user_id: str, book_id: str, rating: int, model_version: str) -> None:
-        line = json.dumps(
-            {
-                "ts": time.time(),
-                "user_id": user_id,
-                "book_id": book_id,
-                "rating": rating,
-                "model_version": model_version,
-            },
-            sort_keys=True,
-        )
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(line + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+    @property
+    def path(self) -> Path | None:
+        """The local file, when the log is one."""
+        return self.log.path if isinstance(self.log, FileRatingLog) else None
+
+    def append(self, user_id: str, book_id: str, rating: int, model_version: str) -> int:
+        """The rating's offset in the log, once stored; LogUnavailable otherwise."""
+        return self.log.append(Rating(user_id, book_id, rating, model_version))

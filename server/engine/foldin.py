@@ -1,78 +1,58 @@
 """Real-time fold-in: new ratings change a user's ALS vector without retraining.
 
-Ratings sent through RateBook go to the feedback log (server/engine/feedback.py),
-which every worker process appends to and the trainer's next run ingests.
-``RatingsOverlay`` tails that log, so a rating accepted by any worker is seen by
-all of them on the user's next request. ``fold_in`` (bookrec/fold_in.py, shared
-with the trainer) then solves the user's vector against the fixed item factors
-exactly as ALS's user step does, over the user's trained ratings plus the new
-ones.
+Ratings sent through RateBook go to the rating log (server/engine/feedback.py):
+the local file every worker process appends to, or the shared stream every
+replica of a fleet tails (docs/fleet.md). ``RatingsOverlay`` follows that log,
+so a rating accepted by any worker or replica is seen by all of them on the
+user's next request. ``fold_in`` (bookrec/fold_in.py, shared with the trainer)
+then solves the user's vector against the fixed item factors exactly as ALS's
+user step does, over the user's trained ratings plus the new ones.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
 from bookrec.fold_in import fold_in
-from bookrec.log import kv
+from bookrec.ratinglog import FileRatingLog, Rating, RatingLog
 
 __all__ = ["RatingsOverlay", "fold_in"]
 
-log = logging.getLogger("server.foldin")
-
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I32 = npt.NDArray[np.int32]
-
 
 class RatingsOverlay:
-    """Per-user ratings from the feedback log, newest rating per book winning.
+    """Per-user ratings from the rating log, newest rating per book winning.
 
-    ``refresh`` costs one ``stat`` when nothing was appended, so handlers call it
-    before every read. Thread-safe.
+    ``refresh`` costs one ``stat`` for the file log when nothing was appended
+    (a shared log pushes, and refresh costs nothing), so handlers call it before
+    every read. Thread-safe.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, source: Path | RatingLog) -> None:
+        self.log: RatingLog = FileRatingLog(source) if isinstance(source, Path) else source
         self._lock = threading.Lock()
-        self._offset = 0
-        self._inode = -1
         self._by_user: dict[str, dict[str, int]] = {}
+        self.log.follow(self._add, self._reset)
+
+    @property
+    def path(self) -> Path | None:
+        return self.log.path if isinstance(self.log, FileRatingLog) else None
 
     def refresh(self) -> None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return
-        if st.st_ino == self._inode and st.st_size == self._offset:
-            return
-        with self._lock:
-            if st.st_ino != self._inode or st.st_size < self._offset:  # new or rotated log
-                self._offset, self._inode, self._by_user = 0, st.st_ino, {}
-            with self.path.open("rb") as f:
-                f.seek(self._offset)
-                chunk = f.read(st.st_size - self._offset)
-            end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
-            for line in chunk[:end].splitlines():
-                self._add(line)
-            self._offset += end
+        self.log.poll()
 
-    def _add(self, line: bytes) -> None:
-        try:
-            doc = json.loads(line)
-            user, book, rating = str(doc["user_id"]), str(doc["book_id"]), int(doc["rating"])
-        except (ValueError, KeyError, TypeError) as e:
-            log.warning("skipping bad feedback line", extra=kv(path=str(self.path), error=str(e)))
-            return
-        self._by_user.setdefault(user, {})[book] = rating
+    def caught_up(self) -> bool:
+        """Everything that was in the log at start is folded in (readiness)."""
+        return self.log.caught_up()
+
+    def _reset(self, _offset: int, _rating: Rating) -> None:
+        with self._lock:
+            self._by_user = {}
+
+    def _add(self, _offset: int, r: Rating) -> None:
+        with self._lock:
+            self._by_user.setdefault(r.user_id, {})[r.book_id] = r.rating
 
     def ratings_of(self, user_id: str) -> Mapping[str, int]:
         """book_id -> rating; a copy, so callers never see it change under them."""

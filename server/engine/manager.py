@@ -72,8 +72,15 @@ class _Standby:
 class ModelManager:
     """``current()`` is safe from any thread; loads are serialised by a lock."""
 
-    def __init__(self, artifacts_dir: Path, compile_reranker: bool = True) -> None:
+    def __init__(
+        self,
+        artifacts_dir: Path,
+        compile_reranker: bool = True,
+        control_store: control.ControlStore | None = None,
+    ) -> None:
         self.artifacts_dir = artifacts_dir
+        # Where pins live: the control file (one machine) or a fleet's shared store.
+        self.control = control_store or control.FileControl(artifacts_dir)
         # Hash stamps and compiled reranker trees, beside the artifacts, shared by workers.
         self.cache_dir = artifacts_dir / ".cache"
         self.compile_reranker = compile_reranker
@@ -104,7 +111,7 @@ class ModelManager:
 
     @property
     def pinned(self) -> str | None:
-        return control.read_pin(self.artifacts_dir)
+        return self.control.read_pin()
 
     def status(self) -> list[VersionStatus]:
         return sorted(self._status.values(), key=lambda s: s.version)
@@ -233,7 +240,7 @@ class ModelManager:
         if version is not None:
             with self._load_lock:
                 self._check_servable(version)
-        control.write_pin(self.artifacts_dir, version, by)
+        self.control.write_pin(version, by)
 
     def _check_servable(self, version: str) -> None:
         if not artifact.is_model_version(version):

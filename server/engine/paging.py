@@ -4,6 +4,12 @@ A token comes back from the client, so it is hostile input: anything but a token
 this module made is INVALID_ARGUMENT with a short message. Before this was strict,
 ``{"o": Infinity}`` (OverflowError) or 100k nested ``[`` (RecursionError) escaped
 as INTERNAL with a traceback on every call.
+
+A model swap ends every list: a token made by another model version is
+``StalePageToken`` (FAILED_PRECONDITION), never the new model's list continued at the
+old offset, which would repeat and skip books. The client starts again without a
+token. (Keeping the old order alive would mean keeping the old bundle mapped for as
+long as any token might come back.)
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import hashlib
 import json
 from typing import NoReturn
 
-from server.engine.errors import InvalidArgument, echo
+from server.engine.errors import EngineError, InvalidArgument, echo
 
 FIELD = "page_token"
 # Far above any token made here (~100 characters), far below anything that costs to parse
@@ -23,6 +29,11 @@ MAX_TOKEN_CHARS = 512
 # An offset past this is not a page anyone reached by paging (k <= 100 per page).
 MAX_OFFSET = 10_000_000
 _MALFORMED = "page_token is malformed; start again without one"
+
+
+class StalePageToken(EngineError):
+    """A well-formed token made by a model version no longer served: the list it
+    paged through is gone (the handlers send FAILED_PRECONDITION)."""
 
 
 def _digest(query_key: str) -> str:
@@ -63,14 +74,16 @@ def read_token(token: str, model_version: str, query_key: str) -> int:
     except (ValueError, binascii.Error, RecursionError) as e:
         # UnicodeDecodeError and json.JSONDecodeError are ValueErrors too.
         raise InvalidArgument(_MALFORMED, FIELD) from e
-    if version != model_version:
-        raise InvalidArgument(
-            f"page_token belongs to model {echo(version)}, now serving {model_version}; "
-            "start again without a page_token",
-            FIELD,
-        )
     if digest != _digest(query_key) or not 0 <= offset <= MAX_OFFSET:
         raise InvalidArgument(
             "page_token was made for another query; start again without one", FIELD
+        )
+    # Checked after the query: only a token this server made for this very query can say
+    # the model changed (a forged or mistyped one stays INVALID_ARGUMENT).
+    if version != model_version:
+        raise StalePageToken(
+            f"the model changed since this page token (made by {echo(version)}, now "
+            f"serving {model_version}); the list changed: start again without a page_token",
+            FIELD,
         )
     return offset

@@ -2,7 +2,9 @@
 
 A pin or rollback to a version that cannot serve is refused before any worker
 follows it: FAILED_PRECONDITION with the load error (the manager loads the
-version first), NOT_FOUND for a version that is not in the artifact root.
+version first), NOT_FOUND for a version that is not in the artifact root. With a fleet's shared
+control store (docs/fleet.md) the decision reaches every replica; UNAVAILABLE when
+that store cannot take it (nothing changed). GetStatus lists the fleet.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import grpc
 from bookrec.v1 import admin_pb2 as pb
 from bookrec.v1 import admin_pb2_grpc as pb_grpc
 from server.auth import current_caller
+from server.engine.control import ControlUnavailable
 from server.engine.manager import ModelManager, State, VersionFailed
 from server.handlers.common import check_id, offload, rpc
 
@@ -51,6 +54,17 @@ class Admin(pb_grpc.AdminServiceServicer):
             ],
             worker_pid=os.getpid(),
             decision=self.models.last_decision,
+            fleet=[
+                pb.ReplicaStatus(
+                    replica_id=r.replica_id,
+                    serving_version=r.serving_version,
+                    state=r.state,
+                    ready=r.ready,
+                    pinned_version=r.pinned_version,
+                    heartbeat_unix=r.at,
+                )
+                for r in self.models.control.fleet()
+            ],
         )
 
     @rpc
@@ -63,13 +77,18 @@ class Admin(pb_grpc.AdminServiceServicer):
             await offload(self.models.pin, version, by)
         except VersionFailed as e:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        except ControlUnavailable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         await self._status_after_change()
         return pb.PinVersionResponse(pinned_version=version)
 
     @rpc
     async def Unpin(self, request: pb.UnpinRequest, context: Any) -> pb.UnpinResponse:
         by = await self._authorise(context)
-        await offload(self.models.pin, None, by)
+        try:
+            await offload(self.models.pin, None, by)
+        except ControlUnavailable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         await self._status_after_change()
         return pb.UnpinResponse()
 
@@ -80,5 +99,7 @@ class Admin(pb_grpc.AdminServiceServicer):
             target = await offload(self.models.rollback, by)
         except VersionFailed as e:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        except ControlUnavailable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         await self._status_after_change()
         return pb.RollbackResponse(pinned_version=target)

@@ -18,6 +18,7 @@ from server.engine.bundle import Bundle
 from server.engine.cache import LruCache
 from server.engine.errors import EngineError, InvalidArgument, NoModel, NotFound, bounded
 from server.engine.manager import ModelManager
+from server.engine.paging import StalePageToken
 
 log = logging.getLogger("server.handlers")
 
@@ -45,6 +46,7 @@ _STATUS = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
     NoModel: grpc.StatusCode.UNAVAILABLE,
+    StalePageToken: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
@@ -123,8 +125,13 @@ def book_message(bundle: Bundle, item: int) -> pb.Book:
 
 
 def _build_book_message(bundle: Bundle, item: int) -> pb.Book:
+    indptr = bundle.subject_books_indptr
     subjects = [
-        pb.Subject(subject_id=bundle.subject_ids[s], name=bundle.subject_names[s])
+        pb.Subject(
+            subject_id=bundle.subject_ids[s],
+            name=bundle.subject_names[s],
+            book_count=int(indptr[s + 1] - indptr[s]),
+        )
         for s in bundle.subjects_of(item).tolist()
     ]
     return pb.Book(

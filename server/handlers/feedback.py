@@ -1,13 +1,19 @@
-"""FeedbackService: validate -> durable log -> reply."""
+"""FeedbackService: validate -> durable log -> reply.
+
+OK means the rating log acknowledged the rating. When its engine cannot (a
+fleet's shared log unreachable or too slow) the call is UNAVAILABLE and says
+the rating was not stored, so the client retries rather than losing it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import grpc
+
 from bookrec.v1 import feedback_pb2 as pb
 from bookrec.v1 import feedback_pb2_grpc as pb_grpc
 from server.engine.errors import InvalidArgument
-from server.engine.feedback import FeedbackLog
+from server.engine.feedback import FeedbackLog, LogUnavailable
 from server.engine.manager import ModelManager
 from server.handlers.common import check_id, offload, rpc
 
@@ -28,5 +34,8 @@ class Feedback(pb_grpc.FeedbackServiceServicer):
         bundle = self.models.current()
         bundle.book(book_id)  # NOT_FOUND for a book the model does not know
         # fsync must not stall the event loop.
-        await offload(self.feedback.append, user_id, book_id, request.rating, bundle.version)
+        try:
+            await offload(self.feedback.append, user_id, book_id, request.rating, bundle.version)
+        except LogUnavailable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         return pb.RateBookResponse(accepted=True, model_version=bundle.version)

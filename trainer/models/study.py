@@ -25,6 +25,7 @@ import numpy as np
 import optuna
 
 from bookrec.log import kv
+from trainer import progress as bars
 from trainer.errors import ModelFitError
 from trainer.models.als import ALSModel, ALSParams, train_als
 
@@ -111,13 +112,19 @@ def run_study(
             ),
         )
 
-    study.optimize(
-        objective,
-        n_trials=budget.trials,
-        timeout=budget.seconds,
-        catch=(ModelFitError,),
-        callbacks=[progress],
-    )
+    with bars.task(f"{name} study", budget.trials, "trials") as bar:
+
+        def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            done = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+            bar.advance(note=f"best {study.best_value:.4f}" if done else None)
+
+        study.optimize(
+            objective,
+            n_trials=budget.trials,
+            timeout=budget.seconds,
+            catch=(ModelFitError,),
+            callbacks=[progress, advance],
+        )
     seconds = time.perf_counter() - start
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:

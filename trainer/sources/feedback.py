@@ -1,14 +1,17 @@
 """Ratings the server recorded through RateBook (docs/artifact-format.md, Feedback log).
 
 They join the file ratings so the next model learns from them. They name works
-directly, so they reach consolidation as ``book_key = "work:<id>"``.
+directly, so they reach consolidation as ``book_key = "work:<id>"``. One
+machine's server writes them to ``<data>/feedback/ratings.jsonl``; a fleet's to
+the shared rating log (``rating_log``, docs/fleet.md), which each run reads
+whole, after the local file when one is there (ratings from before the switch).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from bookrec.ratinglog import BadRecord, FileRatingLog, LogUnavailable, Rating, RatingLog, open_log
 from trainer.cleaning.catalog import WORK_KEY_PREFIX
 from trainer.errors import InputError
 from trainer.sources.raw import RawRating, ReadReport
@@ -16,22 +19,36 @@ from trainer.sources.raw import RawRating, ReadReport
 FEEDBACK_FILE = Path("feedback") / "ratings.jsonl"
 
 
-def read_feedback(path: Path) -> tuple[list[RawRating], ReadReport]:
-    report = ReadReport(path.name)
+def read_feedback(path: Path, rating_log: str = "") -> tuple[list[RawRating], ReadReport]:
+    report = ReadReport(path.name if not rating_log else f"{path.name} + {rating_log}")
     rows: list[RawRating] = []
-    if not path.is_file():
-        return rows, report
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            report.lines += 1
-            try:
-                doc = json.loads(line)
-                user, book, rating = str(doc["user_id"]), str(doc["book_id"]), int(doc["rating"])
-                ts = int(doc["ts"]) if "ts" in doc else None
-            except (ValueError, KeyError, TypeError) as e:
-                raise InputError(f"{path}:{lineno}: not a feedback record: {e}") from e
-            rows.append(RawRating(user, "", rating, book_key=WORK_KEY_PREFIX + book, timestamp=ts))
+    logs: list[RatingLog] = []
+    if path.is_file():
+        logs.append(FileRatingLog(path))
+    if rating_log:
+        try:
+            logs.append(open_log(rating_log, path))
+        except ValueError as e:
+            raise InputError(f"rating_log: {e}") from e
+    for log in logs:
+        try:
+            for offset, r in log.read_from(0):
+                report.lines += 1
+                rows.append(_raw(r))
+                del offset
+        except BadRecord as e:
+            raise InputError(f"{log.describe}: not a feedback record: {e}") from e
+        except LogUnavailable as e:
+            raise InputError(
+                f"{e}; the run cannot include the served ratings: start the engine, or "
+                "unset BOOKREC_TRAIN_RATING_LOG to train without them"
+            ) from e
+        finally:
+            log.close()
     report.rows = len(rows)
     return rows, report
+
+
+def _raw(r: Rating) -> RawRating:
+    ts = int(r.ts) if r.ts else None
+    return RawRating(r.user_id, "", r.rating, book_key=WORK_KEY_PREFIX + r.book_id, timestamp=ts)

@@ -21,8 +21,11 @@ from trainer.sources.raw import RawDataset
 log = logging.getLogger("trainer.sources.ingest")
 
 
-def read_data_dir(data: Path, options: ImportOptions | None = None) -> RawDataset:
-    """``options`` set how interactions.csv is read (unused by the other sources)."""
+def read_data_dir(
+    data: Path, options: ImportOptions | None = None, rating_log: str = ""
+) -> RawDataset:
+    """``options`` set how interactions.csv is read (unused by the other sources);
+    ``rating_log`` names the servers' shared rating log (docs/fleet.md), if any."""
     if not data.is_dir():
         raise InputError(f"{data}: data directory not found (run `trainer demo-data --out {data}`)")
     if (data / bx_reader.RATINGS_FILE).exists() or (data / bx_reader.BOOKS_FILE).exists():
@@ -39,7 +42,7 @@ def read_data_dir(data: Path, options: ImportOptions | None = None) -> RawDatase
             f"{generic.INTERACTIONS_FILE} (your own data: user,item,value[,timestamp]); "
             "run `trainer demo-data` to make a demo set"
         )
-    feedback, report = read_feedback(data / FEEDBACK_FILE)
+    feedback, report = read_feedback(data / FEEDBACK_FILE, rating_log)
     raw.ratings.extend(feedback)
     if report.lines:
         raw.reports.append(report)

@@ -1,0 +1,443 @@
+"""The replica fleet on one machine: what serving past one process costs.
+
+``python -m bench.load fleet`` starts the shared services (the rating log's engine
+and an S3 server for artifacts) and then 1, 2 and 3 replicas (``python -m server
+--workers 1`` each, its own port and artifact folder, configured as docs/fleet.md
+says), all on loopback, and measures:
+
+- throughput: the closed-loop mix spread over every replica's port, for 1, 2, 3
+  replicas. The machine has 2 cores, so more replicas add no capacity: the figure
+  is the cost of the fleet (more processes, the shared log) over one replica;
+- rating-visibility delay: RateBook on one replica, then Recommend on the next one
+  until the rated book has left the list (a rated book is never recommended); the
+  delay is from the acknowledgement to the first reply without it;
+- version propagation: a new version uploaded to the bucket, then GetStatus on every
+  replica until all serve it; the time is from the end of the upload.
+
+Everything runs on this machine's loopback: the figures contain no network, only
+the software path. tests/test_fleet_hosts.py checks behaviour across namespaces.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.analysis import kind_rows
+from bench.client import ChannelPool, Stubs
+from bench.common import ROOT
+from bench.loadgen import closed_loop
+from bench.publish import publish_copy
+from bench.report import markdown_table
+from bench.runs import LoadSettings
+from bench.serverproc import running_server
+from bench.stats import summarize
+from bench.workload import FLOOR, ArtifactIds, RequestFactory, with_floor
+from bookrec.artifact import complete_versions
+from bookrec.objectstore import make_client
+from bookrec.v1 import admin_pb2, feedback_pb2, recommender_pb2
+from bookrec.v1.admin_pb2_grpc import AdminServiceStub
+from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
+from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
+from trainer.publish.bucket import publish_to_bucket
+
+# Ports of this benchmark (loopback): the engine, the S3 server, then one per replica.
+ENGINE_PORT = 52610
+S3_PORT = 52611
+FIRST_REPLICA_PORT = 52620
+NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
+POLL_SECONDS = 1.0  # each replica's bucket poll
+BUCKET = "bench-fleet"
+BUCKET_URL = f"s3://{BUCKET}/models"
+AWS_ENV = {  # moto takes any pair
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass
+class Proc:
+    """A service or replica process of the benchmark, its log in the run's folder."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+
+def _spawn(name: str, argv: Sequence[str], work: Path, env: dict[str, str] | None = None) -> Proc:
+    log = work / f"{name}.log"
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    return Proc(name, popen, log)
+
+
+def _wait(what: str, check: Any, proc: Proc, timeout: float = 120.0) -> float:
+    start = time.monotonic()
+    while not check():
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.tail()}")
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{what} after {timeout:.0f} s; {proc.name} log:\n{proc.tail()}")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+@dataclass
+class Services:
+    """The engine and the object store every replica shares."""
+
+    work: Path
+    engine: Proc
+    s3: Proc
+    bucket_url: str = BUCKET_URL
+    s3_endpoint: str = f"http://127.0.0.1:{S3_PORT}"
+
+    def replica_args(self, n: int) -> list[str]:
+        """How a replica reaches them (docs/fleet.md)."""
+        return [
+            "--rating-log",
+            f"nats://127.0.0.1:{ENGINE_PORT}/bench-ratings",
+            "--replica-id",
+            f"r{n}",
+            "--artifact-bucket",
+            self.bucket_url,
+            "--s3-endpoint",
+            self.s3_endpoint,
+            "--bucket-poll-seconds",
+            str(POLL_SECONDS),
+        ]
+
+    def upload(self, directory: Path) -> float:
+        """The trainer's upload of one version; returns its seconds."""
+        start = time.perf_counter()
+        publish_to_bucket(directory, self.bucket_url, self.s3_endpoint)
+        return time.perf_counter() - start
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def services(work: Path) -> Iterator[Services]:
+    """nats-server (JetStream, file storage) and moto's S3 server, with the bucket."""
+    os.environ.update(AWS_ENV)  # this process uploads; the replicas inherit them
+    store = work / "engine-store"
+    store.mkdir(parents=True, exist_ok=True)
+    argv = [NATS, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(ENGINE_PORT)]
+    engine = _spawn("engine", argv, work)
+    s3 = _spawn(
+        "s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(S3_PORT)], work
+    )
+    try:
+        _wait("nats-server ready", lambda: "Server is ready" in engine.tail(100_000), engine)
+        _wait("the S3 server listening", lambda: _listening(S3_PORT), s3)
+        svc = Services(work, engine, s3)
+        make_client(svc.s3_endpoint).create_bucket(Bucket=BUCKET)
+        yield svc
+    finally:
+        s3.stop()
+        engine.stop()
+
+
+@dataclass
+class Replica:
+    n: int
+    proc: Proc
+    artifacts: Path
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{FIRST_REPLICA_PORT + self.n - 1}"
+
+
+def _healthy(target: str) -> bool:
+    with grpc.insecure_channel(target) as ch:
+        stub: Any = health_pb2_grpc.HealthStub(ch)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+@contextmanager
+def replicas(svc: Services, count: int) -> Iterator[list[Replica]]:
+    """``count`` ready replicas, each downloading the bucket's versions into its own folder."""
+    out: list[Replica] = []
+    try:
+        for n in range(1, count + 1):
+            folder = svc.work / f"r{n}" / "artifacts"  # filled from the bucket
+            shutil.rmtree(folder.parent, ignore_errors=True)
+            folder.mkdir(parents=True)
+            argv = [
+                sys.executable,
+                "-m",
+                "server",
+                "--workers",
+                "1",
+                "--port",
+                str(FIRST_REPLICA_PORT + n - 1),
+                "--artifacts",
+                str(folder),
+                "--feedback-log",
+                str(folder.parent / "feedback" / "ratings.jsonl"),
+                "--poll-seconds",
+                str(POLL_SECONDS),
+                "--log-level",
+                "WARNING",
+                *svc.replica_args(n),
+            ]
+            env = {"PYTHONPATH": str(ROOT)}
+            out.append(Replica(n, _spawn(f"replica{n}", argv, svc.work, env), folder))
+        for r in out:
+            _wait(f"replica {r.n} ready", lambda r=r: _healthy(r.target), r.proc)
+        yield out
+    finally:
+        for r in out:
+            r.proc.stop()
+
+
+def _pool(targets: list[str], channels: int) -> ChannelPool:
+    """``channels`` connections spread evenly over the replicas' ports."""
+    pool = ChannelPool(targets[0], 1)
+    pool.stubs = [Stubs.dial(targets[i % len(targets)]) for i in range(channels)]
+    return pool
+
+
+async def throughput(
+    targets: list[str],
+    ids: ArtifactIds,
+    mix: dict[str, float],
+    load: LoadSettings,
+    concurrency: int,
+    duration: float,
+) -> dict[str, Any]:
+    """The closed-loop mix over every target; one row: all RPCs but the floor."""
+    rng = np.random.default_rng([load.seed, len(targets)])
+    factory = RequestFactory(ids, with_floor(mix, load.floor_share), rng, zipf_s=load.zipf_s)
+    channels = max(load.channels, len(targets))
+    pool = _pool(targets, channels)
+    async with pool:
+        for s in pool.stubs:
+            await s.channel.channel_ready()
+        if load.warmup_seconds > 0:
+            await closed_loop(pool, factory, concurrency, load.warmup_seconds)
+        result = await closed_loop(pool, factory, concurrency, duration, load.rpc_timeout)
+    mine = [s for s in result.samples if s.kind != FLOOR]
+    ok = [s for s in mine if s.code == "OK"]
+    latency = summarize(s.latency for s in ok).as_dict()
+    by_kind = {r["rpc"]: r["achieved_rps"] for r in kind_rows(result) if r["rpc"] != FLOOR}
+    return {
+        "concurrency": concurrency,
+        "channels": channels,
+        "requests": len(mine),
+        "errors": len(mine) - len(ok),
+        "achieved_rps": round(len(ok) / result.elapsed, 1),
+        "p50_ms": latency.get("p50_ms"),
+        "p99_ms": latency.get("p99_ms"),
+        "by_rpc": by_kind,
+    }
+
+
+def visibility(reps: list[Replica], ids: ArtifactIds, samples: int) -> dict[str, Any]:
+    """RateBook on replica i, Recommend on replica i+1 until the book has left the list."""
+    chans = [grpc.insecure_channel(r.target) for r in reps]
+    recs = [(RecommenderServiceStub(ch), FeedbackServiceStub(ch)) for ch in chans]
+    delays: list[float] = []
+    polls: list[int] = []
+    poll_seconds: list[float] = []
+    timeouts = 0
+    users = ids.user_ids[: max(samples, 1)]
+    try:
+        for i in range(samples):
+            user = users[i % len(users)]
+            writer, reader = i % len(reps), (i + 1) % len(reps)
+            req = recommender_pb2.RecommendRequest(user_id=user, k=100)
+            top = recs[reader][0].Recommend(recommender_pb2.RecommendRequest(user_id=user, k=10))
+            if not top.items:
+                continue
+            book = top.items[0].book.book_id
+            rate = feedback_pb2.RateBookRequest(user_id=user, book_id=book, rating=8)
+            assert recs[writer][1].RateBook(rate, timeout=10).accepted
+            acked = time.perf_counter()
+            n = 0
+            while True:
+                n += 1
+                sent = time.perf_counter()
+                reply = recs[reader][0].Recommend(req, timeout=10)
+                poll_seconds.append(time.perf_counter() - sent)
+                if book not in {x.book.book_id for x in reply.items}:
+                    delays.append(time.perf_counter() - acked)
+                    polls.append(n)
+                    break
+                if time.perf_counter() - acked > 30:
+                    timeouts += 1
+                    break
+    finally:
+        for ch in chans:
+            ch.close()
+    s = summarize(delays).as_dict()
+    return {
+        "samples": len(delays),
+        "not_seen_in_30s": timeouts,
+        "p50_ms": s.get("p50_ms"),
+        "p99_ms": s.get("p99_ms"),
+        "max_ms": round(max(delays) * 1000, 1) if delays else None,
+        "polls_p50": float(np.median(polls)) if polls else None,
+        "poll_p50_ms": summarize(poll_seconds).as_dict().get("p50_ms"),
+    }
+
+
+def _serving(target: str) -> str:
+    with grpc.insecure_channel(target) as ch:
+        try:
+            return (
+                AdminServiceStub(ch)
+                .GetStatus(admin_pb2.GetStatusRequest(), timeout=5)
+                .serving_version
+            )
+        except grpc.RpcError:
+            return ""
+
+
+def propagation(svc: Services, reps: list[Replica], source: Path, rounds: int) -> dict[str, Any]:
+    """Publish ``rounds`` new versions; seconds from each publish to all replicas serving it."""
+    times: list[float] = []
+    publisher = svc.work / "publisher"
+    publisher.mkdir(exist_ok=True)
+    if not (publisher / source.name).exists():
+        shutil.copytree(source, publisher / source.name)
+    uploads: list[float] = []
+    for _ in range(rounds):
+        version = publish_copy(publisher)
+        uploads.append(svc.upload(publisher / version))
+        published = time.perf_counter()
+        pending = {r.target for r in reps}
+        while pending:
+            pending = {t for t in pending if _serving(t) != version}
+            if time.perf_counter() - published > 120:
+                raise TimeoutError(f"{version} not served by {sorted(pending)} after 120 s")
+            time.sleep(0.02)
+        times.append(time.perf_counter() - published)
+    return {
+        "rounds": len(times),
+        "poll_seconds": POLL_SECONDS,
+        "median_s": round(float(np.median(times)), 2),
+        "max_s": round(max(times), 2),
+        "each_s": [round(t, 2) for t in times],
+        "upload_median_s": round(float(np.median(uploads)), 2),
+    }
+
+
+async def fleet(
+    artifacts: Path,
+    load: LoadSettings,
+    mix: dict[str, float],
+    concurrency: int,
+    duration: float,
+    visibility_samples: int = 200,
+    publish_rounds: int = 5,
+) -> tuple[list[dict[str, Any]], str]:
+    """The three figures of the fleet; rows for the JSON file and the markdown report."""
+    versions = complete_versions(artifacts)
+    if not versions:
+        raise FileNotFoundError(f"no complete artifact in {artifacts}")
+    source = versions[-1]
+    ids = ArtifactIds.load(source)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+        work = Path(tmp)
+        with running_server(artifacts, work / "single", workers=2) as single:
+            row = await throughput([single.target], ids, mix, load, concurrency, duration)
+            rows.append({"setup": "one server, --workers 2, local log (no fleet)", **row})
+        with services(work) as svc:
+            svc.upload(source)
+            for count in (1, 2, 3):
+                with replicas(svc, count) as reps:
+                    targets = [r.target for r in reps]
+                    row = await throughput(targets, ids, mix, load, concurrency, duration)
+                    rows.append({"setup": f"{count} replica(s), --workers 1 each", **row})
+                    if count == 3:
+                        vis = visibility(reps, ids, visibility_samples)
+                        prop = propagation(svc, reps, source, publish_rounds)
+    mix_text = ", ".join(f"{k}={v:.2f}" for k, v in mix.items())
+    md = "\n".join(
+        [
+            "## Fleet: 1, 2 and 3 replicas on one machine",
+            "",
+            f"Model {ids.model_version} ({len(ids.book_ids)} books, {len(ids.user_ids)} users);"
+            f" {os.cpu_count()} cores; loopback; replicas share a NATS JetStream rating log "
+            f"and an S3 bucket (moto). Closed loop, concurrency {concurrency}, {duration:g} s "
+            f"each, mix {mix_text} (+{load.floor_share:.0%} health checks, not counted), "
+            f"{load.channels} connections spread evenly over the ports.",
+            "",
+            markdown_table(
+                rows,
+                (
+                    ("setup", "setup"),
+                    ("requests", "requests"),
+                    ("errors", "errors"),
+                    ("achieved rps", "achieved_rps"),
+                    ("p50 ms", "p50_ms"),
+                    ("p99 ms", "p99_ms"),
+                ),
+            ),
+            "",
+            f"Rating visibility (3 replicas; RateBook on one, then Recommend on the next until "
+            f"the rated book leaves the list; {vis['samples']} ratings, one at a time): "
+            f"p50 {vis['p50_ms']} ms, p99 {vis['p99_ms']} ms, max {vis['max_ms']} ms "
+            f"(median {vis['polls_p50']} Recommend calls to see it, one call taking "
+            f"{vis['poll_p50_ms']} ms at p50: a delay of one call means seen by the first "
+            f"call); not seen within 30 s: {vis['not_seen_in_30s']}.",
+            "",
+            f"New version to every replica (3 replicas, bucket poll every {POLL_SECONDS:g} s, "
+            f"{prop['rounds']} publishes; from the end of the upload, itself "
+            f"{prop['upload_median_s']} s median, to GetStatus showing it on all three): "
+            f"median {prop['median_s']} s, max {prop['max_s']} s (each: {prop['each_s']}).",
+        ]
+    )
+    return [*rows, {"visibility": vis}, {"propagation": prop}], md

@@ -1,0 +1,259 @@
+"""``BookrecClient``: the blocking client, with the same methods as
+``AsyncBookrecClient`` (clients/aio.py). Every call gets the client's deadline
+(5 s unless told otherwise), is retried on ``UNAVAILABLE`` only, and raises
+``clients.errors.BookrecError`` (a ``grpc.RpcError``) with the status, message and
+field violations."""
+
+# GENERATED from clients/aio.py by `python -m clients.unasync`: do not edit.
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Self, TypeVar
+
+import grpc
+
+from bookrec.v1 import admin_pb2, catalog_pb2, common_pb2, feedback_pb2, recommender_pb2
+from bookrec.v1.admin_pb2_grpc import AdminServiceStub
+from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
+from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
+from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
+from clients.common import (
+    DEFAULT_TARGET,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    cold_request,
+    connection_of,
+    retryable,
+    similar_request,
+)
+from clients.connect import Connection
+from clients.errors import from_rpc_error
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class BookrecClient:
+    """One channel, reused; use as ``with BookrecClient(target) as client``.
+    ``api_key`` and ``connection`` (TLS) default to ``BOOKREC_API_KEY`` / ``BOOKREC_TLS_*``."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        timeout: float = DEFAULT_TIMEOUT,
+        connection: Connection | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        conn = connection_of(connection, api_key)
+        self.channel = conn.channel(target)
+        self.timeout = timeout
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.metadata = conn.metadata()
+        self.recommender = RecommenderServiceStub(self.channel)
+        self.catalog = CatalogServiceStub(self.channel)
+        self.feedback = FeedbackServiceStub(self.channel)
+        self.admin = AdminServiceStub(self.channel)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(
+        self,
+        rpc: grpc.UnaryUnaryMultiCallable[Req, Resp],
+        req: Req,
+        timeout: float | None,
+    ) -> Resp:
+        """One RPC with the deadline (``timeout`` or the client's) and the retry policy;
+        each attempt gets the whole deadline."""
+        deadline = self.timeout if timeout is None else timeout
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return rpc(req, timeout=deadline, metadata=self.metadata)
+            except grpc.RpcError as e:
+                if attempt >= self.retry.attempts or not retryable(e):
+                    raise from_rpc_error(e) from e
+                self.retry.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")
+
+    # RecommenderService
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        explain: bool = False,
+        filters: common_pb2.Filters | None = None,
+        page_token: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> recommender_pb2.RecommendResponse:
+        """One page of ``k`` recommendations for ``user_id``."""
+        req = recommender_pb2.RecommendRequest(
+            user_id=user_id, k=k, explain=explain, filters=filters, page_token=page_token
+        )
+        return self._call(self.recommender.Recommend, req, timeout)
+
+    def similar(
+        self,
+        book_id: str,
+        k: int = 10,
+        mode: str = "als",
+        weight: float | None = None,
+        explain: bool = False,
+        filters: common_pb2.Filters | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> recommender_pb2.SimilarResponse:
+        """Books like ``book_id``; ``mode`` is als, subject or hybrid (``weight``: ALS part)."""
+        req = similar_request(book_id, k, mode, weight, explain, filters)
+        return self._call(self.recommender.Similar, req, timeout)
+
+    def cold_start(
+        self,
+        subjects: Iterable[str],
+        popularity_weight: float | None = None,
+        k: int = 10,
+        explain: bool = False,
+        filters: common_pb2.Filters | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> recommender_pb2.ColdStartResponse:
+        """Books for a reader without history, from favourite subjects (ids or names)."""
+        req = cold_request(subjects, popularity_weight, k, explain, filters)
+        return self._call(self.recommender.ColdStart, req, timeout)
+
+    # CatalogService
+
+    def get_book(
+        self,
+        book_id: str,
+        *,
+        timeout: float | None = None,
+    ) -> catalog_pb2.GetBookResponse:
+        req = catalog_pb2.GetBookRequest(book_id=book_id)
+        return self._call(self.catalog.GetBook, req, timeout)
+
+    def search_books(
+        self,
+        query: str,
+        page_size: int = 20,
+        page_token: str = "",
+        filters: common_pb2.Filters | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> catalog_pb2.SearchBooksResponse:
+        req = catalog_pb2.SearchBooksRequest(
+            query=query, page_size=page_size, page_token=page_token, filters=filters
+        )
+        return self._call(self.catalog.SearchBooks, req, timeout)
+
+    def list_subjects(
+        self,
+        query: str = "",
+        page_size: int = 100,
+        page_token: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> catalog_pb2.ListSubjectsResponse:
+        req = catalog_pb2.ListSubjectsRequest(
+            query=query, page_size=page_size, page_token=page_token
+        )
+        return self._call(self.catalog.ListSubjects, req, timeout)
+
+    # FeedbackService
+
+    def rate_book(
+        self,
+        user_id: str,
+        book_id: str,
+        rating: int,
+        *,
+        timeout: float | None = None,
+    ) -> feedback_pb2.RateBookResponse:
+        """Record a rating: 0 = read, 1..10 = explicit."""
+        req = feedback_pb2.RateBookRequest(user_id=user_id, book_id=book_id, rating=rating)
+        return self._call(self.feedback.RateBook, req, timeout)
+
+    # AdminService
+
+    def get_status(
+        self,
+        *,
+        timeout: float | None = None,
+    ) -> admin_pb2.GetStatusResponse:
+        return self._call(self.admin.GetStatus, admin_pb2.GetStatusRequest(), timeout)
+
+    def pin_version(
+        self,
+        version: str,
+        *,
+        timeout: float | None = None,
+    ) -> admin_pb2.PinVersionResponse:
+        req = admin_pb2.PinVersionRequest(version=version)
+        return self._call(self.admin.PinVersion, req, timeout)
+
+    def unpin(
+        self,
+        *,
+        timeout: float | None = None,
+    ) -> admin_pb2.UnpinResponse:
+        return self._call(self.admin.Unpin, admin_pb2.UnpinRequest(), timeout)
+
+    def rollback(
+        self,
+        *,
+        timeout: float | None = None,
+    ) -> admin_pb2.RollbackResponse:
+        return self._call(self.admin.Rollback, admin_pb2.RollbackRequest(), timeout)
+
+    # Every page of the paged RPCs
+
+    def iter_recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        explain: bool = False,
+        filters: common_pb2.Filters | None = None,
+        page_token: str = "",
+    ) -> Iterator[common_pb2.ScoredBook]:
+        """The user's whole recommendation list, ``k`` per page."""
+        while True:
+            page = self.recommend(user_id, k, explain, filters, page_token)
+            yield from page.items
+            page_token = page.next_page_token
+            if not page_token:
+                return
+
+    def iter_search(
+        self,
+        query: str,
+        page_size: int = 20,
+        page_token: str = "",
+        filters: common_pb2.Filters | None = None,
+    ) -> Iterator[common_pb2.Book]:
+        """Every matching book, following next_page_token to the end."""
+        while True:
+            page = self.search_books(query, page_size, page_token, filters)
+            yield from page.books
+            page_token = page.next_page_token
+            if not page_token:
+                return
+
+    def iter_subjects(
+        self, query: str = "", page_size: int = 100, page_token: str = ""
+    ) -> Iterator[common_pb2.Subject]:
+        """Every subject (matching ``query``), across all pages."""
+        while True:
+            page = self.list_subjects(query, page_size, page_token)
+            yield from page.subjects
+            page_token = page.next_page_token
+            if not page_token:
+                return

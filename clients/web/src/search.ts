@@ -1,0 +1,91 @@
+// Search and browse the catalogue, a page at a time (SearchBooks page tokens).
+import { catalog } from "./api.js";
+import { h } from "./dom.js";
+import type { SearchBooksResponse } from "./gen/bookrec/v1/catalog_pb.js";
+import { bookLink, byline, message } from "./render.js";
+import { Section } from "./status.js";
+
+const PAGE_SIZE = 10;
+const section = new Section("search");
+// tokens[i] opens page i + 1 of ``query``; kept while the person pages back and forth.
+let query = "";
+let tokens: string[] = [""];
+let page = 0;
+
+export function renderSearch(main: HTMLElement, q: string): void {
+  if (q !== query) {
+    query = q;
+    tokens = [""];
+    page = 0;
+  }
+  const input = h("input", {
+    id: "search-q",
+    type: "search",
+    name: "q",
+    value: query,
+    placeholder: "title or author",
+    autocomplete: "off",
+  });
+  const form = h(
+    "form",
+    { role: "search", class: "search" },
+    h("label", { for: "search-q" }, "Search books"),
+    input,
+    h("button", { type: "submit" }, "Search"),
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    window.location.hash = `#/search?q=${encodeURIComponent(input.value.trim())}`;
+  });
+  const results = h("div", { id: "search-results", "aria-live": "polite" }, message("Loading…"));
+  main.replaceChildren(h("h1", {}, "Books"), form, results);
+  load(results);
+}
+
+function load(out: HTMLElement): void {
+  void section.run(
+    () => catalog.searchBooks({ query, pageSize: PAGE_SIZE, pageToken: tokens[page] ?? "" }),
+    (reply) => show(out, reply),
+    (p) => out.replaceChildren(message(p.message, "error")),
+  );
+}
+
+function show(out: HTMLElement, reply: SearchBooksResponse): void {
+  if (reply.nextPageToken) tokens[page + 1] = reply.nextPageToken;
+  const pages = Math.max(1, Math.ceil(reply.totalSize / PAGE_SIZE));
+  const go = (delta: number) => () => {
+    page += delta;
+    out.replaceChildren(message("Loading…"));
+    load(out);
+  };
+  const list = reply.books.length
+    ? h(
+        "ul",
+        { class: "books", "aria-label": "Search results" },
+        reply.books.map((b) =>
+          h(
+            "li",
+            { "data-book-id": b.bookId },
+            bookLink(b),
+            h("div", { class: "by" }, `${byline(b)} · ${b.ratingCount} ratings`),
+          ),
+        ),
+      )
+    : message(query ? `No book matches “${query}”.` : "The catalogue is empty.");
+  const nav = h(
+    "nav",
+    { class: "pager", "aria-label": "Pages" },
+    h("button", { type: "button", id: "prev-page", disabled: page === 0, onclick: go(-1) }, "Previous"),
+    h("span", { id: "page-info" }, `Page ${page + 1} of ${pages} · ${reply.totalSize} books`),
+    h(
+      "button",
+      { type: "button", id: "next-page", disabled: !reply.nextPageToken, onclick: go(1) },
+      "Next",
+    ),
+  );
+  out.replaceChildren(list, nav);
+}
+
+export function leaveSearch(): void {
+  section.cancel();
+}

@@ -1,0 +1,203 @@
+"""Runs every code block of docs/clients.md against a real server on loopback: the
+Python ones with this interpreter, the shell ones (the CLI and grpcurl) with bash
+after the page's first shell block (its setup lines), the JavaScript one with Node
+and the pinned packages of clients/examples/node. The server has a keys file with
+one read/write/admin key (as `make run` makes) and two model versions, so every
+AdminService call, Rollback included, succeeds. The page must also name every RPC
+of the contract in each of its four ways of calling."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from grpc_health.v1 import health_pb2
+
+from bench.publish import publish_copy
+from bookrec.artifact import complete_versions
+from bookrec.v1 import admin_pb2, catalog_pb2, feedback_pb2, recommender_pb2
+from clients.client import NO_RETRY, BookrecClient
+from tests.serverproc import ROOT, ServerProcess, running_server
+
+DOC = ROOT / "docs" / "clients.md"
+DOC_TARGET = "127.0.0.1:50051"
+NODE_DIR = ROOT / "clients" / "examples" / "node"
+VENV_BIN = Path(sys.executable).parent
+_FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    code: str
+    line: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.lang}@line{self.line}"
+
+
+def blocks() -> list[Block]:
+    text = DOC.read_text()
+    return [
+        Block(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1)
+        for m in _FENCE.finditer(text)
+    ]
+
+
+SETUP = next(b for b in blocks() if b.lang == "sh")
+RUN = [b for b in blocks() if b is not SETUP]
+
+
+@dataclass
+class DocServer:
+    srv: ServerProcess
+    key: str
+    home: Path  # the shell examples' working directory: data/local-api-key
+    newest: str
+
+
+@pytest.fixture(scope="module")
+def server(tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocServer]:
+    base = tmp_path_factory.mktemp("docs")
+    root = base / "artifacts"
+    root.mkdir()
+    shutil.copytree(tiny_artifact, root / tiny_artifact.name)
+    newest = publish_copy(root)
+    home = base / "home"
+    (home / "data").mkdir(parents=True)
+    keys = home / "data" / "keys.jsonl"
+    key_file = home / "data" / "local-api-key"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "server", "keys", "--keys-file", str(keys), "create"),
+            *("--id", "local", "--scopes", "read,write,admin", "--out", str(key_file)),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with running_server(root, base / "work", extra_args=("--keys-file", str(keys))) as srv:
+        srv.wait_health(health_pb2.HealthCheckResponse.SERVING)
+        doc = DocServer(srv, key_file.read_text().strip(), home, newest)
+        settle(doc)
+        yield doc
+    assert complete_versions(root)[-1].name == newest
+
+
+def settle(doc: DocServer, timeout: float = 60.0) -> None:
+    """Wait until the newest version serves, unpinned (an example may have rolled back)."""
+    deadline = time.monotonic() + timeout
+    with BookrecClient(doc.srv.target, api_key=doc.key, retry=NO_RETRY) as client:
+        while True:
+            status = client.get_status()
+            if status.serving_version == doc.newest and not status.pinned_version:
+                return
+            assert time.monotonic() < deadline, f"still serving {status.serving_version}"
+            time.sleep(0.1)
+
+
+def node_modules() -> Path:
+    """The Node example's pinned packages, installed from its lock file when absent."""
+    modules = NODE_DIR / "node_modules"
+    if not (modules / "@grpc" / "grpc-js").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return modules
+
+
+def run_block(block: Block, doc: DocServer, tmp: Path) -> subprocess.CompletedProcess[str]:
+    code = block.code.replace(DOC_TARGET, doc.srv.target)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "BOOKREC_API_KEY": doc.key,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "NO_COLOR": "1",
+    }
+    env.pop("COLUMNS", None)
+    if block.lang == "python":
+        path, cmd, cwd = tmp / "example.py", [sys.executable, "example.py"], tmp
+    elif block.lang == "sh":
+        setup = SETUP.code.replace(DOC_TARGET, doc.srv.target)
+        code = "set -euo pipefail\n" + setup + code
+        path, cmd, cwd = tmp / "example.sh", ["bash", str(tmp / "example.sh")], doc.home
+    elif block.lang == "js":
+        env["NODE_PATH"] = str(node_modules())
+        path, cmd, cwd = tmp / "example.js", ["node", str(tmp / "example.js")], ROOT
+    else:
+        raise AssertionError(f"docs/clients.md line {block.line}: no runner for {block.lang}")
+    path.write_text(code)
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("block", RUN, ids=[b.name for b in RUN])
+def test_every_example_runs(block: Block, server: DocServer, tmp_path: Path) -> None:
+    done = run_block(block, server, tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, f"docs/clients.md line {block.line}:\n{out[-4000:]}"
+    assert "Traceback" not in done.stderr, out
+    if "sci-fi" in block.code:
+        assert "did you mean 'science-fiction'" in out, out
+    if "rollback" in block.code.lower() and block.lang in ("python", "js"):
+        assert "rolled back, pinned" in out, out
+    if "|| echo" in block.code and "python -m clients" in block.code:
+        # The CLI's error examples: one readable line each, exit status 1.
+        assert done.stdout.count("exit status 1") == block.code.count("|| echo"), out
+        assert all(line.startswith("error: ") for line in done.stderr.splitlines()), out
+    if "|| echo" in block.code and "grpcurl" in block.code:
+        assert "exit status 67" in done.stdout and "favourite_subjects[0]" in out, out
+    settle(server)
+
+
+def test_the_page_calls_every_rpc_in_every_way() -> None:
+    text = DOC.read_text()
+    sections = {
+        name: text.split(f"## {name}", 1)[1].split("\n## ", 1)[0]
+        for name in ("Python, blocking", "Command line", "grpcurl", "Node")
+    }
+    methods = {
+        "Recommend": ("recommend(", "recommend ", '"Recommend"'),
+        "Similar": ("similar(", "similar ", '"Similar"'),
+        "ColdStart": ("cold_start(", "cold-start ", '"ColdStart"'),
+        "GetBook": ("get_book(", "book --book", '"GetBook"'),
+        "SearchBooks": ("search_books(", "search ", '"SearchBooks"'),
+        "ListSubjects": ("iter_subjects(", "subjects ", '"ListSubjects"'),
+        "RateBook": ("rate_book(", "rate ", '"RateBook"'),
+        "GetStatus": ("get_status(", "status", '"GetStatus"'),
+        "PinVersion": ("pin_version(", "pin ", '"PinVersion"'),
+        "Unpin": ("unpin(", "unpin", '"Unpin"'),
+        "Rollback": ("rollback(", "rollback", '"Rollback"'),
+    }
+    contract = {
+        f"{service.full_name}/{method.name}"
+        for module in (admin_pb2, catalog_pb2, feedback_pb2, recommender_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    assert {rpc.rsplit("/", 1)[1] for rpc in contract} == set(methods), "a new RPC: document it"
+    for rpc in contract:
+        python, cli, node = methods[rpc.rsplit("/", 1)[1]]
+        assert python in sections["Python, blocking"], rpc
+        assert f'python -m clients --target "$TARGET" {cli}' in sections["Command line"] or (
+            f"--json {cli}" in sections["Command line"]
+        ), rpc
+        assert rpc in sections["grpcurl"], rpc
+        assert node in sections["Node"], rpc
