@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+from bookrec import artifact
 from bookrec.artifact import MANIFEST, TMP_PREFIX, complete_versions, new_model_version
 
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -30,14 +31,6 @@ def next_version(current: str, seed_text: str = "bench") -> str:
         last = now - dt.timedelta(seconds=1)
     when = max(now, last + dt.timedelta(seconds=1))
     return new_model_version(f"{seed_text}|{current}", when)
-
-
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish_copy(root: Path, source: Path | None = None) -> str:
@@ -58,8 +51,8 @@ def publish_copy(root: Path, source: Path | None = None) -> str:
     doc["model_version"] = version
     manifest.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     for path in tmp.iterdir():
-        _fsync(path)
-    _fsync(tmp, directory=True)
+        artifact.fsync(path)
+    artifact.fsync(tmp, directory=True)
     os.rename(tmp, root / version)
-    _fsync(root, directory=True)
+    artifact.fsync(root, directory=True)
     return version

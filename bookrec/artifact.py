@@ -293,30 +293,23 @@ class ArtifactWriter:
         if missing:
             raise ArtifactError(f"artifact lacks required files: {sorted(missing)}")
         for name in self._files:
-            _fsync_file(self.tmp / name)
+            fsync(self.tmp / name)
         (self.tmp / MANIFEST).write_text(manifest.to_json())
-        _fsync_file(self.tmp / MANIFEST)
+        fsync(self.tmp / MANIFEST)
         final = self.root / (
             self.model_version if visible else REJECTED_PREFIX + self.model_version
         )
         os.rename(self.tmp, final)
-        _fsync_dir(self.root)
+        fsync(self.root, directory=True)
         return final
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def fsync(path: Path, directory: bool = False) -> None:
+    """Flushes a file, or a directory's entries, to disk: a publish must survive a crash."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
         os.fsync(fd)
     finally:

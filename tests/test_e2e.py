@@ -360,7 +360,7 @@ def test_sigterm_stops_the_process_cleanly(tiny_artifact: Path, tmp_path: Path) 
         srv.wait_health(health_pb2.HealthCheckResponse.SERVING)
         assert srv.stop() == 0
     events = [json.loads(line)["event"] for line in srv.log.read_text().splitlines()]
-    assert events[-2:] == ["stopping: draining in-flight calls", "stopped"]
+    assert events[-3:] == ["stopping: draining in-flight calls", "drained", "stopped"]
 
 
 def test_compiled_reranker_answers_as_lightgbm_does(

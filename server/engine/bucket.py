@@ -79,14 +79,6 @@ def _safe_name(name: str) -> bool:
     return bool(name) and name == Path(name).name and not name.startswith(".")
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class BucketPoller:
     """``sync`` is one round; ``start`` runs rounds on a thread until ``stop``."""
 
@@ -255,7 +247,7 @@ class BucketPoller:
                     raise
                 total += entry.bytes
             (tmp / artifact.MANIFEST).write_bytes(manifest_bytes)
-            _fsync(tmp / artifact.MANIFEST)
+            artifact.fsync(tmp / artifact.MANIFEST)
             try:
                 artifact.verify(tmp, manifest, check_hashes=False)  # hashed while streaming
             except artifact.ArtifactError as e:
@@ -264,7 +256,7 @@ class BucketPoller:
             if final.exists():  # placed meanwhile by something else: never replace it
                 return
             os.rename(tmp, final)
-            _fsync(self.root, directory=True)
+            artifact.fsync(self.root, directory=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info(
