@@ -1,0 +1,189 @@
+"""Model fitting at scale: one ALS fit against interactions, one item-item fit against head size.
+
+    .venv/bin/python -m bench.train_scale [--als 1000000 4000000 16000000]
+        [--ease 2000 4000 6000 8000] [--factors 128] [--iterations 15] [--timeout 600]
+
+Why: docs/scale.md says where the one-machine trainer stops; the full `trainer run` is
+too slow to repeat at 4x and 16x Book-Crossing, so the two model fits that grow with
+the data are timed on their own, each in a fresh child process (its peak RSS is its
+own) with a time limit.
+
+- ALS: implicit's CPU ALS (the trainer's train_als, fixed settings) on a synthetic
+  user x work confidence matrix shaped like Book-Crossing: users and works grow with
+  the interactions in the ratio of the real set (105k users and 190k works per 1.15M
+  ratings), work popularity Zipf(0.95), user activity lognormal(1.8).
+- Item-item: the trainer's ItemItemFitter (EASE, dense in the head; RP3beta off) on a
+  1x-shaped binary matrix with ``max_items`` = the head size; the trainer caps the head
+  at 6000 (trainer/config.py), so this cost does not grow with the catalogue.
+
+Writes bench/results/train_scale.{json,md}, keeping the points of earlier calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from bench.common import RESULTS, ROOT, write_results
+
+USERS_PER_RATING = 105_000 / 1_150_000
+WORKS_PER_RATING = 190_000 / 1_150_000
+
+
+def synthetic(interactions: int, seed: int = 0) -> sp.csr_matrix:
+    """A user x work matrix of about ``interactions`` distinct entries, Book-Crossing shaped."""
+    rng = np.random.default_rng(seed)
+    n_users = max(10, int(interactions * USERS_PER_RATING))
+    n_works = max(10, int(interactions * WORKS_PER_RATING))
+    activity = rng.lognormal(0.0, 1.8, n_users)
+    popularity = 1.0 / np.arange(1, n_works + 1) ** 0.95
+    rng.shuffle(popularity)
+    draws = int(interactions * 1.08)  # duplicates are merged below
+    users = rng.choice(n_users, draws, p=activity / activity.sum()).astype(np.int32)
+    works = rng.choice(n_works, draws, p=popularity / popularity.sum()).astype(np.int32)
+    conf = (1.0 + rng.integers(0, 11, draws)).astype(np.float32)
+    m = sp.csr_matrix((conf, (users, works)), shape=(n_users, n_works), dtype=np.float32)
+    m.sum_duplicates()
+    return m
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def als_point(interactions: int, factors: int, iterations: int) -> dict[str, Any]:
+    from trainer.models.als import ALSParams, train_als
+
+    t0 = time.perf_counter()
+    m = synthetic(interactions)
+    build = time.perf_counter() - t0
+    params = ALSParams(factors=factors, iterations=iterations, regularization=0.05)
+    t1 = time.perf_counter()
+    model = train_als(m, params)
+    fit = time.perf_counter() - t1
+    return {
+        "kind": "als",
+        "interactions": int(m.nnz),
+        "users": m.shape[0],
+        "works": m.shape[1],
+        "factors": factors,
+        "iterations": iterations,
+        "build_s": round(build, 1),
+        "fit_s": round(fit, 1),
+        "per_iteration_s": round(fit / iterations, 2),
+        "factor_mb": round((model.user_factors.nbytes + model.item_factors.nbytes) / 2**20, 1),
+        "peak_rss_mb": round(_peak_mb(), 1),
+    }
+
+
+def ease_point(head: int) -> dict[str, Any]:
+    from trainer.models.item_item import ItemItemFitter, ItemItemParams
+
+    m = synthetic(1_150_000)
+    m.data[:] = 1.0
+    params = ItemItemParams(max_items=head, rp3_share=0.0)
+    t0 = time.perf_counter()
+    fitter = ItemItemFitter(m, params)
+    gram = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    fitted = fitter.fit(params)
+    solve = time.perf_counter() - t1
+    return {
+        "kind": "ease",
+        "head": len(fitted.head),
+        "gram_s": round(gram, 1),
+        "solve_s": round(solve, 1),
+        "seconds": round(gram + solve, 1),
+        "nnz": int(fitted.matrix.nnz),
+        "peak_rss_mb": round(_peak_mb(), 1),
+    }
+
+
+def _child(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run one point in a fresh process; a point past ``timeout`` is reported as stopped."""
+    cmd = [sys.executable, "-m", "bench.train_scale", "--point", *args]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"stopped": f"past {timeout:.0f} s", "seconds": round(time.perf_counter() - start)}
+    if proc.returncode != 0:
+        return {"stopped": f"exit {proc.returncode}", "error": proc.stderr[-500:]}
+    row: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return row
+
+
+def _previous() -> list[dict[str, Any]]:
+    """Points of earlier invocations, kept so sizes can be measured one call at a time."""
+    try:
+        rows: list[dict[str, Any]] = json.loads((RESULTS / "train_scale.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return rows
+
+
+def _markdown(rows: list[dict[str, Any]]) -> str:
+    als = [r for r in rows if r.get("kind") == "als" or "als" in r.get("asked", "")]
+    ease = [r for r in rows if r.get("kind") == "ease" or "ease" in r.get("asked", "")]
+    lines = [
+        "| ALS interactions | users | works | fit s | s / iteration | peak RSS MiB | note |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in als:
+        lines.append(
+            f"| {r.get('interactions', r.get('asked'))} | {r.get('users', '')} "
+            f"| {r.get('works', '')} | {r.get('fit_s', '')} | {r.get('per_iteration_s', '')} "
+            f"| {r.get('peak_rss_mb', '')} | {r.get('stopped', '')} |"
+        )
+    lines += [
+        "",
+        "| EASE head | XᵀX s | solve s | total s | peak RSS MiB | note |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in ease:
+        lines.append(
+            f"| {r.get('head', r.get('asked'))} | {r.get('gram_s', '')} | {r.get('solve_s', '')} "
+            f"| {r.get('seconds', '')} | {r.get('peak_rss_mb', '')} | {r.get('stopped', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--als", nargs="*", type=int, default=[1_000_000, 4_000_000, 16_000_000])
+    p.add_argument("--ease", nargs="*", type=int, default=[2000, 4000, 6000, 8000])
+    p.add_argument("--factors", type=int, default=128)
+    p.add_argument("--iterations", type=int, default=15)
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per point")
+    p.add_argument("--point", nargs="+", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.point:
+        kind, size = args.point[0], int(args.point[1])
+        row = als_point(size, args.factors, args.iterations) if kind == "als" else ease_point(size)
+        print(json.dumps(row))
+        return
+    rows: list[dict[str, Any]] = []
+    fit_args = ["--factors", str(args.factors), "--iterations", str(args.iterations)]
+    for n in args.als:
+        rows.append({"asked": f"als {n}", **_child(["als", str(n), *fit_args], args.timeout)})
+        print(json.dumps(rows[-1]), flush=True)
+    for n in args.ease:
+        rows.append({"asked": f"ease {n}", **_child(["ease", str(n)], args.timeout)})
+        print(json.dumps(rows[-1]), flush=True)
+    asked = {r["asked"] for r in rows}
+    rows = [r for r in _previous() if r.get("asked") not in asked] + rows
+    write_results("train_scale", rows, _markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
