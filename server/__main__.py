@@ -22,7 +22,7 @@ from server.auth import key_store  # noqa: E402
 from server.config import ServerConfig, parse_args  # noqa: E402
 from server.metrics import supervised  # noqa: E402
 from server.tls import server_credentials  # noqa: E402
-from server.workers import supervise, worker_count  # noqa: E402
+from server.workers import follow_supervisor, supervise, worker_count  # noqa: E402
 
 
 async def _serve_until_signalled(cfg: ServerConfig) -> None:
@@ -30,6 +30,7 @@ async def _serve_until_signalled(cfg: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    follow_supervisor()
     await serve(cfg, stop)
 
 

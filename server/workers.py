@@ -21,6 +21,7 @@ the start: that is a configuration error, not a crash.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -122,6 +123,24 @@ def without_pin(argv: Sequence[str]) -> list[str]:
     return out
 
 
+SUPERVISOR_ENV = "BOOKREC_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_supervisor() -> None:
+    """In a worker: SIGTERM (a drain) when the supervisor dies, even by kill -9.
+
+    An orphaned worker would go on answering on the shared port (SO_REUSEPORT)
+    with nobody to stop it or to tell it of pins; Linux only, a no-op elsewhere."""
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if not supervisor or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(supervisor):  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class _Worker:
     """One worker process. Its stdout is read by a thread, so a chatty worker never
     blocks on a full pipe and the supervisor never blocks on a worker; the first line
@@ -133,6 +152,7 @@ class _Worker:
         self, argv: list[str], relay: threading.Event | None, env: dict[str, str] | None = None
     ) -> None:
         self.started = time.monotonic()
+        env = {**(os.environ if env is None else env), SUPERVISOR_ENV: str(os.getpid())}
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         self.first_line = ""
         self.announced = threading.Event()  # the first line came, or stdout closed

@@ -123,3 +123,30 @@ def test_a_worker_killed_twice_in_a_row_is_restarted_and_the_other_serves_on(
 def test_restarted_workers_do_not_apply_the_startup_pin_again() -> None:
     argv = ["python", "-m", "server", "--pin", "v1", "--workers", "1", "--pin=v2", "--port", "0"]
     assert without_pin(argv) == ["python", "-m", "server", "--workers", "1", "--port", "0"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) no longer serves.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ", 1)[1][0] != "Z"
+
+
+@pytest.mark.timeout(120)
+def test_workers_drain_and_exit_when_the_supervisor_is_killed(server: ServerProcess) -> None:
+    pids = log_lines(server.log, "workers started")[0]["pids"]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(10)
+    wait_until(lambda: not any(_alive(p) for p in pids))
+    stopping = [x for x in log_lines(server.log, "stopping: draining in-flight calls")]
+    assert len(stopping) == 2, "each orphaned worker drained on SIGTERM, not killed outright"
+    record_fault(
+        "kill -9 of the supervisor (2 workers)",
+        "each worker gets SIGTERM from the kernel (PR_SET_PDEATHSIG), drains and exits; "
+        "no orphan keeps answering on the shared port",
+        "calls after the drain began (UNAVAILABLE)",
+    )
