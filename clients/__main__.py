@@ -142,7 +142,9 @@ def _parser() -> argparse.ArgumentParser:
         help="weight of the popularity prior in [0, 1] (default: the model's best)",
     )
     for q in (r, s, c):
-        q.add_argument("--k", type=int, default=10, help="books per list (per page for recommend)")
+        q.add_argument(
+            "--k", type=int, default=10, help="books per list, 1..100 (per page for recommend)"
+        )
         q.add_argument("--explain", action="store_true", help="say why (default: off)")
     b = command("book", "one book")
     b.add_argument("--book", required=True, help="book id")
