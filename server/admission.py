@@ -56,6 +56,11 @@ _REPLY_MARGIN_S = (0.002, 0.02)
 _MIN_SPINS = 4
 _QUIET_SPINS = 3
 _MAX_SPINS = 64
+# A queued call waits up to this times max_wait (less near its deadline) before a late
+# refusal: the prediction it was queued on is a running mean, so a burst can make it
+# short; serving the call a little later beats refusing it slowly (a late refusal took
+# the whole wait, and refused calls must be refused fast).
+_HOLD_FACTOR = 2.0
 # The shortest wait a queued call is given (it waits a few loop iterations at least).
 _MIN_WAIT_S = 0.001
 # How often take_in looks whether calls still come in.
@@ -64,14 +69,32 @@ _TAKE_IN_TICK_S = 0.002
 _FIRST_GUESS_S = 0.002
 
 
+@dataclass
+class _Gauge:
+    n: int = 0
+
+
+# Calls in this process between arrival at admission and their end (any queue).
+_IN_FLIGHT = _Gauge()
+
+
+def calls_in_flight() -> int:
+    """Calls this process's admission holds now, queued or running, the caller's own
+    included: the pipelines compute inline only when it is the only one (handlers)."""
+    return _IN_FLIGHT.n
+
+
 class Shed(Exception):
     """A call refused before it was computed. ``expired``: its deadline had passed
     (DEADLINE_EXCEEDED); otherwise the server is overloaded (RESOURCE_EXHAUSTED)."""
 
-    def __init__(self, message: str, expired: bool = False) -> None:
+    def __init__(self, message: str, expired: bool = False, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.message = message
         self.expired = expired
+        # Seconds after which the queue ahead has likely drained (a hint for the client,
+        # sent as ``retry-after-ms``); 0 for an expired call, which is not retried.
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -177,11 +200,15 @@ class Admission:
     ) -> AsyncIterator[None]:
         """Wait for a turn (or raise ``Shed``), hold a slot for the body, give it back.
         ``time_remaining``: seconds to the call's deadline, None without one."""
-        await self._enter(time_remaining, what)
+        _IN_FLIGHT.n += 1
         try:
-            yield
+            await self._enter(time_remaining, what)
+            try:
+                yield
+            finally:
+                self._release()
         finally:
-            self._release()
+            _IN_FLIGHT.n -= 1
 
     async def _enter(self, time_remaining: Callable[[], float | None], what: str) -> None:
         self._arrivals += 1
@@ -191,7 +218,10 @@ class Admission:
         predicted = self.predicted_wait()
         if predicted > 0 and self._waiting >= self.max_queue:
             self.counts.refused_full += 1
-            raise Shed(f"server overloaded: {self._waiting} calls already queued; retry later")
+            raise Shed(
+                f"server overloaded: {self._waiting} calls already queued; retry later",
+                retry_after=predicted,
+            )
         budget = self.max_wait
         if remaining is not None:
             # Refuse a little before the deadline, so the client hears why.
@@ -201,15 +231,21 @@ class Admission:
             self.counts.refused_wait += 1
             raise Shed(
                 f"server overloaded: a turn is about {predicted * 1000:.0f} ms away, this "
-                f"call may wait {max(budget, 0) * 1000:.0f} ms; retry later"
+                f"call may wait {max(budget, 0) * 1000:.0f} ms; retry later",
+                retry_after=predicted,
             )
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop.create_future(), self._clock(), self._waiting + 1)
         self._queue.append(waiter)
         self._waiting += 1
         self._dispatch()
+        # Queued on a prediction within budget, it may wait a little longer than that
+        # before a late refusal (which reaches the client slowly, so should be rare).
+        hold = self.max_wait * _HOLD_FACTOR
+        if remaining is not None:
+            hold = min(hold, remaining - min(max(remaining * _REPLY_MARGIN, low), high))
         try:
-            async with asyncio.timeout(max(budget, _MIN_WAIT_S)):
+            async with asyncio.timeout(max(hold, budget, _MIN_WAIT_S)):
                 await waiter.turn
         except TimeoutError:
             if not waiter.granted:  # else it was granted just as its time ran out
@@ -219,7 +255,9 @@ class Admission:
                     self._expired(what, f"after {(self._clock() - waiter.since) * 1000:.1f} ms")
                 self.counts.refused_late += 1
                 raise Shed(
-                    f"server overloaded: no turn within {budget * 1000:.0f} ms; retry later"
+                    f"server overloaded: no turn within {max(hold, budget) * 1000:.0f} ms; "
+                    "retry later",
+                    retry_after=max(self.predicted_wait(), self._per_place),
                 ) from None
         except BaseException:  # cancelled: the client went away or gRPC stopped the call
             self._abandon(waiter)

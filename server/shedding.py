@@ -18,6 +18,7 @@ import grpc
 
 from server import metrics
 from server.admission import Admission, Shed
+from server.auth import RETRY_AFTER  # the rate limiter's hint: the same trailer
 from server.config import ServerConfig
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/bookrec.v1.AdminService/")
@@ -67,9 +68,17 @@ def _admitted(
                 if e.expired
                 else grpc.StatusCode.RESOURCE_EXHAUSTED
             )
-            await context.abort(code, e.message)
+            await context.abort(code, e.message, _retry_hint(e))
 
     return admitted
+
+
+def _retry_hint(e: Shed) -> tuple[tuple[str, str], ...]:
+    """``retry-after-ms`` for an overloaded refusal (at least 1 ms); none for an expired
+    call, whose caller has already given up."""
+    if e.expired:
+        return ()
+    return ((RETRY_AFTER, str(max(round(e.retry_after * 1000), 1))),)
 
 
 def admission_interceptors(cfg: ServerConfig) -> list[grpc.aio.ServerInterceptor]:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -25,8 +26,10 @@ from bookrec.v1.admin_pb2_grpc import AdminServiceStub
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from server.app import serve
+from server.auth import RETRY_AFTER
 from server.config import ServerConfig
 from server.engine.errors import MESSAGE_LIMIT
+from server.engine.personal import Personal
 from server.handlers import common
 from tests.fault_table import record_fault
 from tests.serverproc import running_server
@@ -216,4 +219,57 @@ async def test_a_call_whose_deadline_passed_in_the_queue_is_not_computed(
     record_fault(
         "a call whose 0.25 s deadline passed while it queued behind a 0.7 s computation",
         "not computed (DEADLINE_EXCEEDED; logged 'deadline passed before its turn')",
+    )
+
+
+async def test_the_loop_refuses_while_a_pipeline_computes(
+    tiny_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two slots, no queue. A RateBook call holds one slot; Recommend A, sent with it in
+    flight, computes in the compute thread and blocks there until the test lets it go;
+    call B, sent meanwhile, is refused by the server while A still computes:
+    RESOURCE_EXHAUSTED with a ``retry-after-ms`` hint. Computed on the event loop, A
+    would hold the loop (shared here by client and server) and B would be seen only
+    once A ended."""
+    users, _ = _ids(tiny_artifact)
+    slow = users[0]
+    entered, release = threading.Event(), threading.Event()
+    real = Personal.recommend
+
+    def recommend(self: Personal, bundle: Any, user_id: str, *args: Any) -> Any:
+        if user_id == slow:
+            entered.set()
+            assert release.wait(10), "B was not answered while A computed"
+        return real(self, bundle, user_id, *args)
+
+    monkeypatch.setattr(Personal, "recommend", recommend)
+    cfg = ServerConfig(
+        port=0,
+        artifacts_dir=tiny_artifact.parent,
+        max_concurrent_rpcs=2,
+        max_queued_rpcs=0,
+        cache_size=0,
+    )
+    async with held_call(cfg, tmp_path) as (ch, _, feedback, rating, _):
+        rec = RecommenderServiceStub(ch)
+        first = rec.Recommend(recommender_pb2.RecommendRequest(user_id=slow), timeout=20)
+        assert await asyncio.to_thread(entered.wait, 10)
+        second = rec.Recommend(recommender_pb2.RecommendRequest(user_id=users[1]), timeout=20)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await second
+        computing = not first.done()
+        release.set()
+        assert (await first).items
+        feedback.release.set()
+        assert (await rating).accepted
+    assert computing, "B must be refused while A still computes"
+    assert refused.value.code() == SHED
+    assert (refused.value.details() or "").startswith("server overloaded")
+    trailers = dict(refused.value.trailing_metadata() or ())
+    assert int(trailers[RETRY_AFTER]) >= 1
+    record_fault(
+        "a call sent while another computes a long Recommend and a third is in flight "
+        "(all slots busy, no queue)",
+        "RESOURCE_EXHAUSTED with retry-after-ms while the other still computes (the event "
+        "loop stays free: with other calls in flight a pipeline computes in a thread)",
     )

@@ -49,7 +49,7 @@ class _Context:
     def time_remaining(self) -> float:
         return self.remaining
 
-    async def abort(self, code: grpc.StatusCode, _details: str) -> None:
+    async def abort(self, code: grpc.StatusCode, _details: str, _trailers: object = ()) -> None:
         self.aborted = code
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
@@ -13,6 +15,7 @@ from google.rpc.error_details_pb2 import BadRequest
 from google.rpc.status_pb2 import Status
 
 from bookrec.v1 import common_pb2 as pb
+from server.admission import calls_in_flight
 from server.engine import types as t
 from server.engine.bundle import Bundle
 from server.engine.cache import LruCache
@@ -185,15 +188,58 @@ async def offload(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+class _Compute:
+    """The thread a worker's pipelines compute in once a call is already computing.
+
+    Why a thread at all: computed on the event loop, a pipeline holds the loop for its
+    whole run, so calls arriving meanwhile wait in the kernel and gRPC core, out of
+    admission's sight (at 2x capacity, refusals reached the client after ~2 s though
+    the server took ~30 ms over each). In the thread the loop keeps turning (the GIL
+    switches every 1 ms, and the native parts release it), so admission sees each call
+    as it comes and refuses the excess at once. Why inline when the call is the only one
+    admission holds: an idle worker pays no hand-off (the inline path was faster at low
+    load), and no other call waits on the loop meanwhile. Why one thread:
+    two cores and two workers; more threads would only queue on the GIL, and the queue
+    belongs in admission, where it is measured and bounded."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = threads
+        self.running = 0  # pipelines in this worker now, inline or in the thread
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def run(self, fn: Callable[[], R], inline: bool) -> R:
+        if inline and self.running == 0 and calls_in_flight() <= 1:
+            self.running += 1
+            try:
+                return fn()
+            finally:
+                self.running -= 1
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, "compute")
+        self.running += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        finally:
+            self.running -= 1
+
+
+_COMPUTE = _Compute(int(os.environ.get("BOOKREC_COMPUTE_THREADS", "1")))
+# 'auto' (inline when idle), 'always' (thread), 'never' (inline; the old way).
+_OFFLOAD = os.environ.get("BOOKREC_PIPELINE_OFFLOAD", "auto")
+
+
 async def pipeline(
     models: ModelManager, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 ) -> R:
-    """A bounded recommendation pipeline: on the event loop itself, except while this
-    process loads a model, when the loader competes for the GIL and the loop must keep
-    turning between its stretches (see handlers/recommender.py)."""
+    """A bounded recommendation pipeline: inline when this worker computes nothing else,
+    else in the compute thread (``_Compute``); always in a thread while this process
+    loads a model, when the loader competes for the GIL and the loop must keep turning
+    between its stretches."""
     if models.loading:
         return await asyncio.to_thread(fn, *args, **kwargs)
-    return fn(*args, **kwargs)
+    if _OFFLOAD == "never":
+        return fn(*args, **kwargs)
+    return await _COMPUTE.run(functools.partial(fn, *args, **kwargs), _OFFLOAD == "auto")
 
 
 Req = TypeVar("Req")

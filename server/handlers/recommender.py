@@ -37,9 +37,11 @@ _MODES = {
 
 
 class Recommender(pb_grpc.RecommenderServiceServicer):
-    """The three pipelines run on the event loop itself (``pipeline``), not in a thread:
-    each is bounded (a few ms of native code at 300k books), and a thread hand-off made
-    every GIL release a wait for the loop thread. Measured at 300k books, Recommend at
+    """The three pipelines run on the event loop itself (``pipeline``) when the call is
+    the only one in flight: each is bounded (a few ms of native code at 300k books), and
+    a thread hand-off made every GIL release a wait for the loop thread. With others in
+    flight they run in the compute thread, so the loop keeps taking in and refusing
+    calls (handlers/common.py ``_Compute``). Measured at 300k books, Recommend at
     273/s: p50 4.68 -> 3.82 ms, p99 18.9 -> 11.9 ms; 647/s at saturation. While this
     process loads a model they go to threads again, so the loop keeps turning between
     the loader's stretches of GIL.
