@@ -75,8 +75,12 @@ def run(
     streams: int,
     duration: float,
     warmup: float = 1.0,
+    rps: float | None = None,
 ) -> H2loadResult:
-    """``connections`` x ``streams`` concurrent requests for ``duration`` seconds."""
+    """``connections`` x ``streams`` concurrent requests for ``duration`` seconds.
+
+    ``warmup`` 0: no warm-up inside this run (the caller ran its own). ``rps``: open
+    loop at that total rate (h2load's --rps is per connection, so it is divided)."""
     binary = available()
     if binary is None:
         raise FileNotFoundError("h2load not found (apt-get install nghttp2-client)")
@@ -94,8 +98,8 @@ def run(
             "1",
             "-D",
             str(max(round(duration), 1)),
-            "--warm-up-time",
-            f"{max(round(warmup), 1)}",
+            *(["--warm-up-time", f"{max(round(warmup), 1)}"] if warmup > 0 else []),
+            *([f"--rps={rps / connections:.3f}"] if rps else []),
             "-H",
             "content-type: application/grpc",
             "-H",

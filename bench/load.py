@@ -7,6 +7,7 @@
     scale       synthetic 30k / 300k / 1M-book artifacts at a fixed low rate
     overload    one RPC (--rpcs, first) at 50% and 2x its capacity: admission control
     fleet       1, 2, 3 replicas (bench/fleet.py): throughput, rating visibility, publish
+    cpu         server CPU per call with h2load at 30k / 300k / 1M books (bench/cpu.py)
     all         all of the above, in that order
 
 Each scenario starts its own server (`python -m server`, --workers when it has
@@ -23,14 +24,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import cpu, scenarios
 from bench.common import DATA, demo_data, trainer
 from bench.runs import LoadSettings
 from bench.scenarios import ServerSettings
 from bench.workload import DEFAULT_MIX, KINDS, parse_mix
 from bookrec.artifact import newest_valid
 
-SCENARIOS = ("crosscheck", "knee", "mix", "reload", "scale", "overload", "fleet")
+SCENARIOS = ("crosscheck", "knee", "mix", "reload", "scale", "overload", "fleet", "cpu")
 # One ALS point, as the Makefile's RUN_GRID, and a one-trial study: a demo model in minutes.
 DEFAULT_GRID = "factors=256;alpha=10;regularization=1.0;scheme=log"
 
@@ -90,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--users", type=int, default=100_000, help="users of the scale artifacts")
     g.add_argument("--factors", type=int, default=64, help="factors of the scale artifacts")
     g.add_argument("--scale-rate", type=float, default=20.0, help="open-loop rate for scale")
+    g.add_argument("--cpu-books", nargs="+", type=int, default=list(cpu.DEFAULT_SIZES))
+    g.add_argument("--cpu-repeats", type=int, default=3, help="measured runs per RPC for cpu")
+    g.add_argument(
+        "--cpu-big-users", type=int, default=20_000, help="users of cpu's 1M-book artifact"
+    )
     return p
 
 
@@ -104,6 +110,19 @@ async def _run(name: str, args: argparse.Namespace) -> None:
     shares = parse_mix(args.mix)
     d = args.duration
     rows: list[dict[str, Any]]
+    if name == "cpu":
+        settings = cpu.CpuSettings(repeats=args.cpu_repeats, duration=d or 5.0)
+        rows, md = await asyncio.to_thread(
+            cpu.cpu_scenario,
+            args.cpu_books,
+            args.users,
+            args.factors,
+            args.seed,
+            settings,
+            args.cpu_big_users,
+        )
+        scenarios.save(name, rows, md)
+        return
     if name == "scale":
         rows, md = await scenarios.scale(
             load,

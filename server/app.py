@@ -42,7 +42,7 @@ from server.handlers.catalog import Catalog
 from server.handlers.feedback import Feedback
 from server.handlers.recommender import Recommender
 from server.metrics import serve_worker
-from server.observe import ObserveInterceptor
+from server.observe import ObserveInterceptor, lean_log_records
 from server.shedding import admission_interceptors, drain, take_in
 from server.tls import server_credentials
 from server.web.gateway import Gateway, start_gateway
@@ -163,6 +163,7 @@ async def serve(
     # Observation outermost, to count and log every status the others answer; then
     # authentication: a refused key never takes a place in admission's queue.
     admission = admission_interceptors(cfg)
+    lean_log_records()
     interceptors = [
         ObserveInterceptor(lambda: models.serving_version),
         *auth_interceptors(cfg),

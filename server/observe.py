@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import grpc
+import orjson
 
+from bookrec import log as logsetup
 from bookrec.log import kv
 from server import metrics
 
@@ -42,7 +44,83 @@ def request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID and isinstance(value, str) and _SANE_ID.fullmatch(value):
             return value
-    return uuid.uuid4().hex
+    # 32 random hex digits, as uuid4().hex was, at a fifth of its cost (no UUID object).
+    return os.urandom(16).hex()
+
+
+_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
+
+
+def access_line(fields: dict[str, Any], created: float) -> str:
+    """The JSON line bookrec/log.py's formatter writes for ``log.info("rpc", extra=kv(
+    **fields))`` logged at ``created`` (tests compare the two), without a LogRecord."""
+    whole = int(created)
+    if _second[0] != whole:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    doc = {
+        "ts": f"{_second[1]}.{int((created - whole) * 1000):03d}Z",
+        "level": "info",
+        "logger": log.name,
+        "event": "rpc",
+        **fields,
+    }
+    return orjson.dumps(doc, default=str, option=_ORJSON).decode()
+
+
+def _direct_handler() -> logging.StreamHandler[Any] | None:
+    """The handler to write the access line to directly: only when logging is as
+    bookrec.log.configure leaves it (one StreamHandler on the root with its JSON
+    formatter, no filters or handlers of its own on the way, INFO on). Otherwise
+    (pytest's caplog, an operator's own handler) None: the line goes through logging."""
+    if not log.isEnabledFor(logging.INFO):
+        return None
+    node: Any = log
+    while node.parent is not None:  # server.access, server: propagate, no handlers
+        if node.handlers or node.filters or not node.propagate:
+            return None
+        node = node.parent
+    handlers = node.handlers
+    if len(handlers) != 1 or node.filters:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not logging.StreamHandler
+        or type(handler.formatter) is not logsetup._JsonFormatter
+        or handler.filters
+        or handler.level > logging.INFO
+    ):
+        return None
+    return handler
+
+
+def access_log(fields: dict[str, Any]) -> None:
+    """One access line: written straight to the JSON handler's stream when logging is
+    set up as the server sets it up, else through ``log.info``. A LogRecord, its
+    handler chain and formatter took ~11 of the ~29 us the observe wrapper cost a call."""
+    handler = _direct_handler()
+    if handler is None:
+        if log.isEnabledFor(logging.INFO):
+            log.info("rpc", extra=kv(**fields))
+        return
+    line = access_line(fields, time.time())
+    with handler.lock:  # type: ignore[union-attr]  # created with the handler
+        try:
+            handler.stream.write(line + handler.terminator)
+            handler.stream.flush()
+        except Exception:  # as StreamHandler.emit: a broken stderr must not fail the call
+            log.info("rpc", extra=kv(**fields))
+
+
+def lean_log_records() -> None:
+    """Skip what every LogRecord gathers and the JSON lines never show (bookrec/log.py
+    writes time, level, logger, event, fields, exc): the caller's file and line (a walk
+    up the stack), the thread, the process and its multiprocessing name. The access log
+    writes a record per call: this takes ~4 of its ~15 us. Process-wide; the server's."""
+    logging._srcfile = None  # documented in logging's source as the way to skip findCaller
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 class _Tagged:
@@ -115,18 +193,18 @@ class ObserveInterceptor(grpc.aio.ServerInterceptor):
                 raise
             finally:
                 seconds = time.perf_counter() - start
-                metrics.RPC_HANDLED.labels(method=name, code=code.name).inc()
-                metrics.RPC_DURATION.labels(method=name, code=code.name).observe(seconds)
+                handled, duration = metrics.rpc_children(name, code.name)
+                handled.inc()
+                duration.observe(seconds)
                 if not quiet:
-                    log.info(
-                        "rpc",
-                        extra=kv(
-                            request_id=rid,
-                            method=name,
-                            code=code.name,
-                            duration_ms=round(seconds * 1000, 3),
-                            model_version=version,
-                        ),
+                    access_log(
+                        {
+                            "request_id": rid,
+                            "method": name,
+                            "code": code.name,
+                            "duration_ms": round(seconds * 1000, 3),
+                            "model_version": version,
+                        }
                     )
 
         return observed

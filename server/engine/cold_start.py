@@ -88,7 +88,7 @@ def _best_blend(
         for s in favourites
     ]
     multi = _multi_carriers(bundle, favourites)
-    multi_rest = (1.0 - w) * _lift_at(bundle, favourites, weights, multi) + w * prior[multi]
+    multi_rest = (1.0 - w) * _multi_lift(bundle, favourites, weights, multi) + w * prior[multi]
     n = max(THRESHOLD_START, 4 * k)
     while n < bundle.n_books // 4:
         by_sim = search(bundle.subject_index, user, n)
@@ -120,8 +120,32 @@ def _best_blend(
 
 
 def _multi_carriers(bundle: Bundle, favourites: list[int]) -> I64:
-    """The books carrying two of the favourites or more: bitwise, a few passes over
-    n_books / 8 bytes, then only the bytes that have any."""
+    """The books carrying two of the favourites or more, ascending: bitwise, a few
+    passes over n_books / 8 bytes, then only the bytes that have any.
+
+    ``flatnonzero`` is given bool arrays (``!= 0``): numpy's nonzero on uint8 bytes was
+    5x slower than on bools, and building the (bytes x 8) row matrix to mask it cost
+    more again; 0.45 -> 0.10 ms for two common subjects at 300k books, the same rows
+    (tests/test_reply_identity.py checks them against ``_multi_carriers_reference``)."""
+    if len(favourites) < 2:
+        return np.zeros(0, dtype=np.int64)
+    bits = bundle.subject_bits
+    if len(favourites) == 2:
+        twice = bits[favourites[0]] & bits[favourites[1]]
+    else:
+        once = np.zeros(bits.shape[1], dtype=np.uint8)
+        twice = np.zeros_like(once)
+        for s in favourites:
+            twice |= once & bits[s]
+            once |= bits[s]
+    where = np.flatnonzero(twice != 0)
+    at = np.flatnonzero(np.unpackbits(twice[where], bitorder="little") != 0)
+    rows: I64 = where[at >> 3] * 8 + (at & 7)
+    return rows
+
+
+def _multi_carriers_reference(bundle: Bundle, favourites: list[int]) -> I64:
+    """``_multi_carriers`` the straightforward way (the tests' reference)."""
     if len(favourites) < 2:
         return np.zeros(0, dtype=np.int64)
     once = np.zeros(bundle.subject_bits.shape[1], dtype=np.uint8)
@@ -134,6 +158,22 @@ def _multi_carriers(bundle: Bundle, favourites: list[int]) -> I64:
     set_bits = np.unpackbits(twice[where], bitorder="little").reshape(-1, 8).astype(bool)
     rows: I64 = (where[:, None] * 8 + np.arange(8))[set_bits]
     return rows
+
+
+def _multi_lift(
+    bundle: Bundle, favourites: list[int], weights: dict[int, float], multi: I64
+) -> F32:
+    """``_lift_at`` of the multi-carriers. With two favourites every one of them carries
+    both, so the sums ``_lift_at`` would gather bit by bit are all ``0 + w_a + w_b``
+    (float32, in that order): the same array without the gathers (0.137 -> 0.095 ms
+    at 300k books for two common subjects; the log1p over the sums is the rest)."""
+    if len(favourites) != 2:
+        return _lift_at(bundle, favourites, weights, multi)
+    a, b = favourites  # ascending, as _lift_at adds them
+    total = (np.float32(0) + np.float32(weights[a]) * np.float32(1)) + np.float32(
+        weights[b]
+    ) * np.float32(1)
+    return cold_score.SubjectLift.of_sums(np.full(len(multi), total, dtype=np.float32))
 
 
 def _lift_at(bundle: Bundle, favourites: list[int], weights: dict[int, float], rows: I64) -> F32:

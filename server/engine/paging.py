@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from typing import NoReturn
@@ -41,8 +42,26 @@ def _digest(query_key: str) -> str:
 
 
 def make_token(model_version: str, query_key: str, offset: int) -> str:
+    """The token for ``offset`` of this query's list under this model version.
+
+    The very text of ``json.dumps({"v": ..., "q": ..., "o": ...})`` (tests compare it
+    with ``make_token_reference``), written directly: json.dumps of a small dict took
+    most of the ~17 us this cost on every Recommend page that has a next one. The
+    digest is hex and the offset an int, so only the version needs JSON escaping,
+    done once per version."""
+    doc = f'{{"v": {_json_string(model_version)}, "q": "{_digest(query_key)}", "o": {int(offset)}}}'
+    return base64.urlsafe_b64encode(doc.encode()).decode()
+
+
+def make_token_reference(model_version: str, query_key: str, offset: int) -> str:
+    """The straightforward token (json.dumps of the fields): what ``make_token`` must equal."""
     doc = {"v": model_version, "q": _digest(query_key), "o": offset}
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
 
 
 def _no_constants(name: str) -> NoReturn:

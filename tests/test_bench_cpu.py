@@ -1,0 +1,52 @@
+"""bench/cpu.py's arithmetic: CPU from /proc, medians and ranges over repeats, the floor
+beside each row, open-loop figures kept apart from closed-loop ones."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from bench import cpu
+
+
+def test_cpu_seconds_counts_this_process_and_ignores_gone_ones() -> None:
+    before = cpu.cpu_seconds([os.getpid()])
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    assert cpu.cpu_seconds([os.getpid()]) >= before + 0.03
+    assert cpu.cpu_seconds([2**22 + 12345]) == 0.0  # above any pid_max default
+
+
+def _run(rpc: str, mode: str, cpu_ms: float, rps: float, p50: float, p99: float) -> dict[str, Any]:
+    return {
+        "rpc": rpc,
+        "mode": mode,
+        "cpu_ms_per_call": cpu_ms,
+        "rps": rps,
+        "p50_ms": p50,
+        "p99_ms": p99,
+    }
+
+
+def test_summaries_take_medians_and_put_the_floor_beside_each_row() -> None:
+    runs = [
+        _run("health", "closed", 0.2, 5000, 1.0, 2.0),
+        _run("health", "closed", 0.3, 4000, 1.0, 2.0),
+        _run("health", "closed", 0.25, 4500, 1.0, 2.0),
+        _run("recommend", "closed", 2.0, 800, 10.0, 20.0),
+        _run("recommend", "closed", 1.0, 900, 9.0, 18.0),
+        _run("recommend", "closed", 1.5, 850, 9.5, 19.0),
+        _run("recommend", "open", 9.9, 400, 4.0, 12.0),
+    ]
+    rows = {r["rpc"]: r for r in cpu.summarize_runs(300_000, runs)}
+    assert set(rows) == {"health", "recommend"}
+    rec = rows["recommend"]
+    assert rec["cpu_ms_per_call"] == 1.5 and rec["runs"] == 3  # the open run is not in it
+    assert rec["cpu_range"] == "1.00-2.00" and rec["rps"] == 850
+    assert rec["floor_cpu_ms"] == 0.25 and rec["above_floor_ms"] == 1.25
+    assert rec["open_rps"] == 400 and rec["open_p99_over_p50"] == 3.0
+    assert rows["health"]["open_rps"] is None
+    md = cpu.markdown(list(rows.values()), ["a note"], cpu.CpuSettings())
+    assert "| 300000 | Recommend (reranker on) | 3 |" in md and "a note" in md
