@@ -18,7 +18,6 @@ the range. Figures only, never a timed test.
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from grpc_health.v1 import health_pb2
 from bench import h2load
 from bench.report import markdown_table
 from bench.scale_artifact import ScaleSpec
-from bench.serverproc import ServerProcess, running_server
+from bench.serverproc import ServerProcess, cpu_seconds, running_server
 from bench.workload import FLOOR, ArtifactIds
 from bookrec.v1 import recommender_pb2
 
@@ -49,7 +48,6 @@ _PATHS = {
     "similar": "/bookrec.v1.RecommenderService/Similar",
     "cold_start": "/bookrec.v1.RecommenderService/ColdStart",
 }
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -79,20 +77,6 @@ def requests(ids: ArtifactIds, k: int = 10) -> dict[str, bytes]:
         ),
     }
     return {kind: m.SerializeToString() for kind, m in msgs.items()}
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """utime + stime of ``pids`` (from /proc/PID/stat); a process that is gone counts 0."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return ticks / _TICK
 
 
 def measure(

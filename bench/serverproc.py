@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
@@ -180,11 +180,14 @@ def running_server(
     workers: int = DEFAULT_WORKERS,
     timeout: float = 300.0,
     cache_size: int | None = None,
+    extra_args: Sequence[str] = (),
+    log_level: str = "INFO",
 ) -> Iterator[ServerProcess]:
     """A ready server on a free loopback port; its log and feedback go to ``workdir``.
 
     ``cache_size`` (the per-worker result cache) is passed when the server
-    has the flag; None keeps the server's default."""
+    has the flag; None keeps the server's default. ``extra_args`` go on the
+    command line as they are (flags of the current server only)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
@@ -198,7 +201,8 @@ def running_server(
         "--feedback-log",
         str(workdir / "feedback" / "ratings.jsonl"),
         "--log-level",
-        "INFO",
+        log_level,
+        *extra_args,
     ]
     used_workers = workers if supports("--workers") else None
     if used_workers is not None:
@@ -215,3 +219,20 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """utime + stime of ``pids`` (from /proc/PID/stat); a process that is gone counts 0."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of proc(5))
+    return ticks / _TICK

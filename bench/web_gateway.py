@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -39,9 +38,9 @@ import grpc
 import numpy as np
 
 from bench.client import CHANNEL_OPTIONS
-from bench.common import ROOT, write_results
+from bench.common import write_results
 from bench.h2load import grpc_frame
-from bench.serverproc import ServerProcess, free_port
+from bench.serverproc import ServerProcess, cpu_seconds, free_port, running_server
 from bench.stats import summarize
 from bench.workload import ArtifactIds, RequestFactory
 from bookrec.artifact import newest_valid
@@ -53,21 +52,6 @@ RPCS: dict[str, str] = {
 }
 PATHS = ("grpc", "web")
 WEB_CTYPE = "application/grpc-web+proto"
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of ``pids`` (from /proc/PID/stat); processes gone count 0."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-    return ticks / _TICK
 
 
 @contextmanager
@@ -75,37 +59,12 @@ def web_server(
     artifacts: Path, workdir: Path, workers: int, cache_size: int | None = None
 ) -> Iterator[tuple[ServerProcess, int]]:
     """``python -m server`` with ``--web-port`` on free loopback ports, no API keys."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port, web_port = free_port(), free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "server",
-        "--artifacts",
-        str(artifacts),
-        "--port",
-        str(port),
-        "--web-port",
-        str(web_port),
-        "--workers",
-        str(workers),
-        "--feedback-log",
-        str(workdir / "feedback" / "ratings.jsonl"),
-        "--log-level",
-        "WARNING",
-    ]
-    if cache_size is not None:
-        cmd += ["--cache-size", str(cache_size)]
-    log = workdir / "server.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = ServerProcess(proc, f"127.0.0.1:{port}", workers, log)
-    try:
-        server.wait_ready()
+    web_port = free_port()
+    args = ("--web-port", str(web_port))
+    with running_server(
+        artifacts, workdir, workers, cache_size=cache_size, extra_args=args, log_level="WARNING"
+    ) as server:
         yield server, web_port
-    finally:
-        server.stop()
 
 
 class GrpcError(RuntimeError):
