@@ -1,5 +1,6 @@
-"""bench/cpu.py's arithmetic: CPU from /proc, medians and ranges over repeats, the floor
-beside each row, open-loop figures kept apart from closed-loop ones."""
+"""bench/cpu.py's arithmetic: CPU from /proc (bench/serverproc.py), medians and ranges
+over repeats, the floor beside each row, open-loop figures kept apart from closed-loop
+ones."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import time
 from typing import Any
 
 from bench import cpu
+from bench.serverproc import cpu_seconds
 
 
 def test_cpu_seconds_counts_this_process_and_ignores_gone_ones() -> None:
-    before = cpu.cpu_seconds([os.getpid()])
+    before = cpu_seconds([os.getpid()])
     end = time.process_time() + 0.05
     while time.process_time() < end:
         pass
-    assert cpu.cpu_seconds([os.getpid()]) >= before + 0.03
-    assert cpu.cpu_seconds([2**22 + 12345]) == 0.0  # above any pid_max default
+    assert cpu_seconds([os.getpid()]) >= before + 0.03
+    assert cpu_seconds([2**22 + 12345]) == 0.0  # above any pid_max default
 
 
 def _run(rpc: str, mode: str, cpu_ms: float, rps: float, p50: float, p99: float) -> dict[str, Any]:
