@@ -39,6 +39,7 @@ from server.engine.source import ArtifactSource
 from server.fleet.replica import ReadinessServicer, default_replica_id, open_fleet, run_replica
 from server.handlers.admin import Admin
 from server.handlers.catalog import Catalog
+from server.handlers.common import configure_compute
 from server.handlers.feedback import Feedback
 from server.handlers.recommender import Recommender
 from server.metrics import serve_worker
@@ -150,6 +151,7 @@ async def serve(
 
     ``started`` receives the bound port once the server accepts calls.
     """
+    configure_compute(cfg.pipeline_offload, cfg.compute_threads)
     # The rating log and the pins: local files, or a fleet's shared engine (docs/fleet.md).
     rating_log, control_store = open_fleet(cfg)
     models = ModelManager(cfg.artifacts_dir, cfg.compile_reranker, control_store)

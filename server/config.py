@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "BOOKREC_"
+OFFLOAD_MODES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class ServerConfig:
     # 1 s, not tens of ms: a model swap or a busy moment on a small machine holds the
     # loop for a few hundred ms, and refusing then failed requests while publishing.
     max_queue_wait_ms: float = 1000.0
+    # Where Recommend, Similar and ColdStart compute (docs/serving.md, "Admission
+    # control"): auto = inline on the event loop when the call is the worker's only one,
+    # else in the compute thread; always = the thread; never = the loop (the old way).
+    pipeline_offload: str = "auto"
+    # Threads of that compute pool per worker.
+    compute_threads: int = 1
     # Finished Recommend, Similar and ColdStart lists kept per worker (keyed by model
     # version and request); 0 disables.
     cache_size: int = 10_000
@@ -144,6 +151,19 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--max-concurrent-rpcs", dest="max_concurrent_rpcs", type=int)
     p.add_argument("--max-queued-rpcs", dest="max_queued_rpcs", type=int)
     p.add_argument("--max-queue-wait-ms", dest="max_queue_wait_ms", type=float)
+    p.add_argument(
+        "--pipeline-offload",
+        dest="pipeline_offload",
+        choices=OFFLOAD_MODES,
+        help=f"where pipelines compute: auto, always (thread), never (loop) "
+        f"(default {base.pipeline_offload})",
+    )
+    p.add_argument(
+        "--compute-threads",
+        dest="compute_threads",
+        type=int,
+        help=f"compute threads per worker (default {base.compute_threads})",
+    )
     p.add_argument("--workers", type=int, help="processes on the port, 0 = one per core")
     p.add_argument("--poll-seconds", dest="poll_seconds", type=float)
     p.add_argument(
@@ -184,6 +204,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     )
     args = vars(p.parse_args(argv))
     cfg = replace(base, **{k: v for k, v in args.items() if v is not None})
+    if cfg.pipeline_offload not in OFFLOAD_MODES or cfg.compute_threads < 1:
+        raise SystemExit(
+            f"--pipeline-offload / BOOKREC_PIPELINE_OFFLOAD must be one of {OFFLOAD_MODES} "
+            f"(got {cfg.pipeline_offload!r}) and --compute-threads / BOOKREC_COMPUTE_THREADS "
+            f">= 1 (got {cfg.compute_threads})"
+        )
     if cfg.artifact_bucket:
         from bookrec.objectstore import BucketURL
 

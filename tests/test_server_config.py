@@ -31,6 +31,22 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert parse_args([]).compile_reranker is True
 
 
+def test_where_pipelines_compute_is_set_by_env_or_flag_and_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (parse_args([]).pipeline_offload, parse_args([]).compute_threads) == ("auto", 1)
+    monkeypatch.setenv("BOOKREC_PIPELINE_OFFLOAD", "never")
+    monkeypatch.setenv("BOOKREC_COMPUTE_THREADS", "2")
+    assert (parse_args([]).pipeline_offload, parse_args([]).compute_threads) == ("never", 2)
+    assert parse_args(["--pipeline-offload", "always"]).pipeline_offload == "always"
+    monkeypatch.setenv("BOOKREC_PIPELINE_OFFLOAD", "sometimes")
+    with pytest.raises(SystemExit, match="must be one of"):
+        parse_args([])
+    monkeypatch.delenv("BOOKREC_PIPELINE_OFFLOAD")
+    with pytest.raises(SystemExit, match="COMPUTE_THREADS >= 1"):
+        parse_args(["--compute-threads", "0"])
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_taken_port_is_one_line_with_the_fix(workers: str, tmp_path: Path) -> None:
     with socket.socket() as held:

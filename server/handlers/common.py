@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -223,9 +222,15 @@ class _Compute:
             self.running -= 1
 
 
-_COMPUTE = _Compute(int(os.environ.get("BOOKREC_COMPUTE_THREADS", "1")))
+_COMPUTE = _Compute()
 # 'auto' (inline when idle), 'always' (thread), 'never' (inline; the old way).
-_OFFLOAD = os.environ.get("BOOKREC_PIPELINE_OFFLOAD", "auto")
+_OFFLOAD = ["auto"]
+
+
+def configure_compute(offload: str, threads: int) -> None:
+    """Set from ServerConfig (pipeline_offload, compute_threads) before serving."""
+    _OFFLOAD[0] = offload
+    _COMPUTE.threads = threads
 
 
 async def pipeline(
@@ -237,9 +242,9 @@ async def pipeline(
     between its stretches."""
     if models.loading:
         return await asyncio.to_thread(fn, *args, **kwargs)
-    if _OFFLOAD == "never":
+    if _OFFLOAD[0] == "never":
         return fn(*args, **kwargs)
-    return await _COMPUTE.run(functools.partial(fn, *args, **kwargs), _OFFLOAD == "auto")
+    return await _COMPUTE.run(functools.partial(fn, *args, **kwargs), _OFFLOAD[0] == "auto")
 
 
 Req = TypeVar("Req")
