@@ -46,6 +46,7 @@ import grpc
 
 from bench import h2load
 from bench.common import ROOT
+from bench.serverproc import cpu_seconds, process_tree
 from bench.stats import summarize
 from bookrec.artifact import complete_versions, load_strings, read_manifest
 from bookrec.v1 import recommender_pb2
@@ -78,20 +79,6 @@ def start_server(
         raise RuntimeError(f"server did not start: {line!r}; see {log}")
     threading.Thread(target=proc.stdout.read, daemon=True).start()
     return proc
-
-
-def _cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
-    """utime + stime of the server's processes (the supervisor and its workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pids, total = [proc.pid], 0.0
-    with contextlib.suppress(OSError):
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 def _server_side(log: Path, start: int, end: int) -> dict[str, Any]:
@@ -225,10 +212,10 @@ async def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                          "h2load_done_rps": round(closed.rps, 1), "server_codes": codes,
                          "h2load_p99_ms": closed.latency["p99_ms"]})  # fmt: skip
         for share in args.shares:
-            at, cpu = log.stat().st_size, _cpu_seconds(server)
+            at, cpu = log.stat().st_size, cpu_seconds(process_tree(server.pid))
             bulk, probes = await _open(target, body, users, share * capacity, args)
             await asyncio.sleep(0.5)  # the last access log lines
-            cpu = _cpu_seconds(server) - cpu
+            cpu = cpu_seconds(process_tree(server.pid)) - cpu
             row = _row(f"open {share:g}x", bulk, probes, share * capacity)
             row.update(_server_side(log, at, log.stat().st_size))
             calls = sum(row["server_codes"].values())

@@ -53,20 +53,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat after the command name (fields 3.. of proc(5)); None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: fields follow the last ')'.
+    return stat[stat.rfind(")") + 2 :].split()
+
+
 def process_tree(root: int) -> list[int]:
     """``root`` and all its descendants, from /proc (children of children included)."""
     parent_of: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields follow the last ')'.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        parent_of[int(entry.name)] = int(fields[1])
+        fields = _stat_fields(entry.name)
+        if fields is not None:
+            parent_of[int(entry.name)] = int(fields[1])
     tree, frontier = [root], [root]
     while frontier:
         frontier = [pid for pid, ppid in parent_of.items() if ppid in frontier]
@@ -228,11 +234,7 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     """utime + stime of ``pids`` (from /proc/PID/stat); a process that is gone counts 0."""
     ticks = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of proc(5))
+        fields = _stat_fields(pid)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
     return ticks / _TICK

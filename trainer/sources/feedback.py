@@ -32,10 +32,9 @@ def read_feedback(path: Path, rating_log: str = "") -> tuple[list[RawRating], Re
             raise InputError(f"rating_log: {e}") from e
     for log in logs:
         try:
-            for offset, r in log.read_from(0):
+            for _offset, r in log.read_from(0):
                 report.lines += 1
                 rows.append(_raw(r))
-                del offset
         except BadRecord as e:
             raise InputError(f"{log.describe}: not a feedback record: {e}") from e
         except LogUnavailable as e:
