@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
@@ -268,6 +269,17 @@ def served_version(target: str) -> str:
         return str(reply.model_version)
 
 
+def served_or_none(target: str) -> str | None:
+    """The version a fresh connection's worker serves; None while it has no model yet
+    (with two workers, health SERVING on one connection says nothing of the other)."""
+    try:
+        return served_version(target)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return None
+
+
 @pytest.fixture
 def replica(s3: S3Server, url: BucketURL, tmp_path: Path) -> Callable[..., Any]:
     """A server whose artifact root starts empty and is fed from the bucket alone."""
@@ -312,10 +324,13 @@ def test_server_serves_versions_published_to_the_bucket(
     upload_version(publisher / first, url, client)
     with replica(workers=2) as srv:
         srv.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout=WAIT)
-        assert served_version(srv.target) == first
+        wait_for(
+            f"{first} on every worker",
+            lambda: all(served_or_none(srv.target) == first for _ in range(6)),
+        )
         second = publish_copy(publisher)
         upload_version(publisher / second, url, client)
-        wait_for(f"{second} served", lambda: served_version(srv.target) == second)
+        wait_for(f"{second} served", lambda: served_or_none(srv.target) == second)
         # Two workers, one download of each version (the round lock).
         downloads = [str(d["version"]) for d in log_lines(srv, "bucket version downloaded")]
         assert sorted(downloads) == sorted([first, second]), downloads
