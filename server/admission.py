@@ -143,6 +143,7 @@ class Admission:
         self._pending = 0  # granted, not yet running (0 or 1)
         self._per_place = _FIRST_GUESS_S
         self._arrivals = 0  # calls that reached _enter, ever
+        self._events = 0  # arrivals and ends (served, refused, abandoned), ever
         self._seen = 0  # _arrivals when the last grant was decided
         self._deferred = False  # a _grant_later is scheduled
         self._quiet = 0
@@ -164,21 +165,24 @@ class Admission:
             return 0.0
         return (self._waiting + 1) * self._per_place
 
-    async def take_in(self, quiet_s: float = 0.02, most_s: float = 1.0) -> int:
+    async def take_in(self, quiet_s: float = 0.05, most_s: float = 1.0) -> int:
         """Shutdown's first step, before gRPC core is told to stop: hand out no turn (no
         computing on the loop, so grpc.aio keeps taking calls from core) until no call
-        came for ``quiet_s``, or ``most_s`` passed. Calls taken in queue as usual and are
-        computed after. Why: core cancels the calls it holds that were not taken yet when
-        it stops (CANCELLED, no detail). A closed-loop client waits on its queued call, so
-        arrivals stop soon: what still comes is mostly clients moving from a worker that
-        stopped first. Returns the calls taken in."""
+        came or ended for ``quiet_s``, or ``most_s`` passed. Calls taken in queue as
+        usual and are computed after. Why: core cancels the calls it holds that were not
+        taken yet when it stops (CANCELLED, no detail, grpc/grpc#41785). A closed-loop
+        client waits on its queued call, so arrivals stop soon; but a call that ends
+        (its compute was under way, or it was refused) is followed by that client's next
+        call a few ms later, which must not meet the stop: so an end counts as an event
+        too. A reply sent after the stop is safe, as the GOAWAY reaches the client
+        before it. Returns the calls taken in."""
         self._holding = True
-        first, last = self._arrivals, self._arrivals
+        first, last = self._arrivals, self._events
         start = quiet_since = self._clock()
         while (now := self._clock()) - quiet_since < quiet_s and now - start < most_s:
             await asyncio.sleep(_TAKE_IN_TICK_S)
-            if self._arrivals != last:
-                last, quiet_since = self._arrivals, self._clock()
+            if self._events != last:
+                last, quiet_since = self._events, self._clock()
         return self._arrivals - first
 
     async def drain(self, grace: float) -> bool:
@@ -209,9 +213,11 @@ class Admission:
                 self._release()
         finally:
             _IN_FLIGHT.n -= 1
+            self._events += 1
 
     async def _enter(self, time_remaining: Callable[[], float | None], what: str) -> None:
         self._arrivals += 1
+        self._events += 1
         remaining = time_remaining()
         if remaining is not None and remaining <= 0:
             self._expired(what, "on arrival")

@@ -238,6 +238,7 @@ async def serve(
         # (CANCELLED): admission takes them in first, then core stops (GOAWAY: new
         # calls are UNAVAILABLE) while every call taken in finishes, within the grace.
         taken = await take_in(admission)
+        took_in_s = round(time.monotonic() - stop_began, 3)
         grace = max(cfg.grace_seconds - (time.monotonic() - stop_began), 0.0)
         stopping = asyncio.create_task(server.stop(grace))
         await drain(admission, grace)
@@ -246,7 +247,7 @@ async def serve(
             await watcher
         await stopping
         seconds = round(time.monotonic() - stop_began, 3)
-        log.info("drained", extra=kv(taken_in=taken, seconds=seconds))
+        log.info("drained", extra=kv(taken_in=taken, took_in_s=took_in_s, seconds=seconds))
         replica.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await replica

@@ -25,6 +25,7 @@ from bookrec.v1 import admin_pb2, catalog_pb2, recommender_pb2
 from bookrec.v1.admin_pb2_grpc import AdminServiceStub
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
+from server.admission import Admission
 from server.app import serve
 from server.auth import RETRY_AFTER
 from server.config import ServerConfig
@@ -273,3 +274,26 @@ async def test_the_loop_refuses_while_a_pipeline_computes(
         "RESOURCE_EXHAUSTED with retry-after-ms while the other still computes (the event "
         "loop stays free: with other calls in flight a pipeline computes in a thread)",
     )
+
+
+async def test_take_in_waits_past_the_last_call_that_ended() -> None:
+    """A call that ends during shutdown's take-in is followed by its client's next call a
+    few ms later; that call must be taken in, not meet gRPC core's stop (CANCELLED), so
+    the take-in runs until ``quiet_s`` after the last end as well as the last arrival."""
+    admission = Admission(slots=1, max_queue=4, max_wait=1.0)
+    computing, ended = asyncio.Event(), asyncio.Event()
+
+    async def one_call() -> None:
+        async with admission.turn(lambda: None):
+            computing.set()
+            await asyncio.sleep(0.03)  # computing when the stop comes
+        ended.set()
+
+    call = asyncio.create_task(one_call())
+    await computing.wait()
+    taking_in = asyncio.create_task(admission.take_in(quiet_s=0.05, most_s=1.0))
+    await ended.wait()
+    end = time.monotonic()
+    assert await taking_in == 0
+    assert time.monotonic() - end >= 0.05
+    await call

@@ -4,10 +4,13 @@ against a real server on loopback with the tiny artifact."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -208,12 +211,27 @@ def test_iterators_cover_every_page(client: BookrecClient) -> None:
     assert len(names) == len(set(names)) == client.list_subjects().total_size
 
 
-def test_per_call_deadline_overrides_the_default(server: ServerProcess) -> None:
-    with BookrecClient(server.target, timeout=5.0, api_key="", retry=NO_RETRY) as c:
-        with pytest.raises(grpc.RpcError) as e:
-            c.search_books("", 100, timeout=1e-6)
-        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert c.search_books("", 1).total_size > 0  # the default still applies
+@contextlib.contextmanager
+def silent_target() -> Iterator[str]:
+    """An address that takes connections and never answers: every call on it ends at
+    its deadline, however fast the machine (a 1 us deadline against a real server
+    was sometimes met, the deadline being kept in whole ms)."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_per_call_deadline_overrides_the_default() -> None:
+    with silent_target() as target:
+        with BookrecClient(target, timeout=60.0, api_key="", retry=NO_RETRY) as c:
+            began = time.monotonic()
+            with pytest.raises(grpc.RpcError) as e:
+                c.search_books("", 100, timeout=0.2)
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert time.monotonic() - began < 30, "the 60 s default applied, not 0.2 s"
+        with BookrecClient(target, timeout=0.2, api_key="", retry=NO_RETRY) as c:
+            with pytest.raises(grpc.RpcError) as e:
+                c.search_books("", 100)  # the default applies when no deadline is given
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def test_unavailable_is_retried_with_backoff_then_raised(
@@ -256,9 +274,13 @@ async def test_async_client_pages_and_retries(server: ServerProcess) -> None:
         assert len(subjects) == (await c.list_subjects()).total_size
         items = [i async for i in c.iter_recommend("1", k=3)]
         assert [i.rank for i in items] == list(range(1, len(items) + 1))
-        with pytest.raises(grpc.RpcError) as e:
-            await c.search_books("", 100, timeout=1e-6)
-        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    with silent_target() as target:
+        async with AsyncBookrecClient(target, timeout=60.0, api_key="", retry=NO_RETRY) as c:
+            began = time.monotonic()
+            with pytest.raises(grpc.RpcError) as e:
+                await c.search_books("", 100, timeout=0.2)
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert time.monotonic() - began < 30, "the 60 s default applied, not 0.2 s"
 
     waits: list[float] = []
 
