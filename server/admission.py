@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -228,11 +229,15 @@ class Admission:
                 f"server overloaded: {self._waiting} calls already queued; retry later",
                 retry_after=predicted,
             )
-        budget = self.max_wait
-        if remaining is not None:
-            # Refuse a little before the deadline, so the client hears why.
-            low, high = _REPLY_MARGIN_S
-            budget = min(budget, remaining - min(max(remaining * _REPLY_MARGIN, low), high))
+        # The latest a refusal may come: a little before the deadline, so the client
+        # hears why.
+        low, high = _REPLY_MARGIN_S
+        latest = (
+            math.inf
+            if remaining is None
+            else remaining - min(max(remaining * _REPLY_MARGIN, low), high)
+        )
+        budget = min(self.max_wait, latest)
         if predicted > 0 and predicted > budget:
             self.counts.refused_wait += 1
             raise Shed(
@@ -247,9 +252,7 @@ class Admission:
         self._dispatch()
         # Queued on a prediction within budget, it may wait a little longer than that
         # before a late refusal (which reaches the client slowly, so should be rare).
-        hold = self.max_wait * _HOLD_FACTOR
-        if remaining is not None:
-            hold = min(hold, remaining - min(max(remaining * _REPLY_MARGIN, low), high))
+        hold = min(self.max_wait * _HOLD_FACTOR, latest)
         try:
             async with asyncio.timeout(max(hold, budget, _MIN_WAIT_S)):
                 await waiter.turn

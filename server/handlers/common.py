@@ -201,36 +201,34 @@ class _Compute:
     two cores and two workers; more threads would only queue on the GIL, and the queue
     belongs in admission, where it is measured and bounded."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, offload: str = "auto") -> None:
         self.threads = threads
+        # 'auto' (inline when idle), 'always' (thread), 'never' (inline; the old way).
+        self.offload = offload
         self.running = 0  # pipelines in this worker now, inline or in the thread
         self._pool: ThreadPoolExecutor | None = None
 
-    async def run(self, fn: Callable[[], R], inline: bool) -> R:
-        if inline and self.running == 0 and calls_in_flight() <= 1:
-            self.running += 1
-            try:
-                return fn()
-            finally:
-                self.running -= 1
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, "compute")
+    async def run(self, fn: Callable[[], R]) -> R:
+        inline = self.offload == "never" or (
+            self.offload == "auto" and self.running == 0 and calls_in_flight() <= 1
+        )
         self.running += 1
         try:
+            if inline:
+                return fn()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, "compute")
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
         finally:
             self.running -= 1
 
 
 _COMPUTE = _Compute()
-# 'auto' (inline when idle), 'always' (thread), 'never' (inline; the old way).
-_OFFLOAD = ["auto"]
 
 
 def configure_compute(offload: str, threads: int) -> None:
     """Set from ServerConfig (pipeline_offload, compute_threads) before serving."""
-    _OFFLOAD[0] = offload
-    _COMPUTE.threads = threads
+    _COMPUTE.offload, _COMPUTE.threads = offload, threads
 
 
 async def pipeline(
@@ -242,9 +240,7 @@ async def pipeline(
     between its stretches."""
     if models.loading:
         return await asyncio.to_thread(fn, *args, **kwargs)
-    if _OFFLOAD[0] == "never":
-        return fn(*args, **kwargs)
-    return await _COMPUTE.run(functools.partial(fn, *args, **kwargs), _OFFLOAD[0] == "auto")
+    return await _COMPUTE.run(functools.partial(fn, *args, **kwargs))
 
 
 Req = TypeVar("Req")
