@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,20 @@ def demo_data(scale: str) -> Path:
     if not (out / "BX-Book-Ratings.csv").exists():
         trainer("demo-data", "--scale", scale, "--out", str(out))
     return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def read_results(name: str) -> list[dict[str, Any]]:
+    """The rows an earlier ``write_results(name, ...)`` kept; none if there are none."""
+    try:
+        rows: list[dict[str, Any]] = json.loads((RESULTS / f"{name}.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return rows
 
 
 def write_results(name: str, rows: list[dict[str, Any]], markdown: str) -> None:

@@ -31,7 +31,7 @@ from bench import h2load
 from bench.report import markdown_table
 from bench.scale_artifact import ScaleSpec
 from bench.serverproc import ServerProcess, cpu_seconds, running_server
-from bench.workload import FLOOR, ArtifactIds
+from bench.workload import FLOOR, PATHS, ArtifactIds
 from bookrec.v1 import recommender_pb2
 
 DEFAULT_SIZES: tuple[int, ...] = (30_000, 300_000, 1_000_000)
@@ -41,12 +41,6 @@ LABELS = {
     "recommend": "Recommend (reranker on)",
     "similar": "Similar (ALS)",
     "cold_start": "ColdStart (2 subjects)",
-}
-_PATHS = {
-    FLOOR: "/grpc.health.v1.Health/Check",
-    "recommend": "/bookrec.v1.RecommenderService/Recommend",
-    "similar": "/bookrec.v1.RecommenderService/Similar",
-    "cold_start": "/bookrec.v1.RecommenderService/ColdStart",
 }
 
 
@@ -87,7 +81,7 @@ def measure(
     rps: float | None = None,
 ) -> dict[str, Any]:
     """The warm-up run, then the measured one with the server's CPU around it."""
-    path = _PATHS[kind]
+    path = PATHS[kind]
     conn, streams = settings.connections, settings.streams
     h2load.run(server.target, path, body, conn, streams, settings.warmup, warmup=0, rps=rps)
     pids = server.tree()

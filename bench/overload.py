@@ -48,11 +48,12 @@ from bench import h2load
 from bench.common import ROOT
 from bench.serverproc import cpu_seconds, process_tree
 from bench.stats import summarize
+from bench.workload import PATHS
 from bookrec.artifact import complete_versions, load_strings, read_manifest
 from bookrec.v1 import recommender_pb2
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 
-PATH = "/bookrec.v1.RecommenderService/Recommend"
+PATH = PATHS["recommend"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from bench.common import RESULTS, ROOT, demo_data, write_results
+from bench.common import ROOT, demo_data, peak_rss_mb, read_results, write_results
+from bench.serverproc import status_kb
 
 
 async def _mysql(server: str, statement: str) -> None:
@@ -48,17 +48,6 @@ async def _mysql(server: str, statement: str) -> None:
     async with conn.cursor() as cur:
         await cur.execute(statement)
     conn.close()
-
-
-def _hwm_mb(pid: int) -> float:
-    """Peak RSS so far of a live process (VmHWM), in MiB; 0 once it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def run_trainer(args: list[str], timeout: float) -> dict[str, Any]:
@@ -92,7 +81,7 @@ def run_trainer(args: list[str], timeout: float) -> dict[str, Any]:
     peak = 0.0
     timed_out = False
     while proc.poll() is None:
-        peak = max(peak, _hwm_mb(proc.pid))
+        peak = max(peak, status_kb(proc.pid, "VmHWM") / 1024)
         if time.perf_counter() - start > timeout:
             timed_out = True
             proc.kill()
@@ -241,36 +230,27 @@ def columnar(scale: str) -> dict[str, Any]:
         "threads": threads,
         "interactions": rows,
         "seconds": round(seconds, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "stages": {"read+clean (ratings rules)": round(seconds, 1)},
         "stopped_in": None,
     }
 
 
-def _previous() -> list[dict[str, Any]]:
-    path = RESULTS / "pipeline_scale.json"
-    try:
-        rows: list[dict[str, Any]] = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return []
-    return rows
-
-
 def _markdown(rows: list[dict[str, Any]]) -> str:
+    from bench.report import markdown_table
+
     stage_names = list(dict.fromkeys(s for r in rows for s in r["stages"]))
-    lines = [
-        "| scale | backend | rating rows | interactions | wall s | peak RSS MiB | "
-        + " | ".join(stage_names)
-        + " | stopped in |",
-        "|---|---|---:|---:|---:|---:|" + "---:|" * len(stage_names) + "---|",
-    ]
-    for r in rows:
-        cells = " | ".join(str(r["stages"].get(s, "")) for s in stage_names)
-        lines.append(
-            f"| {r['scale']} | {r['backend']} | {r.get('rating_rows')} | {r.get('interactions')}"
-            f" | {r['seconds']} | {r['peak_rss_mb']} | {cells} | {r.get('stopped_in') or ''} |"
-        )
-    return "\n".join(lines)
+    columns = (
+        ("scale", "scale"),
+        ("backend", "backend"),
+        ("rating rows", "rating_rows"),
+        ("interactions", "interactions"),
+        ("wall s", "seconds"),
+        ("peak RSS MiB", "peak_rss_mb"),
+        *((name, f"stages.{name}") for name in stage_names),
+        ("stopped in", "stopped_in"),
+    )
+    return markdown_table(rows, columns)
 
 
 def main() -> None:
@@ -286,7 +266,8 @@ def main() -> None:
     else:
         new = [measure(s, b, args.mysql, args.timeout) for s in args.scales for b in args.backends]
     fresh = {(r["scale"], r["backend"]) for r in new}
-    rows = [r for r in _previous() if (r["scale"], r["backend"]) not in fresh] + new
+    kept = [r for r in read_results("pipeline_scale") if (r["scale"], r["backend"]) not in fresh]
+    rows = kept + new
     write_results("pipeline_scale", rows, _markdown(rows))
 
 

@@ -43,7 +43,7 @@ from bench.runs import LoadSettings, run_closed, run_open
 from bench.scale_artifact import ScaleSpec, build
 from bench.serverproc import ServerProcess, running_server
 from bench.stats import summarize
-from bench.workload import FLOOR, ArtifactIds
+from bench.workload import FLOOR, PATHS, ArtifactIds
 from bookrec.artifact import complete_versions, newest_valid
 from bookrec.v1 import recommender_pb2
 
@@ -106,12 +106,8 @@ async def crosscheck(
     user = ids.user_ids[0]
     one_user = dataclasses.replace(ids, user_ids=[user])
     cases: list[tuple[str, str, Any]] = [
-        (FLOOR, "/grpc.health.v1.Health/Check", health_pb2.HealthCheckRequest(service="")),
-        (
-            "recommend",
-            "/bookrec.v1.RecommenderService/Recommend",
-            recommender_pb2.RecommendRequest(user_id=user, k=10),
-        ),
+        (FLOOR, PATHS[FLOOR], health_pb2.HealthCheckRequest(service="")),
+        ("recommend", PATHS["recommend"], recommender_pb2.RecommendRequest(user_id=user, k=10)),
     ]
     streams = max(1, concurrency // load.channels)
     rows: list[dict[str, Any]] = []

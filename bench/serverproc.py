@@ -80,19 +80,21 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def status_kb(pid: int, field: str) -> int:
+    """One ``FIELD:  N kB`` line of /proc/PID/status (VmRSS, VmHWM...); 0 once gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def rss_bytes(pids: list[int]) -> int:
     """Sum of VmRSS over ``pids``; processes that are gone count 0."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except OSError:
-            continue
-    return total
+    return sum(status_kb(pid, "VmRSS") for pid in pids) * 1024
 
 
 @dataclass

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -32,10 +31,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from bench.common import RESULTS, ROOT, write_results
+from bench.common import ROOT, peak_rss_mb, read_results, write_results
+from trainer.demo.scales import SCALES
 
-USERS_PER_RATING = 105_000 / 1_150_000
-WORKS_PER_RATING = 190_000 / 1_150_000
+BOOKCROSSING = SCALES["bookcrossing"]
+USERS_PER_RATING = BOOKCROSSING.n_users / BOOKCROSSING.n_ratings
+WORKS_PER_RATING = BOOKCROSSING.n_works / BOOKCROSSING.n_ratings
 
 
 def synthetic(interactions: int, seed: int = 0) -> sp.csr_matrix:
@@ -43,8 +44,8 @@ def synthetic(interactions: int, seed: int = 0) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     n_users = max(10, int(interactions * USERS_PER_RATING))
     n_works = max(10, int(interactions * WORKS_PER_RATING))
-    activity = rng.lognormal(0.0, 1.8, n_users)
-    popularity = 1.0 / np.arange(1, n_works + 1) ** 0.95
+    activity = rng.lognormal(0.0, BOOKCROSSING.activity_sigma, n_users)
+    popularity = 1.0 / np.arange(1, n_works + 1) ** BOOKCROSSING.popularity_exponent
     rng.shuffle(popularity)
     draws = int(interactions * 1.08)  # duplicates are merged below
     users = rng.choice(n_users, draws, p=activity / activity.sum()).astype(np.int32)
@@ -53,10 +54,6 @@ def synthetic(interactions: int, seed: int = 0) -> sp.csr_matrix:
     m = sp.csr_matrix((conf, (users, works)), shape=(n_users, n_works), dtype=np.float32)
     m.sum_duplicates()
     return m
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def als_point(interactions: int, factors: int, iterations: int) -> dict[str, Any]:
@@ -80,14 +77,14 @@ def als_point(interactions: int, factors: int, iterations: int) -> dict[str, Any
         "fit_s": round(fit, 1),
         "per_iteration_s": round(fit / iterations, 2),
         "factor_mb": round((model.user_factors.nbytes + model.item_factors.nbytes) / 2**20, 1),
-        "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 
 def ease_point(head: int) -> dict[str, Any]:
     from trainer.models.item_item import ItemItemFitter, ItemItemParams
 
-    m = synthetic(1_150_000)
+    m = synthetic(BOOKCROSSING.n_ratings)
     m.data[:] = 1.0
     params = ItemItemParams(max_items=head, rp3_share=0.0)
     t0 = time.perf_counter()
@@ -103,7 +100,7 @@ def ease_point(head: int) -> dict[str, Any]:
         "solve_s": round(solve, 1),
         "seconds": round(gram + solve, 1),
         "nnz": int(fitted.matrix.nnz),
-        "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 
@@ -123,39 +120,40 @@ def _child(args: list[str], timeout: float) -> dict[str, Any]:
     return row
 
 
-def _previous() -> list[dict[str, Any]]:
-    """Points of earlier invocations, kept so sizes can be measured one call at a time."""
-    try:
-        rows: list[dict[str, Any]] = json.loads((RESULTS / "train_scale.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return []
-    return rows
-
-
 def _markdown(rows: list[dict[str, Any]]) -> str:
-    als = [r for r in rows if r.get("kind") == "als" or "als" in r.get("asked", "")]
-    ease = [r for r in rows if r.get("kind") == "ease" or "ease" in r.get("asked", "")]
-    lines = [
-        "| ALS interactions | users | works | fit s | s / iteration | peak RSS MiB | note |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+    from bench.report import markdown_table  # here: a point's child keeps its RSS its own
+
+    # A point that stopped has only what was asked (its size) and why.
+    als = [
+        {**r, "size": r.get("interactions", r.get("asked"))}
+        for r in rows
+        if r.get("kind") == "als" or "als" in r.get("asked", "")
     ]
-    for r in als:
-        lines.append(
-            f"| {r.get('interactions', r.get('asked'))} | {r.get('users', '')} "
-            f"| {r.get('works', '')} | {r.get('fit_s', '')} | {r.get('per_iteration_s', '')} "
-            f"| {r.get('peak_rss_mb', '')} | {r.get('stopped', '')} |"
-        )
-    lines += [
-        "",
-        "| EASE head | XᵀX s | solve s | total s | peak RSS MiB | note |",
-        "|---:|---:|---:|---:|---:|---|",
+    ease = [
+        {**r, "size": r.get("head", r.get("asked"))}
+        for r in rows
+        if r.get("kind") == "ease" or "ease" in r.get("asked", "")
     ]
-    for r in ease:
-        lines.append(
-            f"| {r.get('head', r.get('asked'))} | {r.get('gram_s', '')} | {r.get('solve_s', '')} "
-            f"| {r.get('seconds', '')} | {r.get('peak_rss_mb', '')} | {r.get('stopped', '')} |"
-        )
-    return "\n".join(lines)
+    note = ("note", "stopped")
+    peak = ("peak RSS MiB", "peak_rss_mb")
+    als_columns = (
+        ("ALS interactions", "size"),
+        ("users", "users"),
+        ("works", "works"),
+        ("fit s", "fit_s"),
+        ("s / iteration", "per_iteration_s"),
+        peak,
+        note,
+    )
+    ease_columns = (
+        ("EASE head", "size"),
+        ("XᵀX s", "gram_s"),
+        ("solve s", "solve_s"),
+        ("total s", "seconds"),
+        peak,
+        note,
+    )
+    return markdown_table(als, als_columns) + "\n\n" + markdown_table(ease, ease_columns)
 
 
 def main() -> None:
@@ -181,7 +179,7 @@ def main() -> None:
         rows.append({"asked": f"ease {n}", **_child(["ease", str(n)], args.timeout)})
         print(json.dumps(rows[-1]), flush=True)
     asked = {r["asked"] for r in rows}
-    rows = [r for r in _previous() if r.get("asked") not in asked] + rows
+    rows = [r for r in read_results("train_scale") if r.get("asked") not in asked] + rows
     write_results("train_scale", rows, _markdown(rows))
 
 

@@ -42,14 +42,11 @@ from bench.common import write_results
 from bench.h2load import grpc_frame
 from bench.serverproc import ServerProcess, cpu_seconds, free_port, running_server
 from bench.stats import summarize
+from bench.workload import PATHS as RPC_PATHS
 from bench.workload import ArtifactIds, RequestFactory
 from bookrec.artifact import newest_valid
 
-RPCS: dict[str, str] = {
-    "search": "/bookrec.v1.CatalogService/SearchBooks",
-    "similar": "/bookrec.v1.RecommenderService/Similar",
-    "recommend": "/bookrec.v1.RecommenderService/Recommend",
-}
+RPCS: dict[str, str] = {rpc: RPC_PATHS[rpc] for rpc in ("search", "similar", "recommend")}
 PATHS = ("grpc", "web")
 WEB_CTYPE = "application/grpc-web+proto"
 

@@ -36,6 +36,15 @@ KINDS: tuple[str, ...] = (
     FLOOR,
 )
 DEFAULT_MIX = "recommend=0.6,similar=0.2,cold_start=0.2"
+# The gRPC paths of the RPCs the benchmarks call by path (h2load, the web gateway's
+# relay); the Python load generator calls stubs (bench/client.py).
+PATHS: dict[str, str] = {
+    FLOOR: "/grpc.health.v1.Health/Check",
+    "recommend": "/bookrec.v1.RecommenderService/Recommend",
+    "similar": "/bookrec.v1.RecommenderService/Similar",
+    "cold_start": "/bookrec.v1.RecommenderService/ColdStart",
+    "search": "/bookrec.v1.CatalogService/SearchBooks",
+}
 _BLOCK = 4096
 
 
