@@ -142,7 +142,7 @@ def test_workers_drain_and_exit_when_the_supervisor_is_killed(server: ServerProc
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
     wait_until(lambda: not any(_alive(p) for p in pids))
-    stopping = [x for x in log_lines(server.log, "stopping: draining in-flight calls")]
+    stopping = log_lines(server.log, "stopping: draining in-flight calls")
     assert len(stopping) == 2, "each orphaned worker drained on SIGTERM, not killed outright"
     record_fault(
         "kill -9 of the supervisor (2 workers)",
