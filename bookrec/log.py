@@ -12,26 +12,55 @@ import orjson
 
 # Numpy values and non-string keys as they are; anything else orjson lacks as str().
 _ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# The last whole second formatted, and its text: one tuple, swapped whole, so a thread
+# never reads one second's number with another's text.
+_second: list[tuple[int, str]] = [(-1, "")]
+
+
+def json_line(
+    created: float,
+    msecs: int,
+    level: str,
+    logger: str,
+    event: str,
+    fields: dict[str, Any] | None = None,
+    exc: str | None = None,
+) -> str:
+    """One log line: the formatter's, and the server's access line written without a
+    LogRecord (server/observe.py), so the two cannot drift apart."""
+    whole = int(created)
+    second = _second[0]
+    if second[0] != whole:  # strftime once a second, not once a line
+        second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+        _second[0] = second
+    doc: dict[str, Any] = {
+        "ts": f"{second[1]}.{msecs:03d}Z",
+        "level": level,
+        "logger": logger,
+        "event": event,
+    }
+    if fields:
+        doc.update(fields)
+    if exc:
+        doc["exc"] = exc
+    try:  # orjson: a log line per call (the access log) must cost little
+        return orjson.dumps(doc, default=str, option=_ORJSON).decode()
+    except TypeError:  # nesting too deep, an int too large: the slow, lenient way
+        return json.dumps(doc, default=str)
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-        }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            doc.update(fields)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        try:  # orjson: a log line per call (the access log) must cost little
-            return orjson.dumps(doc, default=str, option=_ORJSON).decode()
-        except TypeError:  # nesting too deep, an int too large: the slow, lenient way
-            return json.dumps(doc, default=str)
+        return json_line(
+            record.created,
+            int(record.msecs),
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            fields if isinstance(fields, dict) else None,
+            self.formatException(record.exc_info) if record.exc_info else None,
+        )
 
 
 def configure(level: str = "INFO") -> None:

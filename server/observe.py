@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import grpc
-import orjson
 
 from bookrec import log as logsetup
 from bookrec.log import kv
@@ -48,24 +47,11 @@ def request_id(metadata: Iterable[tuple[str, Any]] | None) -> str:
     return os.urandom(16).hex()
 
 
-_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
-
-
 def access_line(fields: dict[str, Any], created: float) -> str:
     """The JSON line bookrec/log.py's formatter writes for ``log.info("rpc", extra=kv(
     **fields))`` logged at ``created`` (tests compare the two), without a LogRecord."""
-    whole = int(created)
-    if _second[0] != whole:
-        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    doc = {
-        "ts": f"{_second[1]}.{int((created - whole) * 1000):03d}Z",
-        "level": "info",
-        "logger": log.name,
-        "event": "rpc",
-        **fields,
-    }
-    return orjson.dumps(doc, default=str, option=_ORJSON).decode()
+    msecs = int((created - int(created)) * 1000)
+    return logsetup.json_line(created, msecs, "info", log.name, "rpc", fields)
 
 
 def _direct_handler() -> logging.StreamHandler[Any] | None:
