@@ -18,6 +18,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,34 @@ def _parse(stdout: str) -> dict[str, Any]:
     return out
 
 
+# The headers of a gRPC request over HTTP/2.
+GRPC_HEADERS: tuple[str, ...] = ("-H", "content-type: application/grpc", "-H", "te: trailers")
+
+
+def invoke(
+    url: str, message: bytes, options: Sequence[str], headers: Sequence[str] = GRPC_HEADERS
+) -> tuple[dict[str, Any], list[float]]:
+    """h2load ``options`` on ``url``, every request's body the gRPC frame of ``message``:
+    the figures it printed (``_parse``) and the latencies (s) of HTTP 200 replies."""
+    binary = available()
+    if binary is None:
+        raise FileNotFoundError("h2load not found (apt-get install nghttp2-client)")
+    with tempfile.TemporaryDirectory(prefix="bench-h2load-") as tmp:
+        body = Path(tmp) / "body.bin"
+        body.write_bytes(grpc_frame(message))
+        log = Path(tmp) / "requests.tsv"
+        cmd = [binary, *options, *headers, "-d", str(body), f"--log-file={log}", url]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"h2load failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        latencies = []
+        for line in log.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[1] == "200":
+                latencies.append(int(parts[2]) / 1e6)
+    return _parse(proc.stdout), latencies
+
+
 def run(
     target: str,
     path: str,
@@ -81,43 +110,19 @@ def run(
 
     ``warmup`` 0: no warm-up inside this run (the caller ran its own). ``rps``: open
     loop at that total rate (h2load's --rps is per connection, so it is divided)."""
-    binary = available()
-    if binary is None:
-        raise FileNotFoundError("h2load not found (apt-get install nghttp2-client)")
-    with tempfile.TemporaryDirectory(prefix="bench-h2load-") as tmp:
-        body = Path(tmp) / "body.bin"
-        body.write_bytes(grpc_frame(message))
-        log = Path(tmp) / "requests.tsv"
-        cmd = [
-            binary,
-            "-c",
-            str(connections),
-            "-m",
-            str(streams),
-            "-t",
-            "1",
-            "-D",
-            str(max(round(duration), 1)),
-            *(["--warm-up-time", f"{max(round(warmup), 1)}"] if warmup > 0 else []),
-            *([f"--rps={rps / connections:.3f}"] if rps else []),
-            "-H",
-            "content-type: application/grpc",
-            "-H",
-            "te: trailers",
-            "-d",
-            str(body),
-            f"--log-file={log}",
-            f"http://{target}{path}",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"h2load failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        figures = _parse(proc.stdout)
-        latencies = []
-        for line in log.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 3 and parts[1] == "200":
-                latencies.append(int(parts[2]) / 1e6)
+    options = [
+        "-c",
+        str(connections),
+        "-m",
+        str(streams),
+        "-t",
+        "1",
+        "-D",
+        str(max(round(duration), 1)),
+        *(["--warm-up-time", f"{max(round(warmup), 1)}"] if warmup > 0 else []),
+        *([f"--rps={rps / connections:.3f}"] if rps else []),
+    ]
+    figures, latencies = invoke(f"http://{target}{path}", message, options)
     return H2loadResult(
         requests=int(figures.get("done", 0)),
         succeeded=int(figures.get("succeeded", 0)),

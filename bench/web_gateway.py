@@ -22,8 +22,6 @@ import asyncio
 import itertools
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,6 +35,7 @@ import aiohttp
 import grpc
 import numpy as np
 
+from bench import h2load
 from bench.client import CHANNEL_OPTIONS
 from bench.common import write_results
 from bench.h2load import grpc_frame
@@ -201,32 +200,19 @@ def h2load_run(
     server: ServerProcess, web_port: int, rpc: str, path: str, message: bytes, n: int, c: int
 ) -> Sample:
     """``n`` calls of one fixed request by h2load with ``c`` connections (one stream each)."""
-    binary = shutil.which("h2load")
-    assert binary is not None
-    with tempfile.TemporaryDirectory(prefix="bench-web-h2load-") as tmp:
-        body = Path(tmp) / "body.bin"
-        body.write_bytes(grpc_frame(message))
-        log = Path(tmp) / "requests.tsv"
-        if path == "grpc":
-            url = f"http://{server.target}{RPCS[rpc]}"
-            headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
-        else:
-            url = f"http://127.0.0.1:{web_port}{RPCS[rpc]}"
-            headers = ["--h1", "-H", f"content-type: {WEB_CTYPE}", "-H", "x-grpc-web: 1"]
-        cmd = [binary, "-n", str(n), "-c", str(c), "-m", "1", "-t", "1", *headers]
-        cmd += ["-d", str(body), f"--log-file={log}", url]
-        pids = server.tree()
-        cpu0, t0 = cpu_seconds(pids), time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - t0
-        cpu = cpu_seconds(pids) - cpu0
-        if proc.returncode != 0 or not re.search(rf"{n} succeeded, 0 failed", proc.stdout):
-            raise GrpcError(f"h2load {path} {rpc}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        lat = [
-            int(parts[2]) / 1e6
-            for parts in (line.split("\t") for line in log.read_text().splitlines())
-            if len(parts) >= 3 and parts[1] == "200"
-        ]
+    if path == "grpc":
+        url, headers = f"http://{server.target}{RPCS[rpc]}", h2load.GRPC_HEADERS
+    else:
+        url = f"http://127.0.0.1:{web_port}{RPCS[rpc]}"
+        headers = ("--h1", "-H", f"content-type: {WEB_CTYPE}", "-H", "x-grpc-web: 1")
+    pids = server.tree()
+    cpu0, t0 = cpu_seconds(pids), time.perf_counter()
+    options = ["-n", str(n), "-c", str(c), "-m", "1", "-t", "1"]
+    figures, lat = h2load.invoke(url, message, options, headers)
+    seconds = time.perf_counter() - t0
+    cpu = cpu_seconds(pids) - cpu0
+    if figures.get("succeeded") != n or figures.get("failed"):
+        raise GrpcError(f"h2load {path} {rpc}: not {n} succeeded, 0 failed: {figures}")
     return Sample(rpc, path, "h2load", c, n, seconds, cpu, lat)
 
 
@@ -350,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     found = newest[0]
     ids = ArtifactIds.load(found)
     requests = _requests(ids, args.calls, args.seed, args.zipf)
-    use_h2load = not args.no_h2load and shutil.which("h2load") is not None
+    use_h2load = not args.no_h2load and h2load.available() is not None
     with (
         tempfile.TemporaryDirectory(prefix="bench-web-") as tmp,
         web_server(args.artifacts, Path(tmp), args.workers, args.cache_size) as (server, web_port),
