@@ -11,7 +11,9 @@ Names are ``br-<pid>-<host>``. ``Net.close`` kills every process still running o
 its hosts and deletes the namespaces (the veths and the bridge go with them),
 also after a failure; ``cleanup_stale`` removes what a run whose pid is gone
 left behind (a ``kill -9`` of pytest). ``unavailable`` says why namespaces cannot
-be made here (not root, no ``ip``), so tests can skip with that message.
+be made here (not root, no ``ip``); ``skip_reason`` is that message for a skip,
+except where ``BOOKREC_REQUIRE_NETNS=1`` (CI, .ci/run): there the tests run and
+fail with it, so a missing prerequisite never passes as a skip.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 
 PREFIX = "br-"
+REQUIRE_ENV = "BOOKREC_REQUIRE_NETNS"
 _NAME = re.compile(rf"^{PREFIX}(\d+)-\S+")
 
 
@@ -53,6 +56,14 @@ def unavailable() -> str | None:
         )
     _ip("netns", "del", probe, check=False)
     return None
+
+
+def skip_reason() -> str | None:
+    """Why namespace tests should skip here: ``unavailable()``, or None where they can
+    run or where ``BOOKREC_REQUIRE_NETNS=1`` demands that they run (and fail)."""
+    if os.environ.get(REQUIRE_ENV) == "1":
+        return None
+    return unavailable()
 
 
 def _pid_alive(pid: int) -> bool:
