@@ -44,9 +44,11 @@ from server.handlers.feedback import Feedback
 from server.handlers.recommender import Recommender
 from server.metrics import serve_worker
 from server.observe import ObserveInterceptor, lean_log_records
+from server.ports import Claim, claim_all
 from server.shedding import admission_interceptors, drain, take_in
 from server.tls import server_credentials
-from server.web.gateway import Gateway, start_gateway
+from server.web.gateway import Gateway, start_gateway, web_port_taken
+from server.workers import supervised_worker
 
 log = logging.getLogger("server")
 
@@ -124,6 +126,22 @@ def _bucket_poller(cfg: ServerConfig, models: ModelManager) -> BucketPoller | No
     )
 
 
+def _claim_ports(cfg: ServerConfig) -> tuple[list[Claim], bool]:
+    """A server of its own claims its ports (server/ports.py) and then listens on them
+    without SO_REUSEPORT, so no other process can join; a supervisor's worker shares
+    the ports its supervisor claimed. Returns the claims (their locks are held until
+    the server stops) and whether to share."""
+    if supervised_worker():
+        return [], True
+    ports = [(cfg.port, port_taken)] if cfg.port else []
+    if cfg.web_port:
+        ports.append((cfg.web_port, web_port_taken))
+    claims = claim_all(cfg.host, ports)
+    for c in claims:
+        c.release_probe()  # this server's own sockets refuse others from here on
+    return claims, False
+
+
 def _announce(cfg: ServerConfig, port: int, models: ModelManager) -> None:
     """Tell a person where we are and how to try it (stdout, one line each)."""
     print(f"bookrec listening on {cfg.host}:{port}", flush=True)
@@ -151,6 +169,21 @@ async def serve(
 
     ``started`` receives the bound port once the server accepts calls.
     """
+    claims, share = _claim_ports(cfg)
+    try:
+        await _serve(cfg, stop, share, feedback, started)
+    finally:
+        for c in claims:
+            c.close()
+
+
+async def _serve(
+    cfg: ServerConfig,
+    stop: asyncio.Event,
+    share: bool,
+    feedback: FeedbackLog | None,
+    started: asyncio.Future[int] | None,
+) -> None:
     configure_compute(cfg.pipeline_offload, cfg.compute_threads)
     # The rating log and the pins: local files, or a fleet's shared engine (docs/fleet.md).
     rating_log, control_store = open_fleet(cfg)
@@ -171,6 +204,8 @@ async def serve(
         *auth_interceptors(cfg),
         *admission,
     ]
+    # Only a supervisor's workers share the port (SO_REUSEPORT): _claim_ports.
+    options.append(("grpc.so_reuseport", int(share)))
     server = grpc.aio.server(options=options, interceptors=interceptors)
     overlay = RatingsOverlay(rating_log)
     # Ready: a model loaded and the rating log read up to where it stood at start.
@@ -211,7 +246,7 @@ async def serve(
     if await asyncio.to_thread(models.poll):
         await _set_health(health_servicer, True)
     await server.start()
-    gateway: Gateway | None = await start_gateway(cfg, port) if cfg.web_port else None
+    gateway: Gateway | None = await start_gateway(cfg, port, share) if cfg.web_port else None
     _announce(cfg, port, models)
     if gateway is not None:
         print(f"web page on {gateway.url}", flush=True)

@@ -1,7 +1,8 @@
 """Several server processes on one port (SO_REUSEPORT), so a 2-core machine uses both cores.
 
-The supervisor holds the port (a bound, non-listening SO_REUSEPORT socket, so
-``--port 0`` still yields one port all workers share), starts ``--workers``
+The supervisor claims the port and the web port (server/ports.py: refused while
+any other process holds them, so only its own workers share them; ``--port 0``
+still yields one port all workers share), starts ``--workers``
 copies of ``python -m server --workers 1`` on it, announces the address once
 every worker listens, and passes SIGTERM/SIGINT on so each worker drains its
 own calls (server/app.py); a worker still running ``grace_seconds`` plus
@@ -25,7 +26,6 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +37,8 @@ from typing import Any
 from bookrec.log import kv
 from server import metrics
 from server.config import ServerConfig, port_taken
+from server.ports import Claim, claim_all
+from server.web.gateway import web_port_taken
 
 log = logging.getLogger("server.workers")
 
@@ -78,18 +80,6 @@ def exit_reason(code: int) -> dict[str, Any]:
 
 def worker_count(cfg: ServerConfig) -> int:
     return cfg.workers if cfg.workers > 0 else (os.cpu_count() or 1)
-
-
-def _hold_port(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise SystemExit(port_taken(host, port, e.strerror or e)) from None
-    return sock
 
 
 def _worker_argv(argv: Sequence[str], port: int) -> list[str]:
@@ -139,6 +129,12 @@ def follow_supervisor() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != int(supervisor):  # it died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def supervised_worker() -> bool:
+    """Whether this process is a worker its supervisor started (it shares the ports the
+    supervisor claimed) rather than a server of its own (server/ports.py)."""
+    return os.environ.get(SUPERVISOR_ENV) == str(os.getppid())
 
 
 class _Worker:
@@ -286,9 +282,20 @@ class _Supervisor:
 
 
 def supervise(cfg: ServerConfig, argv: Sequence[str]) -> int:
+    ports = [(cfg.port, port_taken)]
+    if cfg.web_port:
+        ports.append((cfg.web_port, web_port_taken))
+    claims = claim_all(cfg.host, ports)
+    try:
+        return _supervise(cfg, argv, claims)
+    finally:
+        for c in claims:  # the locks: held until every worker has stopped
+            c.close()
+
+
+def _supervise(cfg: ServerConfig, argv: Sequence[str], claims: list[Claim]) -> int:
     n = worker_count(cfg)
-    held = _hold_port(cfg.host, cfg.port)
-    port = held.getsockname()[1]
+    port = claims[0].port
     box: list[_Supervisor] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -305,7 +312,8 @@ def supervise(cfg: ServerConfig, argv: Sequence[str]) -> int:
         sup.signal_all(signal.SIGTERM)
         sup.wait()
         return 1
-    held.close()  # the workers hold the port now
+    for c in claims:
+        c.release_probe()  # the workers listen on the ports now
     # The startup pin is in the control file now; a restarted worker that applied it
     # again would undo an operator's later Unpin or Rollback.
     sup.argv, sup.env = without_pin(sup.argv), {**os.environ, "BOOKREC_PIN": ""}

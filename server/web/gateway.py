@@ -158,9 +158,10 @@ class Gateway:
         await self.channel.close()
 
 
-async def start_gateway(cfg: ServerConfig, grpc_port: int) -> Gateway:
-    """Listen on ``cfg.web_port`` (SO_REUSEPORT, so every worker of a multi-process
-    server serves it too) and relay to ``grpc_port`` on this host."""
+async def start_gateway(cfg: ServerConfig, grpc_port: int, share: bool = True) -> Gateway:
+    """Listen on ``cfg.web_port`` and relay to ``grpc_port`` on this host. ``share``:
+    with SO_REUSEPORT, so every worker of a multi-process server serves it too (their
+    supervisor claimed the port: server/ports.py); else alone."""
     if cfg.tls_cert:
         raise SystemExit(
             "server: --web-port is not available with TLS yet; serve the page from a "
@@ -169,7 +170,7 @@ async def start_gateway(cfg: ServerConfig, grpc_port: int) -> Gateway:
     channel = grpc.aio.insecure_channel(_grpc_target(cfg.host, grpc_port))
     runner = web.AppRunner(make_app(channel), access_log=None, shutdown_timeout=cfg.grace_seconds)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.web_port, reuse_port=True)
+    site = web.TCPSite(runner, cfg.host, cfg.web_port, reuse_port=share)
     try:
         await site.start()
     except OSError as e:
