@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2
 
 from bench.publish import publish_copy
 from bookrec.artifact import complete_versions
@@ -101,4 +102,26 @@ def test_pinning_a_version_that_cannot_serve_is_refused(
     record_fault(
         "PinVersion of an absent version / of a malformed name",
         "NOT_FOUND 'not a complete artifact' / INVALID_ARGUMENT; nothing pinned",
+    )
+
+
+@pytest.mark.timeout(120)
+def test_rollback_with_nothing_older_is_a_failed_precondition(
+    artifact_root: Path, server: ServerProcess
+) -> None:
+    only = complete_versions(artifact_root)[0].name
+    server.wait_health(health_pb2.HealthCheckResponse.SERVING)  # the one version loaded
+    with own_connection(server.target) as ch:
+        admin = AdminServiceStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            admin.Rollback(admin_pb2.RollbackRequest(), metadata=AUTH, timeout=30)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION, e.value
+        assert f"no loadable version older than {only}" in str(e.value.details())
+        status = admin.GetStatus(admin_pb2.GetStatusRequest())
+        assert status.pinned_version == "" and status.serving_version == only
+    assert _serving(server.target) == only
+    record_fault(
+        "Rollback with no loadable version older than the serving one (a fresh `make run`)",
+        "FAILED_PRECONDITION 'no loadable version older than <v> to roll back to: nothing "
+        "changed'; nothing pinned; the serving version kept answering",
     )

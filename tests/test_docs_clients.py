@@ -1,16 +1,21 @@
 """Runs every code block of docs/clients.md against a real server on loopback: the
 Python ones with this interpreter, the shell ones (the CLI and grpcurl) with bash
 after the page's first shell block (its setup lines), the JavaScript one with Node
-and the pinned packages of clients/examples/node. The server has a keys file with
-one read/write/admin key (as `make run` makes) and two model versions, so every
-AdminService call, Rollback included, succeeds. The page must also name every RPC
-of the contract in each of its four ways of calling."""
+and the pinned packages of clients/examples/node. The server is the one `make run`
+starts, configured as it configures it: the key and server commands are read from
+`make -n run` (a keys file with one read/write/admin key made by `python -m server
+keys ... create`, the web port, the default workers) over one model version, as a
+fresh `make run` has, so Rollback has nothing older; the blocks that roll back run
+again once a second version is published, where Rollback succeeds. The page must
+also name every RPC of the contract in each of its four ways of calling."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -62,7 +67,40 @@ class DocServer:
     srv: ServerProcess
     key: str
     home: Path  # the shell examples' working directory: data/local-api-key
-    newest: str
+    root: Path  # the artifact root
+
+    @property
+    def newest(self) -> str:
+        return complete_versions(self.root)[-1].name
+
+    @property
+    def has_older(self) -> bool:
+        """Whether Rollback has somewhere to go (a fresh `make run` has one version)."""
+        return len(complete_versions(self.root)) > 1
+
+
+def make_run_commands(data: Path, artifacts: Path) -> tuple[list[str], list[str]]:
+    """`make run`'s key command and its server's flags, as `make -n run` prints them for
+    ``data`` and ``artifacts`` (a free web port; this interpreter as the venv's)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        web_port = s.getsockname()[1]
+    py = sys.executable
+    make_vars = (f"PY={py}", f"DATA={data}", f"ARTIFACTS={artifacts}", f"WEB_PORT={web_port}")
+    done = subprocess.run(
+        ["make", "-n", "run", *make_vars],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    lines = done.stdout.splitlines()
+    server = [shlex.split(ln) for ln in lines if ln.startswith(f"{py} -m server")]
+    keys = [argv for argv in server if argv[3:4] == ["keys"]]
+    serve = [argv[3:] for argv in server if argv[3:4] != ["keys"]]
+    assert len(keys) == 1 and len(serve) == 1, f"make -n run changed:\n{done.stdout}"
+    return keys[0], serve[0]
 
 
 @pytest.fixture(scope="module")
@@ -70,40 +108,39 @@ def server(tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     base = tmp_path_factory.mktemp("docs")
     root = base / "artifacts"
     root.mkdir()
-    shutil.copytree(tiny_artifact, root / tiny_artifact.name)
-    newest = publish_copy(root)
+    shutil.copytree(tiny_artifact, root / tiny_artifact.name)  # `make run` trains one
     home = base / "home"
     (home / "data").mkdir(parents=True)
-    keys = home / "data" / "keys.jsonl"
-    key_file = home / "data" / "local-api-key"
+    keys_cmd, flags = make_run_commands(home / "data", root)
     subprocess.run(
-        [
-            *(sys.executable, "-m", "server", "keys", "--keys-file", str(keys), "create"),
-            *("--id", "local", "--scopes", "read,write,admin", "--out", str(key_file)),
-        ],
+        keys_cmd,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=True,
         capture_output=True,
         timeout=60,
     )
-    with running_server(root, base / "work", extra_args=("--keys-file", str(keys))) as srv:
+    key = (home / "data" / "local-api-key").read_text().strip()
+    # workers=0: the server's default, as `make run` gives no --workers
+    with running_server(root, base / "work", workers=0, extra_args=tuple(flags)) as srv:
         srv.wait_health(health_pb2.HealthCheckResponse.SERVING)
-        doc = DocServer(srv, key_file.read_text().strip(), home, newest)
+        doc = DocServer(srv, key, home, root)
         settle(doc)
         yield doc
-    assert complete_versions(root)[-1].name == newest
 
 
 def settle(doc: DocServer, timeout: float = 60.0) -> None:
-    """Wait until the newest version serves, unpinned (an example may have rolled back)."""
+    """Wait until every worker serves the newest version, unpinned (an example may have
+    rolled back; the fleet view lists each worker of the server)."""
     deadline = time.monotonic() + timeout
+    newest = doc.newest
     with BookrecClient(doc.srv.target, api_key=doc.key, retry=NO_RETRY) as client:
         while True:
             status = client.get_status()
-            if status.serving_version == doc.newest and not status.pinned_version:
+            workers = {(w.serving_version, w.pinned_version) for w in status.fleet}
+            if status.serving_version == newest and workers == {(newest, "")}:
                 return
-            assert time.monotonic() < deadline, f"still serving {status.serving_version}"
+            assert time.monotonic() < deadline, f"still serving {status}"
             time.sleep(0.1)
 
 
@@ -147,24 +184,49 @@ def run_block(block: Block, doc: DocServer, tmp: Path) -> subprocess.CompletedPr
     )
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("block", RUN, ids=[b.name for b in RUN])
-def test_every_example_runs(block: Block, server: DocServer, tmp_path: Path) -> None:
-    done = run_block(block, server, tmp_path)
+NOTHING_OLDER = "no loadable version older than"
+ROLLBACK = [b for b in RUN if "rollback" in b.code.lower()]
+
+
+def check_example(block: Block, doc: DocServer, tmp: Path) -> None:
+    """Run ``block`` as written; it must succeed and show what the page says it shows."""
+    older = doc.has_older
+    done = run_block(block, doc, tmp)
     out = done.stdout + done.stderr
     assert done.returncode == 0, f"docs/clients.md line {block.line}:\n{out[-4000:]}"
     assert "Traceback" not in done.stderr, out
     if "sci-fi" in block.code:
         assert "did you mean 'science-fiction'" in out, out
-    if "rollback" in block.code.lower() and block.lang in ("python", "js"):
-        assert "rolled back, pinned" in out, out
-    if "|| echo" in block.code and "python -m clients" in block.code:
+    if block in ROLLBACK:
+        # One version: FAILED_PRECONDITION, said so; two: rolled back.
+        assert (NOTHING_OLDER in out) is not older, out
+        if block.lang in ("python", "js"):
+            assert ("rolled back, pinned" in out) is older, out
+            assert "no rollback: " + NOTHING_OLDER in out or older, out
+    if 'echo "exit status $?"' in block.code and "python -m clients" in block.code:
         # The CLI's error examples: one readable line each, exit status 1.
         assert done.stdout.count("exit status 1") == block.code.count("|| echo"), out
         assert all(line.startswith("error: ") for line in done.stderr.splitlines()), out
-    if "|| echo" in block.code and "grpcurl" in block.code:
+    if "-format-error" in block.code:
         assert "exit status 67" in done.stdout and "favourite_subjects[0]" in out, out
-    settle(server)
+    settle(doc)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("block", RUN, ids=[b.name for b in RUN])
+def test_every_example_runs(block: Block, server: DocServer, tmp_path: Path) -> None:
+    check_example(block, server, tmp_path)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("block", ROLLBACK, ids=[b.name for b in ROLLBACK])
+def test_rollback_examples_once_an_older_version_exists(
+    block: Block, server: DocServer, tmp_path: Path
+) -> None:
+    if not server.has_older:  # as `make train` after `make run` would
+        publish_copy(server.root)
+        settle(server)
+    check_example(block, server, tmp_path)
 
 
 def test_the_page_calls_every_rpc_in_every_way() -> None:

@@ -61,6 +61,11 @@ class VersionFailed(EngineError):
     FAILED_PRECONDITION)."""
 
 
+class NoOlderVersion(EngineError):
+    """Rollback with no loadable version older than the serving one: a valid request the
+    artifact root cannot grant now (the handlers answer FAILED_PRECONDITION)."""
+
+
 @dataclass(frozen=True)
 class _Standby:
     """A bundle opened and warmed up but not yet serving (a pin's version)."""
@@ -271,7 +276,7 @@ class ModelManager:
         try:
             target = rollback_target(self.serving_version, self._available(), self._failed())
         except LookupError as e:
-            raise InvalidArgument(str(e)) from e
+            raise NoOlderVersion(f"{e}: nothing changed; pin a version instead") from e
         self.pin(target, by)
         return target
 

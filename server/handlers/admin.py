@@ -2,7 +2,8 @@
 
 A pin or rollback to a version that cannot serve is refused before any worker
 follows it: FAILED_PRECONDITION with the load error (the manager loads the
-version first), NOT_FOUND for a version that is not in the artifact root. With a fleet's shared
+version first), NOT_FOUND for a version that is not in the artifact root; a
+rollback with no older loadable version is FAILED_PRECONDITION too. With a fleet's shared
 control store (docs/fleet.md) the decision reaches every replica; UNAVAILABLE when
 that store cannot take it (nothing changed). GetStatus lists the fleet.
 """
@@ -18,7 +19,7 @@ from bookrec.v1 import admin_pb2 as pb
 from bookrec.v1 import admin_pb2_grpc as pb_grpc
 from server.auth import current_caller
 from server.engine.control import ControlUnavailable
-from server.engine.manager import ModelManager, State, VersionFailed
+from server.engine.manager import ModelManager, NoOlderVersion, State, VersionFailed
 from server.handlers.common import check_id, offload, rpc
 
 _STATE = {
@@ -97,7 +98,7 @@ class Admin(pb_grpc.AdminServiceServicer):
         by = await self._authorise(context)
         try:
             target = await offload(self.models.rollback, by)
-        except VersionFailed as e:
+        except (VersionFailed, NoOlderVersion) as e:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         except ControlUnavailable as e:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
