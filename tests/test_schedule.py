@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from bookrec import artifact
+from bookrec import log as bookrec_log
 from trainer.config import TrainerConfig
+from trainer.errors import InputError
 from trainer.publish.retention import prune
-from trainer.schedule import Cron, schedule
+from trainer.schedule import Cron, run_and_prune, schedule
 
 UTC = dt.UTC
 
@@ -26,6 +30,11 @@ UTC = dt.UTC
         ("30 9 * * 1-5", "2026-11-27T10:00", "2026-11-30T09:30"),  # Friday -> Monday
         ("0 0 1 1 *", "2026-11-26T10:00", "2027-01-01T00:00"),
         ("5,10 1 * * 0", "2026-11-26T10:00", "2026-11-29T01:05"),  # next Sunday
+        ("0 3 * * 7", "2026-11-26T10:00", "2026-11-29T03:00"),  # 7 is Sunday too
+        ("0 3 * * sun", "2026-11-26T10:00", "2026-11-29T03:00"),
+        # day-of-month and day-of-week both set: either fires (classic cron ORs them)
+        ("0 3 13 * 5", "2026-11-26T10:00", "2026-11-27T03:00"),  # a Friday, not the 13th
+        ("0 3 13 * 5", "2026-12-11T04:00", "2026-12-13T03:00"),  # the 13th, a Sunday
     ],
 )
 def test_cron_next_run(expr: str, after: str, expected: str) -> None:
@@ -33,9 +42,29 @@ def test_cron_next_run(expr: str, after: str, expected: str) -> None:
     assert Cron.parse(expr).next_after(t) == dt.datetime.fromisoformat(expected).replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize("expr", ["* * * *", "61 * * * *", "a * * * *", "*/0 * * * *"])
-def test_bad_cron_is_refused(expr: str) -> None:
-    with pytest.raises(ValueError, match="cron"):
+def test_day_of_month_or_day_of_week_fires_on_either() -> None:
+    cron, t = Cron.parse("0 3 13 * 5"), dt.datetime(2026, 11, 26, tzinfo=UTC)
+    fired = []
+    for _ in range(6):
+        t = cron.next_after(t)
+        fired.append(t.date().isoformat())
+    # Fridays, and the 13th of December (a Sunday); not only a Friday the 13th.
+    assert fired == [
+        "2026-11-27",
+        "2026-12-04",
+        "2026-12-11",
+        "2026-12-13",
+        "2026-12-18",
+        "2026-12-25",
+    ]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["* * * *", "61 * * * *", "a * * * *", "*/0 * * * *", "0 3 * * 8", "0 0 30 2 *", "0 3 * * * 5"],
+)
+def test_bad_cron_is_refused_as_bad_input(expr: str) -> None:
+    with pytest.raises(InputError, match="cron"):
         Cron.parse(expr)
 
 
@@ -81,3 +110,28 @@ def test_schedule_runs_prunes_and_survives_a_failed_run(tmp_path: Path) -> None:
     )
     assert len(calls) == 2
     assert len(artifact.complete_versions(tmp_path)) == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback"),
+    [(ValueError("injected bug"), True), (InputError("--rating-scale 5..1: bad"), False)],
+)
+def test_a_failed_scheduled_run_logs_a_bug_with_its_traceback(
+    error: Exception, traceback: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug (any error but the trainer's own input errors) is logged with its
+    traceback, as one JSON line; bad input is one line without."""
+
+    async def failing_run(cfg: TrainerConfig) -> None:
+        raise error
+
+    cfg = TrainerConfig(artifacts_dir=tmp_path)
+    with caplog.at_level(logging.ERROR, logger="trainer.schedule"):
+        assert asyncio.run(run_and_prune(cfg, 3, failing_run)) is False
+    [record] = [r for r in caplog.records if r.getMessage() == "scheduled run failed"]
+    line = json.loads(bookrec_log._JsonFormatter().format(record))
+    assert line["error"] == f"{type(error).__name__}: {error}"
+    assert ("exc" in line) == traceback
+    if traceback:
+        assert line["exc"].startswith("Traceback (most recent call last)")
+        assert "failing_run" in line["exc"] and "ValueError: injected bug" in line["exc"]

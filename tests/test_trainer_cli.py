@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -14,10 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def trainer(*args: str) -> subprocess.CompletedProcess[str]:
+def trainer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "trainer", "--log-level", "ERROR", *args],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,3 +132,54 @@ def test_if_missing_says_which_model_it_reused(tiny_artifact: Path, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert f"reusing the model in {root / tiny_artifact.name}" in done.stdout
     assert _tree_digest(root) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["demo-data", "--seed", "-1", "--out", "OUT"], {}, "--seed -1: the seed must be >= 0"),
+        (["runs"], {"BOOKREC_TRAIN_SEED": "abc"}, "BOOKREC_TRAIN_SEED='abc': expected int"),
+        (["schedule", "--now", "--cron", "0 3 * * 8"], {}, "cron '0 3 * * 8'"),
+        (["schedule", "--now", "--keep", "0"], {}, "--keep 0: retention must keep at least 1"),
+        (["ingest", "--data", "OUT", "--rating-scale", "5..1"], {}, "rating_scale '5..1'"),
+    ],
+)
+def test_bad_input_is_one_line_without_a_traceback(
+    args: list[str], env: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    result = trainer(*(str(tmp_path) if a == "OUT" else a for a in args), env=env)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("trainer: error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [
+        ("trainer.demo.generate", ["demo-data", "--out"]),
+        ("trainer.pipeline.ingest", ["ingest", "--data"]),
+    ],
+)
+def test_a_bug_is_not_shown_as_bad_input(target: str, command: list[str], tmp_path: Path) -> None:
+    """A bare ValueError is a bug, not bad input: it keeps its traceback."""
+    module, name = target.rsplit(".", 1)
+    argv = ["--log-level", "ERROR", *command, str(tmp_path)]
+    code = (
+        "import importlib, sys, trainer.__main__ as cli\n"
+        "def bug(*args, **kwargs):\n    raise ValueError('injected bug')\n"
+        f"setattr(importlib.import_module({module!r}), {name!r}, bug)\n"
+        f"sys.exit(cli.main({argv!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr, result.stderr
+    assert "ValueError: injected bug" in result.stderr
+    assert "trainer: error:" not in result.stderr

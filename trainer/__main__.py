@@ -31,9 +31,8 @@ from bookrec.artifact import newest_valid
 from bookrec.log import kv
 from trainer.config import TrainerConfig
 from trainer.demo import SCALES
-from trainer.errors import InputError, ModelFitError
+from trainer.errors import UserError
 from trainer.publish.bucket import PublishError
-from trainer.store.drivers import StoreError
 
 log = logging.getLogger("trainer")
 
@@ -176,9 +175,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
             snap.save(args.out)
         print(snap.split_id)
     elif args.command == "schedule":
+        from trainer.publish.retention import check_keep
         from trainer.schedule import DAILY, Cron, run_and_prune, schedule
 
         cron = Cron.parse(args.cron or DAILY)
+        check_keep(args.keep)
         if args.now:
             return 0 if await run_and_prune(cfg, args.keep, pipeline.run) else 1
         await schedule(cfg, cron, args.keep, pipeline.run)
@@ -240,7 +241,7 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "upload":
             return _upload(args)
         return asyncio.run(_dispatch(args))
-    except (InputError, ModelFitError, StoreError, ValueError, PublishError) as e:
+    except UserError as e:  # bad input (trainer/errors.py): one line; a bug keeps its traceback
         log.error("failed", extra=kv(error=str(e)))
         print(f"trainer: error: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from trainer.errors import InputError
+
 ENV_PREFIX = "BOOKREC_TRAIN_"
 
 
@@ -114,9 +116,9 @@ def _parse(name: str, kind: type, raw: str) -> Any:
     if kind is bool:
         value = _BOOLS.get(raw.strip().lower())
         if value is None:
-            raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected 1/0, true/false")
+            raise InputError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected 1/0, true/false")
         return value
     try:
         return Path(raw) if kind is Path else kind(raw)
     except ValueError as e:
-        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected {kind.__name__}") from e
+        raise InputError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected {kind.__name__}") from e

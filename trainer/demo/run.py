@@ -22,6 +22,7 @@ from trainer.demo.scales import SCALES
 from trainer.demo.truth import TRUTH_FILE, _truth
 from trainer.demo.users import _make_users
 from trainer.demo.writers import _write_bytes
+from trainer.errors import InputError
 from trainer.sources.bx_reader import BOOKS_FILE, BOOKS_HEADER, RATINGS_FILE, USERS_FILE
 from trainer.sources.openlibrary import EDITIONS_FILE as OL_EDITIONS_FILE
 from trainer.sources.openlibrary import WORKS_FILE as OL_WORKS_FILE
@@ -71,9 +72,9 @@ def generate(
     per step, which matters at the ``bookcrossing`` scale (tens of seconds).
     """
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
+        raise InputError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise InputError(f"--seed {seed}: the seed must be >= 0")
     sc = SCALES[scale]
     say = progress if progress is not None else _quiet
     out = Path(out_dir)

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
+from trainer.errors import InputError
+
 TRAIN, VAL, TEST, COLD = 0, 1, 2, 3
 PART_NAMES = {TRAIN: "train", VAL: "val", TEST: "test", COLD: "cold"}
 
@@ -37,7 +39,10 @@ class SplitConfig:
     def __post_init__(self) -> None:
         for name in ("val_fraction", "test_fraction", "cold_user_fraction"):
             if not 0.0 <= getattr(self, name) < 0.5:
-                raise ValueError(f"split {name} must be in [0, 0.5), got {getattr(self, name)}")
+                raise InputError(
+                    f"split {name} must be in [0, 0.5), got {getattr(self, name)} "
+                    f"(BOOKREC_TRAIN_{name.upper()})"
+                )
 
 
 def _key(seed: int, *parts: str) -> int:

@@ -58,7 +58,7 @@ from bookrec.pooling import (
     normalise,
     pool,
 )
-from trainer.errors import ModelFitError
+from trainer.errors import InputError, ModelFitError
 
 if TYPE_CHECKING:
     import torch
@@ -82,16 +82,16 @@ class SubjectModelParams:
         check_pooling(self.pooling)
         for name in ("dim", "epochs", "threads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"subject model {name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"subject model {name} must be >= 1, got {getattr(self, name)}")
         for name in ("batch_size", "contrastive_batch_size"):
             if getattr(self, name) < 2:
-                raise ValueError(f"subject model {name} must be >= 2, got {getattr(self, name)}")
+                raise InputError(f"subject model {name} must be >= 2, got {getattr(self, name)}")
         for name in ("lr", "temperature"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"subject model {name} must be > 0, got {getattr(self, name)}")
+                raise InputError(f"subject model {name} must be > 0, got {getattr(self, name)}")
         for name in ("contrastive_weight", "weight_decay"):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"subject model {name} must be >= 0, got {getattr(self, name)}")
+                raise InputError(f"subject model {name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

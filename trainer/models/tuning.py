@@ -10,6 +10,7 @@ import itertools
 from dataclasses import fields, replace
 from typing import Any
 
+from trainer.errors import InputError
 from trainer.models.als import ALSParams
 
 
@@ -20,9 +21,9 @@ def parse_grid(text: str, base: ALSParams) -> list[ALSParams]:
         name, _, values = group.partition("=")
         name = name.strip()
         if name not in kinds or name in ("seed", "threads"):
-            raise ValueError(f"ALS grid: unknown field {name!r} in {group!r}")
+            raise InputError(f"ALS grid: unknown field {name!r} in {group!r}")
         try:
             axes.append([(name, kinds[name](v.strip())) for v in values.split(",") if v.strip()])
         except ValueError as e:
-            raise ValueError(f"ALS grid: bad value in {group!r}: {e}") from e
+            raise InputError(f"ALS grid: bad value in {group!r}: {e}") from e
     return [replace(base, **dict(combo)) for combo in itertools.product(*axes)] or [base]

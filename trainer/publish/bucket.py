@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from bookrec import artifact
 from bookrec.log import kv
 from bookrec.objectstore import BucketURL, make_client
+from trainer.errors import UserError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("trainer.publish.bucket")
 
 
-class PublishError(Exception):
+class PublishError(UserError):
     """The version could not be uploaded; the local artifact is published all the same."""
 
 

@@ -14,16 +14,22 @@ from pathlib import Path
 
 from bookrec import artifact
 from bookrec.log import kv
+from trainer.errors import InputError
 
 log = logging.getLogger("trainer.publish.retention")
 DELETING_PREFIX = ".deleting-"
 KEEP_REJECTED = 1
 
 
+def check_keep(keep: int) -> None:
+    """``--keep`` is at least 1 (checked before a scheduled run, not after it)."""
+    if keep < 1:
+        raise InputError(f"--keep {keep}: retention must keep at least 1 artifact")
+
+
 def prune(root: Path, keep: int = 3) -> list[str]:
     """Remove old artifacts; returns the names removed."""
-    if keep < 1:
-        raise ValueError(f"retention must keep at least 1 artifact, got {keep}")
+    check_keep(keep)
     versions = artifact.complete_versions(root)
     in_use = artifact.leased_versions(root)
     doomed = [p for p in versions[:-keep] if p.name not in in_use]

@@ -77,7 +77,7 @@ _MAX_TS = 253_402_300_799  # 9999-12-31T23:59:59Z
 @dataclass(frozen=True)
 class ImportOptions:
     """How interactions.csv is read (TrainerConfig's interaction_kind, rating_scale,
-    skip_bad_rows). A bad setting raises ValueError when the options are made."""
+    skip_bad_rows). A bad setting raises InputError when the options are made."""
 
     interaction_kind: str = EXPLICIT
     rating_scale: str = "1..10"
@@ -85,7 +85,7 @@ class ImportOptions:
 
     def __post_init__(self) -> None:
         if self.interaction_kind not in KINDS:
-            raise ValueError(
+            raise InputError(
                 f"interaction_kind {self.interaction_kind!r}: expected explicit (ratings) or "
                 "implicit (counts: plays, clicks)"
             )
@@ -101,10 +101,10 @@ def parse_scale(text: str) -> tuple[float, float]:
     parts = text.split("..")
     lo_hi = [_number(p.strip()) for p in parts] if len(parts) == 2 else []
     if len(lo_hi) != 2 or lo_hi[0] is None or lo_hi[1] is None or not lo_hi[0] < lo_hi[1]:
-        raise ValueError(f"rating_scale {text!r}: expected LOW..HIGH with LOW < HIGH, e.g. 1..5")
+        raise InputError(f"rating_scale {text!r}: expected LOW..HIGH with LOW < HIGH, e.g. 1..5")
     lo, hi = lo_hi[0], lo_hi[1]
     if lo <= 0:
-        raise ValueError(
+        raise InputError(
             f"rating_scale {text!r}: an explicit scale must lie above 0 (rating 0 marks an "
             "implicit interaction in this project); shift the ratings (e.g. 0..4 -> 1..5) or "
             "read the values as counts with --interactions implicit"

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from trainer.errors import UserError
 from trainer.store.schema import MYSQL, SQLITE
 
 Row = tuple[Any, ...]
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot be reached or refused an operation; the message says what to do."""
 
 
