@@ -5,10 +5,10 @@ that train (torch, LightGBM, Optuna)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from bookrec.artifact import newest_valid
+from bookrec.pooling import POOLINGS
 from trainer.config import TrainerConfig
+from trainer.errors import InputError
 from trainer.features import build_features
 from trainer.modeling import ModelConfig, evaluate_test_baselines, train_models
 from trainer.models.als import ALSParams
@@ -19,7 +19,8 @@ from trainer.models.study import StudyBudget
 from trainer.models.subject_model import SubjectModelParams
 from trainer.models.tuning import parse_grid
 from trainer.publish.export import params_of, write_artifact
-from trainer.run_report import RunResult, metrics_table, served_ndcg, split_config, stage
+from trainer.publish.gate import quality_gate
+from trainer.run_report import RunResult, metrics_table, split_config, stage
 from trainer.snapshot import Snapshot
 from trainer.store.store import Store
 
@@ -28,7 +29,11 @@ log = logging.getLogger("trainer")
 
 def model_config(cfg: TrainerConfig) -> ModelConfig:
     if cfg.rerank not in ("auto", "always", "off"):
-        raise ValueError(f"rerank must be auto, always or off, got {cfg.rerank!r}")
+        raise InputError(f"--rerank must be auto, always or off, got {cfg.rerank!r}")
+    if cfg.subject_pooling not in POOLINGS:
+        raise InputError(
+            f"--subject-pooling {cfg.subject_pooling!r}: choose one of {', '.join(POOLINGS)}"
+        )
     base = ALSParams(seed=cfg.seed, threads=cfg.threads)
     return ModelConfig(
         seed=cfg.seed,
@@ -55,20 +60,6 @@ def model_config(cfg: TrainerConfig) -> ModelConfig:
         ),
         reranker_mode=cfg.rerank,
         max_eval_users=cfg.max_eval_users,
-    )
-
-
-def quality_gate(cfg: TrainerConfig, split_id: str, metrics: dict[str, Any]) -> str | None:
-    """Why the new model must not be published, or None when it may be."""
-    current = newest_valid(cfg.artifacts_dir, check_hashes=False)
-    if current is None or current[1].split_id != split_id:
-        return None  # nothing to compare with on this split
-    old, new = served_ndcg(current[1].metrics), served_ndcg(metrics)
-    if old is None or new is None or new >= old - cfg.gate_tolerance:
-        return None
-    return (
-        f"NDCG@10 {new:.4f} is below the published {current[0].name}'s {old:.4f} on split "
-        f"{split_id} by more than the tolerance {cfg.gate_tolerance}"
     )
 
 
