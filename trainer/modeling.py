@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from bookrec.log import kv
 from bookrec.rerank_features import ItemTable
 from trainer import progress as bars
+from trainer.errors import InputError, ModelFitError
 from trainer.evaluation.decisions import Decision, decide
 from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
 from trainer.evaluation.metrics import RankingReport, ndcg_at_10, report_into
@@ -250,7 +251,11 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     tune, evals = warm_sets(snap, VAL, cfg.seed, cfg.max_eval_users)
     evals = with_part(evals, snap, TEST)
     if len(tune.users) == 0 or len(evals.users) == 0:
-        raise ValueError("the validation split has no users to tune or evaluate on")
+        raise InputError(
+            "the validation split has no users to tune or evaluate on: the data is too small "
+            f"or too sparse ({snap.n_users} users); add data, or lower BOOKREC_TRAIN_MIN_HOLDOUT "
+            "(users with fewer interactions than that keep them all in train)"
+        )
     als_params, als, als_study = search_als(snap, tune, exclude, cfg)
     studies = {"als": als_study}
     lap("als_study")
@@ -265,12 +270,20 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     )
     report_into(warm, "als", als_lists(als, evals.users, exclude), evals.targets, snap.n_items)
     decisions: dict[str, Decision] = {}
-    base, weight, ii, blend_info = "als", 1.0, None, {}
+    base, weight, ii = "als", 1.0, None
+    blend_info: dict[str, Any] = {}
     ii_params: ItemItemParams | None = None
     tune_pool: CandidatePool | None = None
     eval_pool: CandidatePool | None = None
+    choice: ItemItemChoice | None = None
     if cfg.item_item is not None:
-        choice = search_item_item(exclude, als, tune, cfg, cfg.item_item)
+        try:
+            choice = search_item_item(exclude, als, tune, cfg, cfg.item_item)
+        except ModelFitError as e:  # none of a study's trials completed: ALS alone
+            log.warning("item-item not served", extra=kv(reason=str(e)))
+            blend_info = {"reason": f"{e}; ALS served alone"}
+            lap("item_item")
+    if choice is not None:
         ii, ii_params, w, tune_pool = choice.model, choice.params, choice.weight, choice.pool
         studies.update(choice.studies)
         eval_pool = candidate_pool(

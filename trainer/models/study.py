@@ -26,7 +26,7 @@ import optuna
 
 from bookrec.log import kv
 from trainer import progress as bars
-from trainer.errors import ModelFitError
+from trainer.errors import InputError, ModelFitError
 from trainer.models.als import ALSModel, ALSParams, train_als
 
 log = logging.getLogger("trainer.models.study")
@@ -40,9 +40,9 @@ class StudyBudget:
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.seconds <= 0:
-            raise ValueError(
-                f"study budget: trials must be >= 1 and seconds > 0, got {self.trials}, "
-                f"{self.seconds}"
+            raise InputError(
+                f"study budget: --study-trials must be >= 1 and --study-seconds > 0, got "
+                f"{self.trials}, {self.seconds}"
             )
 
 
@@ -98,7 +98,7 @@ def run_study(
     start = time.perf_counter()
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        best = study.best_value if study.best_trial is not None else None
+        best = best_so_far(study)
         log.info(
             "study trial",
             extra=kv(
@@ -115,8 +115,8 @@ def run_study(
     with bars.task(f"{name} study", budget.trials, "trials") as bar:
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            done = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-            bar.advance(note=f"best {study.best_value:.4f}" if done else None)
+            best = best_so_far(study)
+            bar.advance(note=None if best is None else f"best {best:.4f}")
 
         study.optimize(
             objective,
@@ -143,6 +143,13 @@ def run_study(
     stopped = "trials" if len(study.trials) >= budget.trials else "time"
     best = study.best_trial
     return StudyResult(float(best.value or 0.0), dict(best.params), trials, seconds, stopped)
+
+
+def best_so_far(study: optuna.Study) -> float | None:
+    """The best value of the completed trials; None while none has completed (a first
+    trial that failed), where Optuna's ``best_trial`` / ``best_value`` raise."""
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return study.best_value if done else None
 
 
 def _round(v: Any) -> Any:
