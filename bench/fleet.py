@@ -10,17 +10,22 @@ says), all on loopback, and measures:
   is the cost of the fleet (more processes, the shared log) over one replica;
 - rating-visibility delay: RateBook on one replica, then Recommend on the next one
   until the rated book has left the list (a rated book is never recommended); the
-  delay is from the acknowledgement to the first reply without it;
+  delay is from the acknowledgement to the first reply without it. With
+  ``--rating-gaps S`` each rating waits a random 0..S s first, so the replicas'
+  tails go idle between ratings as in a quiet fleet;
 - version propagation: a new version uploaded to the bucket, then GetStatus on every
   replica until all serve it; the time is from the end of the upload.
 
 Everything runs on this machine's loopback: the figures contain no network, only
 the software path. tests/test_fleet_hosts.py checks behaviour across namespaces.
+``--fleet-parts visibility`` runs the visibility figure alone (long runs with gaps),
+``--fleet-port-base`` moves the ports so two runs can go side by side.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -56,10 +61,10 @@ from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from trainer.publish.bucket import publish_to_bucket
 
-# Ports of this benchmark (loopback): the engine, the S3 server, then one per replica.
-ENGINE_PORT = 52610
-S3_PORT = 52611
-FIRST_REPLICA_PORT = 52620
+# Ports of this benchmark (loopback), from a base: the engine, the S3 server, then
+# one per replica from base + 10.
+PORT_BASE = 52610
+PARTS = ("throughput", "visibility", "propagation")
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 POLL_SECONDS = 1.0  # each replica's bucket poll
 BUCKET = "bench-fleet"
@@ -69,6 +74,25 @@ AWS_ENV = {  # moto takes any pair
     "AWS_SECRET_ACCESS_KEY": "bench-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """What a fleet run measures and where it listens."""
+
+    visibility_samples: int = 200
+    # Each rating first waits a uniformly random 0..rating_gaps seconds (0: none).
+    rating_gaps: float = 0.0
+    parts: tuple[str, ...] = PARTS
+    port_base: int = PORT_BASE
+    publish_rounds: int = 5
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.parts) - set(PARTS))
+        if unknown:
+            raise ValueError(f"fleet parts {unknown}: expected some of {', '.join(PARTS)}")
+        if self.rating_gaps < 0:
+            raise ValueError(f"rating gaps must be >= 0 seconds, got {self.rating_gaps}")
 
 
 @dataclass
@@ -130,14 +154,21 @@ class Services:
     work: Path
     engine: Proc
     s3: Proc
+    port_base: int = PORT_BASE
     bucket_url: str = BUCKET_URL
-    s3_endpoint: str = f"http://127.0.0.1:{S3_PORT}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port_base + 1}"
+
+    def replica_port(self, n: int) -> int:
+        return self.port_base + 10 + n - 1
 
     def replica_args(self, n: int) -> list[str]:
         """How a replica reaches them (docs/fleet.md)."""
         return [
             "--rating-log",
-            f"nats://127.0.0.1:{ENGINE_PORT}/bench-ratings",
+            f"nats://127.0.0.1:{self.port_base}/bench-ratings",
             "--replica-id",
             f"r{n}",
             "--artifact-bucket",
@@ -162,20 +193,21 @@ def _listening(port: int) -> bool:
 
 
 @contextmanager
-def services(work: Path) -> Iterator[Services]:
+def services(work: Path, port_base: int = PORT_BASE) -> Iterator[Services]:
     """nats-server (JetStream, file storage) and moto's S3 server, with the bucket."""
     os.environ.update(AWS_ENV)  # this process uploads; the replicas inherit them
     store = work / "engine-store"
     store.mkdir(parents=True, exist_ok=True)
-    argv = [NATS, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(ENGINE_PORT)]
+    argv = [NATS, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port_base)]
     engine = _spawn("engine", argv, work)
+    s3_port = port_base + 1
     s3 = _spawn(
-        "s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(S3_PORT)], work
+        "s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)], work
     )
     try:
         _wait("nats-server ready", lambda: "Server is ready" in engine.tail(100_000), engine)
-        _wait("the S3 server listening", lambda: _listening(S3_PORT), s3)
-        svc = Services(work, engine, s3)
+        _wait("the S3 server listening", lambda: _listening(s3_port), s3)
+        svc = Services(work, engine, s3, port_base)
         make_client(svc.s3_endpoint).create_bucket(Bucket=BUCKET)
         yield svc
     finally:
@@ -188,10 +220,11 @@ class Replica:
     n: int
     proc: Proc
     artifacts: Path
+    port: int
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{FIRST_REPLICA_PORT + self.n - 1}"
+        return f"127.0.0.1:{self.port}"
 
 
 def _healthy(target: str) -> bool:
@@ -220,7 +253,7 @@ def replicas(svc: Services, count: int) -> Iterator[list[Replica]]:
                 "--workers",
                 "1",
                 "--port",
-                str(FIRST_REPLICA_PORT + n - 1),
+                str(svc.replica_port(n)),
                 "--artifacts",
                 str(folder),
                 "--feedback-log",
@@ -232,7 +265,8 @@ def replicas(svc: Services, count: int) -> Iterator[list[Replica]]:
                 *svc.replica_args(n),
             ]
             env = {"PYTHONPATH": str(ROOT)}
-            out.append(Replica(n, _spawn(f"replica{n}", argv, svc.work, env), folder))
+            proc = _spawn(f"replica{n}", argv, svc.work, env)
+            out.append(Replica(n, proc, folder, svc.replica_port(n)))
         for r in out:
             _wait(f"replica {r.n} ready", lambda r=r: _healthy(r.target), r.proc)
         yield out
@@ -283,8 +317,11 @@ async def throughput(
     }
 
 
-def visibility(reps: list[Replica], ids: ArtifactIds, samples: int) -> dict[str, Any]:
-    """RateBook on replica i, Recommend on replica i+1 until the book has left the list."""
+def visibility(
+    reps: list[Replica], ids: ArtifactIds, samples: int, gaps: float = 0.0
+) -> dict[str, Any]:
+    """RateBook on replica i, Recommend on replica i+1 until the book has left the list;
+    before each rating a random pause of 0..``gaps`` s (the fleet idle)."""
     chans = [grpc.insecure_channel(r.target) for r in reps]
     recs = [(RecommenderServiceStub(ch), FeedbackServiceStub(ch)) for ch in chans]
     delays: list[float] = []
@@ -292,8 +329,11 @@ def visibility(reps: list[Replica], ids: ArtifactIds, samples: int) -> dict[str,
     poll_seconds: list[float] = []
     timeouts = 0
     users = ids.user_ids[: max(samples, 1)]
+    pause = random.Random(samples)
     try:
         for i in range(samples):
+            if gaps > 0:
+                time.sleep(pause.uniform(0.0, gaps))
             user = users[i % len(users)]
             writer, reader = i % len(reps), (i + 1) % len(reps)
             req = recommender_pb2.RecommendRequest(user_id=user, k=100)
@@ -323,10 +363,13 @@ def visibility(reps: list[Replica], ids: ArtifactIds, samples: int) -> dict[str,
     s = summarize(delays).as_dict()
     return {
         "samples": len(delays),
+        "gaps_s": gaps,
         "not_seen_in_30s": timeouts,
         "p50_ms": s.get("p50_ms"),
         "p99_ms": s.get("p99_ms"),
+        "p99.9_ms": s.get("p99.9_ms"),
         "max_ms": round(max(delays) * 1000, 1) if delays else None,
+        "over_200ms": sum(1 for d in delays if d > 0.2),
         "polls_p50": float(np.median(polls)) if polls else None,
         "poll_p50_ms": summarize(poll_seconds).as_dict().get("p50_ms"),
     }
@@ -379,65 +422,96 @@ async def fleet(
     mix: dict[str, float],
     concurrency: int,
     duration: float,
-    visibility_samples: int = 200,
-    publish_rounds: int = 5,
+    plan: FleetPlan | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """The three figures of the fleet; rows for the JSON file and the markdown report."""
+    """The figures of the fleet ``plan`` asks for; rows for the JSON file and the report."""
+    plan = plan or FleetPlan()
     versions = complete_versions(artifacts)
     if not versions:
         raise FileNotFoundError(f"no complete artifact in {artifacts}")
     source = versions[-1]
     ids = ArtifactIds.load(source)
     rows: list[dict[str, Any]] = []
+    extra: list[dict[str, Any]] = []
+    measure = "throughput" in plan.parts
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         work = Path(tmp)
-        with running_server(artifacts, work / "single", workers=2) as single:
-            row = await throughput([single.target], ids, mix, load, concurrency, duration)
-            rows.append({"setup": "one server, --workers 2, local log (no fleet)", **row})
-        with services(work) as svc:
+        if measure:
+            with running_server(artifacts, work / "single", workers=2) as single:
+                row = await throughput([single.target], ids, mix, load, concurrency, duration)
+                rows.append({"setup": "one server, --workers 2, local log (no fleet)", **row})
+        with services(work, plan.port_base) as svc:
             svc.upload(source)
-            for count in (1, 2, 3):
+            for count in (1, 2, 3) if measure else (3,):
                 with replicas(svc, count) as reps:
                     targets = [r.target for r in reps]
-                    row = await throughput(targets, ids, mix, load, concurrency, duration)
-                    rows.append({"setup": f"{count} replica(s), --workers 1 each", **row})
-                    if count == 3:
-                        vis = visibility(reps, ids, visibility_samples)
-                        prop = propagation(svc, reps, source, publish_rounds)
+                    if measure:
+                        row = await throughput(targets, ids, mix, load, concurrency, duration)
+                        rows.append({"setup": f"{count} replica(s), --workers 1 each", **row})
+                    if count == 3 and "visibility" in plan.parts:
+                        vis = visibility(reps, ids, plan.visibility_samples, plan.rating_gaps)
+                        extra.append({"visibility": vis})
+                    if count == 3 and "propagation" in plan.parts:
+                        prop = propagation(svc, reps, source, plan.publish_rounds)
+                        extra.append({"propagation": prop})
+    md = ["## Fleet: 1, 2 and 3 replicas on one machine", ""]
+    if measure:
+        md += _throughput_md(rows, ids, load, mix, concurrency, duration)
+    for part in extra:
+        if "visibility" in part:
+            md += ["", _visibility_md(part["visibility"])]
+        if "propagation" in part:
+            md += ["", _propagation_md(part["propagation"])]
+    return [*rows, *extra], "\n".join(md)
+
+
+def _throughput_md(
+    rows: list[dict[str, Any]],
+    ids: ArtifactIds,
+    load: LoadSettings,
+    mix: dict[str, float],
+    concurrency: int,
+    duration: float,
+) -> list[str]:
     mix_text = ", ".join(f"{k}={v:.2f}" for k, v in mix.items())
-    md = "\n".join(
-        [
-            "## Fleet: 1, 2 and 3 replicas on one machine",
-            "",
-            f"Model {ids.model_version} ({len(ids.book_ids)} books, {len(ids.user_ids)} users);"
-            f" {os.cpu_count()} cores; loopback; replicas share a NATS JetStream rating log "
-            f"and an S3 bucket (moto). Closed loop, concurrency {concurrency}, {duration:g} s "
-            f"each, mix {mix_text} (+{load.floor_share:.0%} health checks, not counted), "
-            f"{load.channels} connections spread evenly over the ports.",
-            "",
-            markdown_table(
-                rows,
-                (
-                    ("setup", "setup"),
-                    ("requests", "requests"),
-                    ("errors", "errors"),
-                    ("achieved rps", "achieved_rps"),
-                    ("p50 ms", "p50_ms"),
-                    ("p99 ms", "p99_ms"),
-                ),
+    return [
+        f"Model {ids.model_version} ({len(ids.book_ids)} books, {len(ids.user_ids)} users);"
+        f" {os.cpu_count()} cores; loopback; replicas share a NATS JetStream rating log "
+        f"and an S3 bucket (moto). Closed loop, concurrency {concurrency}, {duration:g} s "
+        f"each, mix {mix_text} (+{load.floor_share:.0%} health checks, not counted), "
+        f"{load.channels} connections spread evenly over the ports.",
+        "",
+        markdown_table(
+            rows,
+            (
+                ("setup", "setup"),
+                ("requests", "requests"),
+                ("errors", "errors"),
+                ("achieved rps", "achieved_rps"),
+                ("p50 ms", "p50_ms"),
+                ("p99 ms", "p99_ms"),
             ),
-            "",
-            f"Rating visibility (3 replicas; RateBook on one, then Recommend on the next until "
-            f"the rated book leaves the list; {vis['samples']} ratings, one at a time): "
-            f"p50 {vis['p50_ms']} ms, p99 {vis['p99_ms']} ms, max {vis['max_ms']} ms "
-            f"(median {vis['polls_p50']} Recommend calls to see it, one call taking "
-            f"{vis['poll_p50_ms']} ms at p50: a delay of one call means seen by the first "
-            f"call); not seen within 30 s: {vis['not_seen_in_30s']}.",
-            "",
-            f"New version to every replica (3 replicas, bucket poll every {POLL_SECONDS:g} s, "
-            f"{prop['rounds']} publishes; from the end of the upload, itself "
-            f"{prop['upload_median_s']} s median, to GetStatus showing it on all three): "
-            f"median {prop['median_s']} s, max {prop['max_s']} s (each: {prop['each_s']}).",
-        ]
+        ),
+    ]
+
+
+def _visibility_md(vis: dict[str, Any]) -> str:
+    gaps = f"a random 0-{vis['gaps_s']:g} s pause before each" if vis["gaps_s"] else "no pause"
+    return (
+        f"Rating visibility (3 replicas; RateBook on one, then Recommend on the next until "
+        f"the rated book leaves the list; {vis['samples']} ratings, one at a time, {gaps}): "
+        f"p50 {vis['p50_ms']} ms, p99 {vis['p99_ms']} ms, p99.9 {vis['p99.9_ms']} ms, "
+        f"max {vis['max_ms']} ms, over 200 ms: {vis['over_200ms']} "
+        f"(median {vis['polls_p50']} Recommend calls to see it, one call taking "
+        f"{vis['poll_p50_ms']} ms at p50: a delay of one call means seen by the first "
+        f"call); not seen within 30 s: {vis['not_seen_in_30s']}."
     )
-    return [*rows, {"visibility": vis}, {"propagation": prop}], md
+
+
+def _propagation_md(prop: dict[str, Any]) -> str:
+    return (
+        f"New version to every replica (3 replicas, bucket poll every {POLL_SECONDS:g} s, "
+        f"{prop['rounds']} publishes; from the end of the upload, itself "
+        f"{prop['upload_median_s']} s median, to GetStatus showing it on all three): "
+        f"median {prop['median_s']} s, max {prop['max_s']} s (each: {prop['each_s']})."
+    )

@@ -96,6 +96,24 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--cpu-big-users", type=int, default=20_000, help="users of cpu's 1M-book artifact"
     )
+    g.add_argument("--visibility-samples", type=int, default=200, help="ratings for fleet")
+    g.add_argument(
+        "--rating-gaps",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="fleet: a random 0..S s pause before each rating (the fleet idle; default none)",
+    )
+    g.add_argument(
+        "--fleet-parts",
+        nargs="+",
+        choices=("throughput", "visibility", "propagation"),
+        default=["throughput", "visibility", "propagation"],
+        help="what fleet measures (default all three)",
+    )
+    g.add_argument(
+        "--fleet-port-base", type=int, default=52610, help="fleet's first port (default 52610)"
+    )
     return p
 
 
@@ -155,9 +173,15 @@ async def _run(name: str, args: argparse.Namespace) -> None:
             artifacts, load, server, args.rpcs[0], d or 5.0, args.concurrency
         )
     elif name == "fleet":
-        from bench.fleet import fleet
+        from bench.fleet import FleetPlan, fleet
 
-        rows, md = await fleet(artifacts, load, shares, args.concurrency, d or 10.0)
+        plan = FleetPlan(
+            visibility_samples=args.visibility_samples,
+            rating_gaps=args.rating_gaps,
+            parts=tuple(args.fleet_parts),
+            port_base=args.fleet_port_base,
+        )
+        rows, md = await fleet(artifacts, load, shares, args.concurrency, d or 10.0, plan)
     elif name == "mix":
         rows, md = await scenarios.mix(
             artifacts, load, server, shares, args.rate, args.concurrency, d or 10.0
