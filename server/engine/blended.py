@@ -46,9 +46,25 @@ def blended(
 ) -> BlendedList:
     """The blended ranking of one user's candidate union; ``rated``: sorted, never listed,
     and the item-item seeds."""
-    n = model.candidates
-    als_top, _ = candidates(bundle, vector, n, rated, mask)
+    als_top, _ = candidates(bundle, vector, model.candidates, rated, mask)
     books, scores = blend.item_item_scores(model.indptr, model.indices, model.weights, rated)
+    return blend_sources(bundle, model, vector, rated, mask, als_top, (books, scores))
+
+
+def blend_sources(
+    bundle: Bundle,
+    model: ItemItem,
+    vector: F32,
+    rated: I32,
+    mask: BoolMask | None,
+    als_top: I32,
+    reached: tuple[I32, F32],
+) -> BlendedList:
+    """``blended`` once both sources have answered: ALS's top ``n`` (``als_top``) and the
+    books the rated rows reach with their summed weights (``reached``). The batched path
+    (batch_blended.py) asks both for many users at once, then finishes each here."""
+    n = model.candidates
+    books, scores = reached
     keep = ~in_sorted(books, rated) & np.asarray(bundle.item_in_als)[books]
     if mask is not None:
         keep &= mask[books]

@@ -10,6 +10,7 @@ popularity weight (unset: the weight the trainer found best on held-out cold use
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,19 @@ I64 = npt.NDArray[np.int64]
 THRESHOLD_START = 200
 
 
+@dataclass(frozen=True)
+class ColdAsk:
+    """One ColdStart call once its subjects, weight and filters are resolved."""
+
+    subjects: npt.NDArray[np.int32]  # the favourites' indexes, ascending
+    w: float  # the popularity weight
+    mask: BoolMask | None
+    k: int
+    explain: bool
+    user: F32 | None  # the pooled favourites (None without any)
+    first_depth: int  # how deep the subject index is asked first; 0: not asked
+
+
 def cold_start(
     bundle: Bundle,
     favourite_subjects: Sequence[str],
@@ -34,11 +48,39 @@ def cold_start(
     filters: Filters,
     explain: bool,
 ) -> RankedList:
+    ask = cold_ask(bundle, favourite_subjects, popularity_weight, k, filters, explain)
+    first = None
+    if ask.user is not None and ask.first_depth:
+        first = search(bundle.subject_index, ask.user, ask.first_depth)
+    return cold_answer(bundle, ask, first)
+
+
+def cold_ask(
+    bundle: Bundle,
+    favourite_subjects: Sequence[str],
+    popularity_weight: float | None,
+    k: int,
+    filters: Filters,
+    explain: bool,
+) -> ColdAsk:
+    """The call's first steps, before the subject index is asked (batch_cold_start.py
+    asks it for a batch of calls at once)."""
     subjects = np.array(sorted({bundle.subject(s) for s in favourite_subjects}), dtype=np.int32)
-    prior = bundle.prior01
     w = bundle.cold_start_weight if popularity_weight is None else popularity_weight
     mask = allowed_mask(bundle, filters)
     if len(subjects) == 0:
+        return ColdAsk(subjects, w, mask, k, explain, None, 0)
+    user = bundle.subjects.user_vector(subjects.tolist())
+    n = _first_depth(k)
+    return ColdAsk(subjects, w, mask, k, explain, user, n if n < bundle.n_books // 4 else 0)
+
+
+def cold_answer(bundle: Bundle, ask: ColdAsk, first: I64 | None) -> RankedList:
+    """The list, once the subject index has answered ``ask.user`` ``ask.first_depth`` deep
+    (``first``; None when it was not asked)."""
+    subjects, w, mask, k, explain = ask.subjects, ask.w, ask.mask, ask.k, ask.explain
+    prior = bundle.prior01
+    if ask.user is None:
         scores = prior.copy()
         source = Source.POPULARITY
         if mask is not None:
@@ -46,7 +88,7 @@ def cold_start(
         page = top_k(scores, k)
         page_scores = scores[page]
     else:
-        page, page_scores = _best_blend(bundle, subjects.tolist(), w, k, mask)
+        page, page_scores = _best_blend(bundle, subjects.tolist(), w, k, mask, ask.user, first)
         source = Source.COLD_START
     wanted = set(subjects.tolist())
     items = []
@@ -61,8 +103,18 @@ def cold_start(
     return RankedList(items, source)
 
 
+def _first_depth(k: int) -> int:
+    return max(THRESHOLD_START, 4 * k)
+
+
 def _best_blend(
-    bundle: Bundle, favourites: list[int], w: float, k: int, mask: BoolMask | None
+    bundle: Bundle,
+    favourites: list[int],
+    w: float,
+    k: int,
+    mask: BoolMask | None,
+    user: F32 | None = None,
+    first: I64 | None = None,
 ) -> tuple[I64, F32]:
     """The k best blended books and their scores, without scoring the whole catalogue
     (Fagin's threshold algorithm over ordered lists): the top n books by cosine
@@ -76,8 +128,11 @@ def _best_blend(
     Once k candidates beat all of these, they are the answer; otherwise n grows, up
     to an exact scan. Exact when the subject index is flat, as good as its recall
     otherwise; costs n per list and a few passes over n_books / 8 bytes, not the
-    size of the favourite subjects."""
-    user = bundle.subjects.user_vector(favourites)
+    size of the favourite subjects. ``user``: the pooled favourites (None: pooled here);
+    ``first``: the subject index's rows for it at the first depth (``_first_depth``),
+    None to search here."""
+    if user is None:
+        user = bundle.subjects.user_vector(favourites)
     prior = bundle.prior01
     by_subject = [bundle.books_with_subject(s) for s in favourites]  # by descending prior
     weights = cold_score.favourite_weights(bundle.subject_inverse_share, favourites)
@@ -89,9 +144,12 @@ def _best_blend(
     ]
     multi = _multi_carriers(bundle, favourites)
     multi_rest = (1.0 - w) * _multi_lift(bundle, favourites, weights, multi) + w * prior[multi]
-    n = max(THRESHOLD_START, 4 * k)
+    n = _first_depth(k)
     while n < bundle.n_books // 4:
-        by_sim = search(bundle.subject_index, user, n)
+        if first is not None and n == _first_depth(k):
+            by_sim = first
+        else:
+            by_sim = search(bundle.subject_index, user, n)
         by_prior = bundle.prior_order[:n]
         # Exact similarity of the n-th row (a quantised index only picks the rows).
         sim_n = float(np.min(bundle.subjects.book_vectors[by_sim] @ user)) if len(by_sim) else 0

@@ -65,8 +65,13 @@ class Reranker:
         """The model's input for one user's candidates (bookrec/rerank_features.py, the
         trainer's own function): ``cand`` best first by the served retrieval's ``scores``,
         with their ALS and item-item scores (zeros when ALS alone is served)."""
+        ctx = self.context(space, user, history)
+        return compute(self.table, ctx, cand, scores, als_scores, item_item_scores)
+
+    def context(self, space: SubjectSpace, user: int, history: I32) -> UserContext:
+        """The per-user inputs of the features (the batched path builds them alike)."""
         fav = self.user_favourites[user]
-        ctx = UserContext(
+        return UserContext(
             history=history,
             favourite_subjects=fav,
             subject_vector=space.user_vector(fav[fav >= 0].tolist()),
@@ -74,7 +79,6 @@ class Reranker:
             mean=float(self.user_stats[user, 1]),
             std=float(self.user_stats[user, 2]),
         )
-        return compute(self.table, ctx, cand, scores, als_scores, item_item_scores)
 
     def rank(
         self,

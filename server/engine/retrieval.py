@@ -25,15 +25,36 @@ def candidates(
 ) -> tuple[I32, F32]:
     """Up to ``n`` books by descending ALS score, never one in ``exclude`` (sorted) or
     outside ``mask`` or without an ALS vector; with their scores."""
+    found = None
     if mask is None:
-        want = n + len(exclude)
         _, ids = bundle.retrieval_index.search(
-            np.ascontiguousarray(vector[None, :], dtype=np.float32), min(want, bundle.n_books)
+            np.ascontiguousarray(vector[None, :], dtype=np.float32),
+            search_depth(bundle, n, exclude),
         )
         found = ids[0]
+    return candidates_from(bundle, vector, n, exclude, mask, found)
+
+
+def search_depth(bundle: Bundle, n: int, exclude: I32) -> int:
+    """How deep ``candidates`` asks the retrieval index (enough to survive ``exclude``)."""
+    return min(n + len(exclude), bundle.n_books)
+
+
+def candidates_from(
+    bundle: Bundle,
+    vector: F32,
+    n: int,
+    exclude: I32,
+    mask: BoolMask | None,
+    found: npt.NDArray[np.int64] | None,
+) -> tuple[I32, F32]:
+    """``candidates`` once the retrieval index has answered: ``found``, its rows for
+    ``vector`` asked ``search_depth`` deep (None with a mask: not searched). The batched
+    path (batch_retrieval.py) searches for many calls at once, then finishes each here."""
+    if found is not None:
         keep = (found >= 0) & ~in_sorted(found, exclude)
         keep[keep] &= np.asarray(bundle.item_in_als)[found[keep]]
-        if keep.sum() >= n or want >= bundle.n_books:
+        if keep.sum() >= n or n + len(exclude) >= bundle.n_books:
             # Exact scores: a quantised index only decides which rows come back.
             return _best_exact(bundle, vector, found[keep], n)
     allowed = np.asarray(bundle.item_in_als).copy()
