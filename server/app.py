@@ -28,6 +28,7 @@ from bookrec.v1 import (
 )
 from server.auth import auth_interceptors
 from server.config import ServerConfig, port_taken
+from server.decode import DecodeInterceptor
 from server.engine.bucket import BucketPoller
 from server.engine.bundle import warmup_queries
 from server.engine.errors import EngineError
@@ -196,11 +197,13 @@ async def _serve(
             ("grpc.max_connection_age_grace_ms", int(cfg.grace_seconds * 1000)),
         ]
     # Observation outermost, to count and log every status the others answer; then
+    # undecodable requests (INVALID_ARGUMENT before any layer reads a field); then
     # authentication: a refused key never takes a place in admission's queue.
     admission = admission_interceptors(cfg)
     lean_log_records()
     interceptors = [
         ObserveInterceptor(lambda: models.serving_version),
+        DecodeInterceptor(),
         *auth_interceptors(cfg),
         *admission,
     ]

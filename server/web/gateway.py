@@ -24,6 +24,7 @@ from bookrec.log import kv
 from bookrec.v1 import admin_pb2, catalog_pb2, feedback_pb2, recommender_pb2
 from server.config import ServerConfig
 from server.web import grpcweb
+from server.web.protocol import QuietServer
 
 log = logging.getLogger("server.web")
 
@@ -84,6 +85,9 @@ class Relay:
             message = grpcweb.unary_request(await request.read())
         except grpcweb.BadFrame as e:
             return _reply(None, grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except ConnectionError:  # aiohttp's "Connection lost": nobody left to answer
+            log.warning("web client left mid-request", extra=kv(remote=request.remote, path=path))
+            return web.Response(status=400)
         metadata = tuple(
             (name, request.headers[name]) for name in grpcweb.FORWARDED if name in request.headers
         )
@@ -170,6 +174,7 @@ async def start_gateway(cfg: ServerConfig, grpc_port: int, share: bool = True) -
     channel = grpc.aio.insecure_channel(_grpc_target(cfg.host, grpc_port))
     runner = web.AppRunner(make_app(channel), access_log=None, shutdown_timeout=cfg.grace_seconds)
     await runner.setup()
+    QuietServer.use(runner)  # malformed HTTP: one warning line, never echoed
     site = web.TCPSite(runner, cfg.host, cfg.web_port, reuse_port=share)
     try:
         await site.start()
