@@ -140,6 +140,11 @@ def test_a_run_against_an_unreadable_published_figure_is_not_published(
     record = asyncio.run(last())
     assert record["status"] == "rejected" and record["published_version"] is None
     assert wrong in str(record["message"])
+    # Published by hand, as the reason says: the rename makes it the newest valid version.
+    version = result.artifact.name.removeprefix(REJECTED_PREFIX)
+    result.artifact.rename(artifacts / version)
+    found = newest_valid(artifacts)
+    assert found is not None and found[0].name == version > tiny_artifact.name
     record_fault(
         f"published manifest's served NDCG@10 {wrong.removeprefix('ndcg@10 is ')}",
         "quality gate cannot decide, so it refuses: new model kept as .rejected-<version>, "
