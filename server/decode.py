@@ -33,17 +33,26 @@ class _Undecodable:
 UNDECODABLE: Final = _Undecodable()
 
 
-def _tolerant(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+Decode = Callable[[bytes], Any]
+# One tolerant decoder per message type's decoder, made once: a call's handler is
+# made anew for each call, its decoder is the generated ``FromString`` every time.
+_TOLERANT: dict[Decode, Decode] = {}
+
+
+def _tolerant(decode: Decode | None) -> Decode | None:
     if decode is None:  # raw bytes: nothing to decode
         return None
+    tolerant = _TOLERANT.get(decode)
+    if tolerant is None:
 
-    def decoded(raw: bytes) -> Any:
-        try:
-            return decode(raw)
-        except DecodeError:
-            return UNDECODABLE
+        def tolerant(raw: bytes) -> Any:
+            try:
+                return decode(raw)
+            except DecodeError:
+                return UNDECODABLE
 
-    return decoded
+        _TOLERANT[decode] = tolerant
+    return tolerant
 
 
 def _checked(
@@ -53,7 +62,7 @@ def _checked(
         if request is UNDECODABLE:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"the request is not a valid {method} request message: send the "
+                f"the request is not a valid {method.lstrip('/')} request message: send the "
                 f"message its proto defines, serialized",
             )
         reply = behaviour(request, context)
@@ -74,7 +83,7 @@ class DecodeInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            _checked(handler.unary_unary, handler_call_details.method.lstrip("/")),
+            _checked(handler.unary_unary, handler_call_details.method),
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
