@@ -8,6 +8,7 @@
     overload    one RPC (--rpcs, first) at 50% and 2x its capacity: admission control
     fleet       1, 2, 3 replicas (bench/fleet.py): throughput, rating visibility, publish
     cpu         server CPU per call with h2load at 30k / 300k / 1M books (bench/cpu.py)
+    hostile     server CPU of the worst call the limits allow, per RPC (bench/hostile.py)
     all         all of the above, in that order
 
 Each scenario starts its own server (`python -m server`, --workers when it has
@@ -24,14 +25,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, scenarios
+from bench import cpu, hostile, scenarios
 from bench.common import DATA, demo_data, trainer
 from bench.runs import LoadSettings
 from bench.scenarios import ServerSettings
 from bench.workload import DEFAULT_MIX, KINDS, parse_mix
 from bookrec.artifact import newest_valid
 
-SCENARIOS = ("crosscheck", "knee", "mix", "reload", "scale", "overload", "fleet", "cpu")
+SCENARIOS = (
+    "crosscheck",
+    "knee",
+    "mix",
+    "reload",
+    "scale",
+    "overload",
+    "fleet",
+    "cpu",
+    "hostile",
+)
 # One ALS point, as the Makefile's RUN_GRID, and a one-trial study: a demo model in minutes.
 DEFAULT_GRID = "factors=256;alpha=10;regularization=1.0;scheme=log"
 
@@ -96,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--cpu-big-users", type=int, default=20_000, help="users of cpu's 1M-book artifact"
     )
+    g.add_argument("--hostile-books", nargs="+", type=int, default=list(hostile.DEFAULT_SIZES))
     g.add_argument("--visibility-samples", type=int, default=200, help="ratings for fleet")
     g.add_argument(
         "--rating-gaps",
@@ -138,6 +150,17 @@ async def _run(name: str, args: argparse.Namespace) -> None:
             args.seed,
             settings,
             args.cpu_big_users,
+        )
+        scenarios.save(name, rows, md)
+        return
+    if name == "hostile":
+        rows, md = await asyncio.to_thread(
+            hostile.hostile_scenario,
+            args.hostile_books,
+            args.users,
+            args.factors,
+            args.seed,
+            hostile.HostileSettings(min_seconds=d or 1.0),
         )
         scenarios.save(name, rows, md)
         return

@@ -66,6 +66,10 @@ class ServerConfig:
     pipeline_offload: str = "auto"
     # Threads of that compute pool per worker.
     compute_threads: int = 1
+    # Test hook, off (0) by default: every compute step of a call sleeps this long first
+    # (server/engine/deadline.py), so a test can see a call abandoned mid-compute.
+    # Environment only (BOOKREC_TEST_STEP_DELAY_MS); never set it in production.
+    test_step_delay_ms: float = 0.0
     # Finished Recommend, Similar and ColdStart lists kept per worker (keyed by model
     # version and request); 0 disables.
     cache_size: int = 10_000

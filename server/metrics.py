@@ -71,6 +71,11 @@ SHED = Counter(
     "Calls refused by admission before any work: overloaded or deadline passed",
     ["method", "reason"],
 )
+ABANDONED = Counter(
+    "bookrec_calls_abandoned",
+    "Calls whose computing stopped mid-way: deadline passed or cancelled (engine/deadline.py)",
+    ["method", "reason"],
+)
 FOLD_INS = Counter(
     "bookrec_fold_ins",
     "User vectors solved at request time: new_user (unknown to the model) or new_ratings",

@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from server.engine.bundle import Bundle
+from server.engine.deadline import Deadline
 from server.engine.ranking import allowed_mask
 from server.engine.types import Filters
 
 
-def search_books(bundle: Bundle, query: str, filters: Filters) -> list[int]:
-    """All matching books, most popular first (the caller pages through them)."""
-    words = query.lower().split()
+def query_words(query: str) -> list[str]:
+    """The words a query must match, each once: lower-case, distinct, and none that is
+    part of another (a book holding "tolkien" holds "tol" too), longest first."""
+    words = sorted(set(query.lower().split()), key=lambda w: (-len(w), w))
+    kept: list[str] = []
+    for word in words:
+        if not any(word in longer for longer in kept):
+            kept.append(word)
+    return kept
+
+
+def search_books(
+    bundle: Bundle, query: str, filters: Filters, deadline: Deadline | None = None
+) -> npt.NDArray[np.int64]:
+    """All matching books, most popular first (the caller pages through them): one
+    pass of the word index per distinct word (words.py), stopping between passes
+    once the call is abandoned (``deadline``)."""
+    deadline = deadline or Deadline()
+    deadline.check("filters")
     mask = allowed_mask(bundle, filters)
-    hits = [
-        i
-        for i, text in enumerate(bundle.search_text.rows())
-        if all(w in text for w in words) and (mask is None or mask[i])
-    ]
-    pop = np.asarray(bundle.popularity)
-    return sorted(hits, key=lambda i: (-float(pop[i]), i))
+    words = query_words(query)
+    for n, word in enumerate(words, 1):
+        if mask is not None and not mask.any():
+            break  # nothing left for the other words to keep
+        deadline.check(f"word {n} of {len(words)}")
+        found = bundle.search_text.index().books_with(word)
+        mask = found if mask is None else mask & found
+    deadline.check("order")
+    # prior_order: by descending popularity, ties by row (a stable sort): the order
+    # sorted(hits, key=(-popularity, row)) gave.
+    order = bundle.prior_order
+    return order if mask is None else order[mask[order]]
 
 
 def list_subjects(bundle: Bundle, query: str) -> list[tuple[int, int]]:

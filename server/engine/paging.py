@@ -88,6 +88,12 @@ def read_token(token: str, model_version: str, query_key: str) -> int:
     """The offset a token points at; 0 for an empty token."""
     if not token:
         return 0
+    if len(token) > MAX_TOKEN_CHARS:
+        raise InvalidArgument(
+            f"page_token is longer than {MAX_TOKEN_CHARS} characters (not one this server "
+            "made); start again without one",
+            FIELD,
+        )
     try:
         version, digest, offset = _decode(token)
     except (ValueError, binascii.Error, RecursionError) as e:

@@ -52,3 +52,5 @@ def run_warmup(bundle: Bundle) -> None:
         cold_start(bundle, subjects, None, 10, none, explain=True),
         f"ColdStart(subjects={subjects!r})",
     )
+    # SearchBooks' word index: built here, in the loader thread, not by the first search.
+    bundle.search_text.index()

@@ -10,19 +10,26 @@ from bookrec.v1 import common_pb2
 from server.engine import catalog, paging
 from server.engine.manager import ModelManager
 from server.handlers.common import (
+    abandonable,
     book_message,
+    call_deadline,
     check_count,
     check_filters,
     check_id,
+    check_length,
+    check_size,
     filters_of,
-    offload,
     rpc,
 )
-
-MAX_PAGE = 100
-DEFAULT_PAGE = 20
-MAX_SUBJECT_PAGE = 1000
-DEFAULT_SUBJECT_PAGE = 100
+from server.limits import (
+    DEFAULT_SEARCH_PAGE,
+    DEFAULT_SUBJECT_PAGE,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_WORDS,
+    MAX_SEARCH_PAGE,
+    MAX_SUBJECT_PAGE,
+    MAX_SUBJECT_TEXT,
+)
 
 
 class Catalog(pb_grpc.CatalogServiceServicer):
@@ -41,14 +48,19 @@ class Catalog(pb_grpc.CatalogServiceServicer):
     async def SearchBooks(
         self, request: pb.SearchBooksRequest, context: Any
     ) -> pb.SearchBooksResponse:
-        size = check_count("page_size", request.page_size, DEFAULT_PAGE, MAX_PAGE)
+        size = check_count("page_size", request.page_size, DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE)
+        check_length("query", request.query, MAX_QUERY_CHARS)
+        check_size("query", len(request.query.split()), MAX_QUERY_WORDS, "words")
         filters = filters_of(request.filters)
         bundle = self.models.current()
         check_filters(bundle, request.filters)
         key = f"search|{request.query.lower().split()}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, key)
-        hits = await offload(catalog.search_books, bundle, request.query, filters)
-        page = hits[offset : offset + size]
+        deadline = call_deadline(context, "SearchBooks")
+        hits = await abandonable(
+            deadline, catalog.search_books, bundle, request.query, filters, deadline
+        )
+        page = hits[offset : offset + size].tolist()
         more = offset + size < len(hits)
         return pb.SearchBooksResponse(
             books=[book_message(bundle, i) for i in page],
@@ -62,6 +74,7 @@ class Catalog(pb_grpc.CatalogServiceServicer):
         self, request: pb.ListSubjectsRequest, context: Any
     ) -> pb.ListSubjectsResponse:
         size = check_count("page_size", request.page_size, DEFAULT_SUBJECT_PAGE, MAX_SUBJECT_PAGE)
+        check_length("query", request.query, MAX_SUBJECT_TEXT)
         bundle = self.models.current()
         key = f"subjects|{request.query.strip().lower()}"
         offset = paging.read_token(request.page_token, bundle.version, key)

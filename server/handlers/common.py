@@ -18,14 +18,13 @@ from server.admission import calls_in_flight
 from server.engine import types as t
 from server.engine.bundle import Bundle
 from server.engine.cache import LruCache
+from server.engine.deadline import Cancelled, Deadline, DeadlinePassed
 from server.engine.errors import EngineError, InvalidArgument, NoModel, NotFound, bounded
 from server.engine.manager import ModelManager
 from server.engine.paging import StalePageToken
+from server.limits import MAX_EXCLUDE_IDS, MAX_FILTER_SUBJECTS, MAX_ID_CHARS, MAX_SUBJECT_TEXT
 
 log = logging.getLogger("server.handlers")
-
-MAX_K = 100
-DEFAULT_K = 10
 
 _SOURCE = {
     t.Source.ALS: pb.SOURCE_ALS,
@@ -49,6 +48,8 @@ _STATUS = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     NoModel: grpc.StatusCode.UNAVAILABLE,
     StalePageToken: grpc.StatusCode.FAILED_PRECONDITION,
+    DeadlinePassed: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Cancelled: grpc.StatusCode.CANCELLED,
 }
 
 
@@ -71,12 +72,32 @@ def check_unit(name: str, value: float) -> float:
 def check_id(name: str, value: str) -> str:
     if not value.strip():
         raise InvalidArgument(f"{name} is required", name)
-    if len(value) > 64:
-        raise InvalidArgument(f"{name} is longer than 64 characters", name)
+    check_length(name, value, MAX_ID_CHARS)
     return value
 
 
+def check_length(name: str, value: str, maximum: int) -> None:
+    if len(value) > maximum:
+        raise InvalidArgument(f"{name} is longer than {maximum} characters", name)
+
+
+def check_size(name: str, size: int, maximum: int, what: str) -> None:
+    """A repeated field (or a query's words) within its bound (server/limits.py)."""
+    if size > maximum:
+        raise InvalidArgument(f"{name} holds {size} {what}; at most {maximum} allowed", name)
+
+
+def check_filter_sizes(msg: pb.Filters) -> None:
+    """The filters' lists within their bounds, before anything is built from them."""
+    check_size("filters.subject_ids", len(msg.subject_ids), MAX_FILTER_SUBJECTS, "subjects")
+    check_size("filters.exclude_book_ids", len(msg.exclude_book_ids), MAX_EXCLUDE_IDS, "ids")
+    for i, book_id in enumerate(msg.exclude_book_ids):
+        check_length(f"filters.exclude_book_ids[{i}]", book_id, MAX_ID_CHARS)
+
+
 def filters_of(msg: pb.Filters) -> t.Filters:
+    """The engine's filters, bounded first (before any set of them is built)."""
+    check_filter_sizes(msg)
     return t.Filters(
         exclude_book_ids=frozenset(msg.exclude_book_ids),
         subject_ids=frozenset(msg.subject_ids),
@@ -87,6 +108,7 @@ def filters_of(msg: pb.Filters) -> t.Filters:
 
 def check_filters(bundle: Bundle, msg: pb.Filters) -> None:
     """The filter errors the engine would raise, raised first with the field at fault."""
+    check_filter_sizes(msg)
     seen: set[str] = set()
     for i, subject in enumerate(msg.subject_ids):
         if subject not in seen:
@@ -98,14 +120,9 @@ def check_filters(bundle: Bundle, msg: pb.Filters) -> None:
         )
 
 
-# Characters of a subject id or name; the longest real one is a few dozen.
-MAX_SUBJECT_TEXT = 200
-
-
 def subject_of(bundle: Bundle, text: str, field: str) -> int:
     """A subject's index, or INVALID_ARGUMENT naming ``field``."""
-    if len(text) > MAX_SUBJECT_TEXT:
-        raise InvalidArgument(f"{field} is longer than {MAX_SUBJECT_TEXT} characters", field)
+    check_length(field, text, MAX_SUBJECT_TEXT)
     try:
         return bundle.subject(text)
     except InvalidArgument as e:
@@ -185,6 +202,34 @@ async def offload(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     runs in the thread pool, so the event loop keeps accepting calls meanwhile. The
     bounded recommendation pipelines run inline (see handlers/recommender.py)."""
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class _Deadlines:
+    # The test hook of engine/deadline.py, seconds (ServerConfig.test_step_delay_ms); 0: off.
+    step_delay = 0.0
+
+
+def configure_deadlines(step_delay: float) -> None:
+    """Set from ServerConfig before serving."""
+    _Deadlines.step_delay = step_delay
+
+
+def call_deadline(context: Any, rpc: str) -> Deadline:
+    """The call's deadline, for ``Deadline.check`` between its steps."""
+    return Deadline.after(context.time_remaining(), rpc, _Deadlines.step_delay)
+
+
+async def abandonable(
+    deadline: Deadline, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """``offload``, and when the call is cancelled meanwhile (its client went away, or
+    gRPC ended it at its deadline), ``deadline.cancel()``: ``fn`` then stops at its next
+    ``deadline.check`` instead of computing on for nobody."""
+    try:
+        return await offload(fn, *args, **kwargs)
+    except asyncio.CancelledError:
+        deadline.cancel()
+        raise
 
 
 class _Compute:

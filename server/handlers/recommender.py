@@ -13,18 +13,25 @@ from server.engine.manager import ModelManager
 from server.engine.personal import Personal
 from server.engine.types import SimilarMode
 from server.handlers.common import (
-    DEFAULT_K,
-    MAX_K,
-    MAX_SUBJECT_TEXT,
+    call_deadline,
     check_count,
     check_filters,
     check_id,
+    check_length,
+    check_size,
     check_unit,
     filters_of,
     pipeline,
     rpc,
     scored_messages,
     source_of,
+)
+from server.limits import (
+    DEFAULT_K,
+    MAX_FAVOURITE_SUBJECTS,
+    MAX_K,
+    MAX_RECOMMEND_DEPTH,
+    MAX_SUBJECT_TEXT,
 )
 
 DEFAULT_HYBRID_WEIGHT = 0.5
@@ -60,6 +67,9 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         check_filters(bundle, request.filters)
         query_key = f"recommend|{user_id}|{filters.key()}"
         offset = paging.read_token(request.page_token, bundle.version, query_key)
+        k = _within_depth(offset, k)
+        deadline = call_deadline(context, "Recommend")
+        deadline.check("start")
         ranked = await pipeline(
             self.models,
             self.personal.recommend,
@@ -70,9 +80,9 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
             request.explain,
             offset,
         )
-        next_token = (
-            paging.make_token(bundle.version, query_key, offset + k) if ranked.has_more else ""
-        )
+        deadline.check("reply")
+        more = ranked.has_more and offset + k < MAX_RECOMMEND_DEPTH
+        next_token = paging.make_token(bundle.version, query_key, offset + k) if more else ""
         return pb.RecommendResponse(
             items=scored_messages(bundle, ranked),
             model_version=bundle.version,
@@ -96,6 +106,8 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
             weight = check_unit("weight", request.weight)
         bundle = self.models.current()
         check_filters(bundle, request.filters)
+        deadline = call_deadline(context, "Similar")
+        deadline.check("start")
         ranked = await pipeline(
             self.models,
             self.personal.similar,
@@ -107,6 +119,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
             filters_of(request.filters),
             request.explain,
         )
+        deadline.check("reply")
         return pb.SimilarResponse(
             items=scored_messages(bundle, ranked),
             model_version=bundle.version,
@@ -120,14 +133,13 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         if request.HasField("popularity_weight"):
             weight = check_unit("popularity_weight", request.popularity_weight)
         favourites = list(request.favourite_subjects)
+        check_size("favourite_subjects", len(favourites), MAX_FAVOURITE_SUBJECTS, "subjects")
         for i, text in enumerate(favourites):
-            if len(text) > MAX_SUBJECT_TEXT:
-                raise InvalidArgument(
-                    f"favourite_subjects[{i}] is longer than {MAX_SUBJECT_TEXT} characters",
-                    f"favourite_subjects[{i}]",
-                )
+            check_length(f"favourite_subjects[{i}]", text, MAX_SUBJECT_TEXT)
         bundle = self.models.current()
         check_filters(bundle, request.filters)
+        deadline = call_deadline(context, "ColdStart")
+        deadline.check("start")
         try:
             ranked = await pipeline(
                 self.models,
@@ -142,11 +154,24 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         except InvalidArgument as e:
             # The filters were checked above, so an unknown subject is a favourite.
             raise _at_favourite(bundle, favourites, e) from None
+        deadline.check("reply")
         return pb.ColdStartResponse(
             items=scored_messages(bundle, ranked),
             model_version=bundle.version,
             source=source_of(ranked),
         )
+
+
+def _within_depth(offset: int, k: int) -> int:
+    """The page size that keeps a Recommend page within ``MAX_RECOMMEND_DEPTH`` books
+    (the last page is shorter); a token at or past that depth is INVALID_ARGUMENT."""
+    if offset >= MAX_RECOMMEND_DEPTH:
+        raise InvalidArgument(
+            f"page_token points {offset} books deep; lists end at {MAX_RECOMMEND_DEPTH} "
+            "books: start again without a page_token",
+            "page_token",
+        )
+    return min(k, MAX_RECOMMEND_DEPTH - offset)
 
 
 def _at_favourite(bundle: Bundle, favourites: list[str], error: InvalidArgument) -> Exception:
