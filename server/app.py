@@ -45,6 +45,7 @@ from server.handlers.feedback import Feedback
 from server.handlers.recommender import Recommender
 from server.metrics import serve_worker
 from server.observe import ObserveInterceptor, lean_log_records
+from server.polls import PollGuard
 from server.ports import Claim, claim_all
 from server.shedding import admission_interceptors, drain, take_in
 from server.tls import server_credentials
@@ -82,11 +83,13 @@ async def _watch_artifacts(
     models: ModelManager,
     servicer: health.aio.HealthServicer,
     poll_seconds: float,
+    watch: PollGuard,
     bucket: BucketPoller | None = None,
 ) -> None:
     """Look again whenever the source reports a change, and every ``poll_seconds``
     anyway; loading runs in a worker thread, off the event loop. ``bucket`` (its own
-    thread) downloads new versions into the root, where the source sees them."""
+    thread) downloads new versions into the root, where the source sees them. A poll
+    that raises is logged and counted by ``watch`` and the next one runs."""
     loop = asyncio.get_running_loop()
     loader = ThreadPoolExecutor(1, "loader", initializer=_background_priority)
     changed = asyncio.Event()
@@ -100,7 +103,7 @@ async def _watch_artifacts(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), poll_seconds)
             changed.clear()
-            if await loop.run_in_executor(loader, models.poll):
+            if await watch.run(models.poll, loader, "serving the loaded model"):
                 await _set_health(servicer, True)
     finally:
         if bucket is not None:
@@ -213,8 +216,10 @@ async def _serve(
     server = grpc.aio.server(options=options, interceptors=interceptors)
     overlay = RatingsOverlay(rating_log)
     # Ready: a model loaded and the rating log read up to where it stood at start.
+    # And not after --watch-failures-unready artifact polls failed in a row.
+    watch = PollGuard("artifact_watch", cfg.watch_failures_unready)
     health_servicer = ReadinessServicer(
-        lambda: models.ready and overlay.caught_up(), rating_log.connected
+        lambda: models.ready and overlay.caught_up() and watch.healthy, rating_log.connected
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     personal = Personal(overlay, cfg.cache_size)
@@ -257,13 +262,13 @@ async def _serve(
     log.info("started", extra=kv(host=cfg.host, port=port, model_ready=models.ready))
     if started is not None:
         started.set_result(port)
+    replica_id = default_replica_id(cfg, port)
     replica = asyncio.create_task(
-        run_replica(
-            models, rating_log, control_store, health_servicer, default_replica_id(cfg, port)
-        )
+        run_replica(models, rating_log, control_store, health_servicer, replica_id, watch)
     )
+    bucket = _bucket_poller(cfg, models)
     watcher = asyncio.create_task(
-        _watch_artifacts(models, health_servicer, cfg.poll_seconds, _bucket_poller(cfg, models))
+        _watch_artifacts(models, health_servicer, cfg.poll_seconds, watch, bucket)
     )
     try:
         await stop.wait()

@@ -32,6 +32,10 @@ class ServerConfig:
     workers: int = 0
     # Seconds between artifact-root polls, the fallback when file events are missed.
     poll_seconds: float = 10.0
+    # Artifact polls failing in a row (an unreadable root, a bug) before readiness says
+    # NOT_SERVING: the model still answers, but new versions and pins are not followed.
+    # 0: never (server/polls.py).
+    watch_failures_unready: int = 3
     # Deprecated (use an API key with the admin scope): a bearer token accepted as an
     # admin key. Alone it guards only AdminService's changes; other calls stay open.
     admin_token: str = field(default="", repr=False)
@@ -170,6 +174,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     )
     p.add_argument("--workers", type=int, help="processes on the port, 0 = one per core")
     p.add_argument("--poll-seconds", dest="poll_seconds", type=float)
+    p.add_argument(
+        "--watch-failures-unready",
+        dest="watch_failures_unready",
+        type=int,
+        help="artifact polls failing in a row before readiness is NOT_SERVING (0 = never; "
+        f"default {base.watch_failures_unready})",
+    )
     p.add_argument(
         "--compile-reranker",
         dest="compile_reranker",

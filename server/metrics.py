@@ -82,8 +82,23 @@ FOLD_INS = Counter(
     ["kind"],
 )
 
+BACKGROUND_ERRORS = Counter(
+    "bookrec_background_errors",
+    "Failed rounds of a worker's background tasks (server/polls.py), by task; each "
+    "task goes on, and the log says why",
+    ["task"],
+)
+# The tasks that count there: the artifact watcher's poll, the replica's tick, and the
+# fleet's control-store steps (open the buckets, read the pin, beat, read the fleet).
+BACKGROUND_TASKS = (
+    "artifact_watch", "replica_tick", "fleet_control", "fleet_pin", "fleet_heartbeat",
+    "fleet_view",
+)  # fmt: skip
+
 for _result in ("success", "failure"):  # present at 0, so rate() and alerts see them
     MODEL_RELOADS.labels(result=_result)
+for _task in BACKGROUND_TASKS:
+    BACKGROUND_ERRORS.labels(task=_task)
 
 # (method, code) -> the RPC counter's and histogram's children: ``.labels()`` costs
 # ~3 us a call (keyword handling, a lock, a dict), a child's inc / observe well under

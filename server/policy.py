@@ -72,6 +72,8 @@ def redact_status(reply: admin_pb2.GetStatusResponse) -> admin_pb2.GetStatusResp
     out.ClearField("decision")
     for v in out.versions:
         v.ClearField("error")
+    for r in out.fleet:
+        r.ClearField("worker_pid")
     return out
 
 

@@ -60,8 +60,10 @@ def running_server(
     workers: int = 1,
     admin_token: str = "",
     extra_args: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
 ) -> Iterator[ServerProcess]:
-    """The server's stderr goes to workdir/server.log, ratings to workdir/feedback/."""
+    """The server's stderr goes to workdir/server.log, ratings to workdir/feedback/;
+    ``prefix`` runs it inside a command (``setpriv ... --``, say)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BOOKREC_ADMIN_TOKEN": admin_token}
     workdir.mkdir(parents=True, exist_ok=True)
     feedback_log = workdir / "feedback" / "ratings.jsonl"
@@ -69,6 +71,7 @@ def running_server(
     stderr = log.open("w")
     proc = subprocess.Popen(
         [
+            *prefix,
             sys.executable,
             "-m",
             "server",

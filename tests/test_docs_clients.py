@@ -68,6 +68,7 @@ class DocServer:
     key: str
     home: Path  # the shell examples' working directory: data/local-api-key
     root: Path  # the artifact root
+    workers: int = os.cpu_count() or 1  # the server's default, as make run gives none
 
     @property
     def newest(self) -> str:
@@ -138,7 +139,8 @@ def settle(doc: DocServer, timeout: float = 60.0) -> None:
         while True:
             status = client.get_status()
             workers = {(w.serving_version, w.pinned_version) for w in status.fleet}
-            if status.serving_version == newest and workers == {(newest, "")}:
+            every = len(status.fleet) == doc.workers
+            if every and status.serving_version == newest and workers == {(newest, "")}:
                 return
             assert time.monotonic() < deadline, f"still serving {status}"
             time.sleep(0.1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import signal
 import sqlite3
@@ -37,7 +38,10 @@ from bookrec.v1.admin_pb2_grpc import AdminServiceStub
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
+from tests.broken import log_lines, wait_for_log
+from tests.fault_table import record_fault
 from tests.serverproc import ServerProcess, own_connection, running_server
+from tests.test_metrics_endpoint import free_port, scrape, value
 from tests.trainerproc import ROOT, trainer_env
 
 NATS = "nats://127.0.0.1:4222"
@@ -83,9 +87,9 @@ def drop_stream(servers: str, stream: str) -> None:
 
 @contextmanager
 def replica(
-    artifacts: Path, work: Path, url: str, name: str, workers: int = 1
+    artifacts: Path, work: Path, url: str, name: str, workers: int = 1, extra: tuple[str, ...] = ()
 ) -> Iterator[ServerProcess]:
-    args = ("--rating-log", url, "--replica-id", name, "--no-compile-reranker")
+    args = ("--rating-log", url, "--replica-id", name, "--no-compile-reranker", *extra)
     with running_server(
         artifacts, work, workers=workers, admin_token=TOKEN, extra_args=args
     ) as srv:
@@ -266,3 +270,76 @@ def test_not_ready_without_a_model_but_live(
         for name in ("", "bookrec.ready", "bookrec.v1.RecommenderService"):
             assert eventually(partial(health, a.target, name), lambda s: s == SERVING) == SERVING
         assert health(a.target, "bookrec.ratinglog") == SERVING
+
+
+def put_pin_document(servers: str, stream: str, value: bytes) -> None:
+    """Write the shared pin's key as an operator's tool or another build might."""
+
+    async def go() -> None:
+        nc = await nats.connect(servers, connect_timeout=2, max_reconnect_attempts=1)
+        kv = await nc.jetstream().key_value(f"{stream}-control")
+        await kv.put("pin", value)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.timeout(180)
+def test_the_fleet_view_lists_every_worker_of_a_replica(
+    artifact_root: Path, tmp_path: Path, stream: str
+) -> None:
+    with replica(artifact_root, tmp_path / "a", f"{NATS}/{stream}", "A", workers=2) as a:
+        a.wait_health(SERVING)
+        fleet = eventually(
+            lambda: status(a.target).fleet, lambda f: len({r.worker_pid for r in f}) == 2
+        )
+        assert [r.replica_id for r in fleet] == ["A", "A"]
+        assert all(r.ready and r.state == "ready" and r.worker_pid > 0 for r in fleet)
+
+
+@pytest.mark.timeout(180)
+def test_a_malformed_pin_document_is_logged_and_the_heartbeat_goes_on(
+    artifact_root: Path, tmp_path: Path, stream: str
+) -> None:
+    old = complete_versions(artifact_root)[0].name
+    new = publish_copy(artifact_root)
+    port = free_port()
+    extra = ("--metrics-port", str(port))
+    with replica(artifact_root, tmp_path / "a", f"{NATS}/{stream}", "A", extra=extra) as a:
+        a.wait_health(SERVING)
+        eventually(lambda: status(a.target).fleet, bool)
+        bad = (b"{not json", b'["a", "list"]', b'{"pin": 7}')
+        for doc in bad:
+            put_pin_document(NATS, stream, doc)
+            written = time.time()
+
+            def beat_since(fleet: Any, t: float = written) -> bool:
+                return bool(fleet) and fleet[0].heartbeat_unix > t + 1.5
+
+            # The heartbeat goes on (in the fleet view: beats sent after the document),
+            # and the replica keeps serving what it served.
+            fleet = eventually(lambda: status(a.target).fleet, beat_since)
+            assert fleet[0].serving_version == new and fleet[0].ready, fleet
+        assert status(a.target).serving_version == new
+        warnings = [
+            line
+            for line in log_lines(a.log, "fleet_pin failed: will retry")
+            if line["level"] == "warning" and "malformed pin document" in line["error"]
+        ]
+        assert len(warnings) == len(bad), "one warning per bad document, not per round"
+        errors = value(scrape(port), "bookrec_background_errors_total", task="fleet_pin")
+        assert errors >= len(bad), "every failed read is counted"
+        # Pin sync goes on: a good document, as another replica writes it, is followed.
+        good = {"pin": old, "by": "test", "at": time.time()}
+        put_pin_document(NATS, stream, json.dumps(good).encode())
+        reply = eventually(lambda: status(a.target), lambda s: s.serving_version == old)
+        assert reply.pinned_version == old
+        wait_for_log(a.log, "fleet_pin recovered")
+    record_fault(
+        "Malformed pin document in the fleet's JetStream KV (not JSON, not an object, "
+        "a number for the version)",
+        "warning once per document ('malformed pin document ... write a good one with "
+        "PinVersion or Unpin'), counted in bookrec_background_errors_total{task=fleet_pin}; "
+        "the last pin read stays in force, the heartbeat and fleet view go on, and the next "
+        "good document is followed at once",
+    )

@@ -164,3 +164,40 @@ def test_a_worker_that_dies_is_replaced(server: ServerProcess) -> None:
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: len(pids() - {victim}) == 2, timeout=60)
     assert server.proc.poll() is None
+
+
+def fleet_pids(target: str) -> dict[int, set[int]]:
+    """For each worker that answers GetStatus: the worker pids its fleet view lists."""
+    seen: dict[int, set[int]] = {}
+    for _ in range(16):
+        with own_connection(target) as ch:
+            try:
+                status = AdminServiceStub(ch).GetStatus(admin_pb2.GetStatusRequest(), timeout=5)
+            except grpc.RpcError:  # a connection queued on a killed worker's socket
+                continue
+        assert all(r.state == "ready" and r.ready and r.serving_version for r in status.fleet)
+        seen[status.worker_pid] = {r.worker_pid for r in status.fleet}
+    return seen
+
+
+@pytest.mark.timeout(120)
+def test_get_status_lists_every_worker_of_the_server(server: ServerProcess) -> None:
+    # Each worker's GetStatus lists both workers (heartbeats in <artifacts>/.fleet/).
+    wait_until(lambda: len(fleet_pids(server.target)) == 2)
+    views = fleet_pids(server.target)
+    workers = set(views)
+    assert len(workers) == 2 and all(view == workers for view in views.values()), views
+    # A worker killed with SIGKILL leaves the view; the one the supervisor starts joins.
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+
+    def replaced() -> bool:
+        views = fleet_pids(server.target)
+        return (
+            len(views) == 2
+            and victim not in views
+            and all(view == set(views) for view in views.values())
+        )
+
+    wait_until(replaced)
+    assert server.proc.poll() is None

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62ookrec/v1/admin.proto\x12\nbookrec.v1\"[\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.bookrec.v1.ModelState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x12\n\x10GetStatusRequest\"\xc6\x01\n\x11GetStatusResponse\x12\x17\n\x0fserving_version\x18\x01 \x01(\t\x12\x16\n\x0epinned_version\x18\x02 \x01(\t\x12\x30\n\x08versions\x18\x03 \x03(\x0b\x32\x1e.bookrec.v1.ModelVersionStatus\x12\x12\n\nworker_pid\x18\x04 \x01(\x05\x12\x10\n\x08\x64\x65\x63ision\x18\x05 \x01(\t\x12(\n\x05\x66leet\x18\x06 \x03(\x0b\x32\x19.bookrec.v1.ReplicaStatus\"\x8a\x01\n\rReplicaStatus\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x17\n\x0fserving_version\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05ready\x18\x04 \x01(\x08\x12\x16\n\x0epinned_version\x18\x05 \x01(\t\x12\x16\n\x0eheartbeat_unix\x18\x06 \x01(\x01\"$\n\x11PinVersionRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\",\n\x12PinVersionResponse\x12\x16\n\x0epinned_version\x18\x01 \x01(\t\"\x0e\n\x0cUnpinRequest\"\x0f\n\rUnpinResponse\"\x11\n\x0fRollbackRequest\"*\n\x10RollbackResponse\x12\x16\n\x0epinned_version\x18\x01 \x01(\t*\x90\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x19\n\x15MODEL_STATE_AVAILABLE\x10\x02\x12\x19\n\x15MODEL_STATE_UNLOADING\x10\x03\x12\x16\n\x12MODEL_STATE_FAILED\x10\x04\x32\xaa\x02\n\x0c\x41\x64minService\x12H\n\tGetStatus\x12\x1c.bookrec.v1.GetStatusRequest\x1a\x1d.bookrec.v1.GetStatusResponse\x12K\n\nPinVersion\x12\x1d.bookrec.v1.PinVersionRequest\x1a\x1e.bookrec.v1.PinVersionResponse\x12<\n\x05Unpin\x12\x18.bookrec.v1.UnpinRequest\x1a\x19.bookrec.v1.UnpinResponse\x12\x45\n\x08Rollback\x12\x1b.bookrec.v1.RollbackRequest\x1a\x1c.bookrec.v1.RollbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62ookrec/v1/admin.proto\x12\nbookrec.v1\"[\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.bookrec.v1.ModelState\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x12\n\x10GetStatusRequest\"\xc6\x01\n\x11GetStatusResponse\x12\x17\n\x0fserving_version\x18\x01 \x01(\t\x12\x16\n\x0epinned_version\x18\x02 \x01(\t\x12\x30\n\x08versions\x18\x03 \x03(\x0b\x32\x1e.bookrec.v1.ModelVersionStatus\x12\x12\n\nworker_pid\x18\x04 \x01(\x05\x12\x10\n\x08\x64\x65\x63ision\x18\x05 \x01(\t\x12(\n\x05\x66leet\x18\x06 \x03(\x0b\x32\x19.bookrec.v1.ReplicaStatus\"\x9e\x01\n\rReplicaStatus\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x17\n\x0fserving_version\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05ready\x18\x04 \x01(\x08\x12\x16\n\x0epinned_version\x18\x05 \x01(\t\x12\x16\n\x0eheartbeat_unix\x18\x06 \x01(\x01\x12\x12\n\nworker_pid\x18\x07 \x01(\x05\"$\n\x11PinVersionRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\",\n\x12PinVersionResponse\x12\x16\n\x0epinned_version\x18\x01 \x01(\t\"\x0e\n\x0cUnpinRequest\"\x0f\n\rUnpinResponse\"\x11\n\x0fRollbackRequest\"*\n\x10RollbackResponse\x12\x16\n\x0epinned_version\x18\x01 \x01(\t*\x90\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x19\n\x15MODEL_STATE_AVAILABLE\x10\x02\x12\x19\n\x15MODEL_STATE_UNLOADING\x10\x03\x12\x16\n\x12MODEL_STATE_FAILED\x10\x04\x32\xaa\x02\n\x0c\x41\x64minService\x12H\n\tGetStatus\x12\x1c.bookrec.v1.GetStatusRequest\x1a\x1d.bookrec.v1.GetStatusResponse\x12K\n\nPinVersion\x12\x1d.bookrec.v1.PinVersionRequest\x1a\x1e.bookrec.v1.PinVersionResponse\x12<\n\x05Unpin\x12\x18.bookrec.v1.UnpinRequest\x1a\x19.bookrec.v1.UnpinResponse\x12\x45\n\x08Rollback\x12\x1b.bookrec.v1.RollbackRequest\x1a\x1c.bookrec.v1.RollbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bookrec.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELSTATE']._serialized_start=674
-  _globals['_MODELSTATE']._serialized_end=818
+  _globals['_MODELSTATE']._serialized_start=694
+  _globals['_MODELSTATE']._serialized_end=838
   _globals['_MODELVERSIONSTATUS']._serialized_start=38
   _globals['_MODELVERSIONSTATUS']._serialized_end=129
   _globals['_GETSTATUSREQUEST']._serialized_start=131
@@ -40,19 +40,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATUSRESPONSE']._serialized_start=152
   _globals['_GETSTATUSRESPONSE']._serialized_end=350
   _globals['_REPLICASTATUS']._serialized_start=353
-  _globals['_REPLICASTATUS']._serialized_end=491
-  _globals['_PINVERSIONREQUEST']._serialized_start=493
-  _globals['_PINVERSIONREQUEST']._serialized_end=529
-  _globals['_PINVERSIONRESPONSE']._serialized_start=531
-  _globals['_PINVERSIONRESPONSE']._serialized_end=575
-  _globals['_UNPINREQUEST']._serialized_start=577
-  _globals['_UNPINREQUEST']._serialized_end=591
-  _globals['_UNPINRESPONSE']._serialized_start=593
-  _globals['_UNPINRESPONSE']._serialized_end=608
-  _globals['_ROLLBACKREQUEST']._serialized_start=610
-  _globals['_ROLLBACKREQUEST']._serialized_end=627
-  _globals['_ROLLBACKRESPONSE']._serialized_start=629
-  _globals['_ROLLBACKRESPONSE']._serialized_end=671
-  _globals['_ADMINSERVICE']._serialized_start=821
-  _globals['_ADMINSERVICE']._serialized_end=1119
+  _globals['_REPLICASTATUS']._serialized_end=511
+  _globals['_PINVERSIONREQUEST']._serialized_start=513
+  _globals['_PINVERSIONREQUEST']._serialized_end=549
+  _globals['_PINVERSIONRESPONSE']._serialized_start=551
+  _globals['_PINVERSIONRESPONSE']._serialized_end=595
+  _globals['_UNPINREQUEST']._serialized_start=597
+  _globals['_UNPINREQUEST']._serialized_end=611
+  _globals['_UNPINRESPONSE']._serialized_start=613
+  _globals['_UNPINRESPONSE']._serialized_end=628
+  _globals['_ROLLBACKREQUEST']._serialized_start=630
+  _globals['_ROLLBACKREQUEST']._serialized_end=647
+  _globals['_ROLLBACKRESPONSE']._serialized_start=649
+  _globals['_ROLLBACKRESPONSE']._serialized_end=691
+  _globals['_ADMINSERVICE']._serialized_start=841
+  _globals['_ADMINSERVICE']._serialized_end=1139
 # @@protoc_insertion_point(module_scope)

@@ -109,9 +109,10 @@ class GetStatusResponse(_message.Message):
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersionStatus]: ...
     @_builtins.property
     def fleet(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaStatus]:
-        """Every replica sharing this one's control store (docs/fleet.md), from their
-        heartbeats (each beats every second; one silent for 10 s drops out). With
-        the local control file: this worker alone.
+        """Every worker of every replica sharing this one's control store
+        (docs/fleet.md), from their heartbeats (each beats every second; one silent
+        for 10 s drops out). With the local control file: every worker of the
+        servers on this artifact root.
         """
 
     def __init__(
@@ -134,7 +135,7 @@ Global___GetStatusResponse: _TypeAlias = GetStatusResponse  # noqa: Y015
 
 @_typing.final
 class ReplicaStatus(_message.Message):
-    """One replica of a fleet as its last heartbeat described it."""
+    """One worker of a replica as its last heartbeat described it."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -144,17 +145,23 @@ class ReplicaStatus(_message.Message):
     READY_FIELD_NUMBER: _builtins.int
     PINNED_VERSION_FIELD_NUMBER: _builtins.int
     HEARTBEAT_UNIX_FIELD_NUMBER: _builtins.int
+    WORKER_PID_FIELD_NUMBER: _builtins.int
     replica_id: _builtins.str
     """--replica-id, or HOST:PORT/PID."""
     serving_version: _builtins.str
     """Empty while it has no model."""
     state: _builtins.str
-    """"loading" (no model yet), "catching-up" (reading the rating log), "ready"."""
+    """"loading" (no model yet), "catching-up" (reading the rating log),
+    "watch-failing" (its artifact polls keep failing: it serves the loaded
+    model but follows no new version or pin), "ready".
+    """
     ready: _builtins.bool
     """Whether its readiness health check answers SERVING."""
     pinned_version: _builtins.str
     heartbeat_unix: _builtins.float
     """When it sent this heartbeat (unix seconds)."""
+    worker_pid: _builtins.int
+    """The worker process (a replica runs --workers of them); shown to admin keys only."""
     def __init__(
         self,
         *,
@@ -164,10 +171,11 @@ class ReplicaStatus(_message.Message):
         ready: _builtins.bool = ...,
         pinned_version: _builtins.str = ...,
         heartbeat_unix: _builtins.float = ...,
+        worker_pid: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_unix", b"heartbeat_unix", "pinned_version", b"pinned_version", "ready", b"ready", "replica_id", b"replica_id", "serving_version", b"serving_version", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_unix", b"heartbeat_unix", "pinned_version", b"pinned_version", "ready", b"ready", "replica_id", b"replica_id", "serving_version", b"serving_version", "state", b"state", "worker_pid", b"worker_pid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

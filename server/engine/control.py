@@ -8,22 +8,35 @@ uses the shared store (server/fleet/, docs/fleet.md). It survives restarts on
 purpose, like any deployment setting: ``unpin`` clears it. The trainer never
 reads it.
 
-A store also carries the fleet view: each replica's heartbeat (its version
-and state), which the file store keeps for this process alone.
+A store also carries the fleet view: each worker's heartbeat (its replica, its
+process, version and state). The file store keeps one file per worker in
+``<artifacts>/.fleet/`` (hidden, so the artifact source ignores it), so GetStatus
+on any worker lists every worker sharing the root, the workers of one supervisor
+first of all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import re
+import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bookrec.log import kv
+
+log = logging.getLogger("server.control")
+
 CONTROL_DIR = ".control"
 CONTROL_FILE = "serving.json"
+FLEET_DIR = ".fleet"
+BEAT_TTL = 10.0  # seconds: a worker silent this long leaves the fleet view
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,12 @@ class ReplicaStatus:
     ready: bool
     pinned_version: str = ""
     at: float = 0.0  # unix seconds of the heartbeat
+    worker_pid: int = 0  # the worker process that beat (a replica may run several)
+
+
+def beat_key(status: ReplicaStatus) -> str:
+    """The store's key for one worker of one replica (letters, digits, ``_=-``)."""
+    return re.sub(r"[^A-Za-z0-9_=-]", "_", f"{status.replica_id}/{status.worker_pid}")
 
 
 class ControlStore(Protocol):
@@ -80,20 +99,37 @@ def read_pin(root: Path) -> str | None:
 
 def write_pin(root: Path, version: str | None, by: str) -> None:
     """Atomically replace the decision (``None`` unpins)."""
-    path = control_path(root)
+    _replace(control_path(root), json.dumps({"pin": version, "by": by, "at": time.time()}))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a reader never sees it torn."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{CONTROL_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"pin": version, "by": by, "at": time.time()}))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, someone else's
+    return True
+
+
 class FileControl:
-    """The embedded default: the control file, watched by the artifact source."""
+    """The embedded default: the control file, watched by the artifact source, and a
+    heartbeat file per worker. ``heartbeat`` writes a file (call it off the loop)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.describe = f"file {control_path(root)}"
         self._self: ReplicaStatus | None = None
+        self._written: Path | None = None
+        self._write_error = ""
 
     def read_pin(self) -> str | None:
         return read_pin(self.root)
@@ -103,12 +139,44 @@ class FileControl:
 
     def heartbeat(self, status: ReplicaStatus) -> None:
         self._self = status
+        path = self.root / FLEET_DIR / f"{beat_key(status)}.json"
+        try:
+            _replace(path, json.dumps({**asdict(status), "host": socket.gethostname()}))
+        except OSError as e:  # a read-only root still serves; the view holds this worker
+            if str(e) != self._write_error:
+                log.warning("heartbeat not written", extra=kv(path=str(path), error=str(e)))
+            self._write_error = str(e)
+            return
+        self._write_error = ""
+        self._written = path
 
     def fleet(self) -> list[ReplicaStatus]:
-        return [self._self] if self._self else []
+        """Every worker that beat within ``BEAT_TTL`` and, on this host, still runs; a
+        killed worker's file is removed here."""
+        beats = {beat_key(self._self): self._self} if self._self else {}
+        here, now = socket.gethostname(), time.time()
+        try:
+            paths = sorted((self.root / FLEET_DIR).glob("*.json"))  # [] when absent
+        except OSError:  # an unreadable root: this worker alone
+            paths = []
+        for path in paths:
+            try:
+                doc = json.loads(path.read_text())
+                host = doc.pop("host", "")
+                beat = ReplicaStatus(**doc)
+            except (OSError, ValueError, TypeError):
+                continue  # being replaced, or not ours
+            if now - beat.at > BEAT_TTL or (host == here and not _alive(beat.worker_pid)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            beats.setdefault(beat_key(beat), beat)
+        return sorted(beats.values(), key=lambda b: (b.replica_id, b.worker_pid))
 
     def on_change(self, callback: Callable[[], None]) -> None:
         pass  # the artifact source watches the artifact root, .control included
 
     def close(self) -> None:
-        pass
+        if self._written is not None:  # leave the view now rather than at the TTL
+            with contextlib.suppress(OSError):
+                self._written.unlink()

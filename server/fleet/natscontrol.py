@@ -6,7 +6,11 @@ storage, history 10: the last decisions and who made them), and
 ``STREAM-replicas`` one key per replica, rewritten every second and dropped
 by the bucket's TTL when the replica stops beating. Each replica reads both
 every ``POLL`` seconds on the link's loop, so reads never wait for the engine
-and an unreachable engine leaves the last known pin in force.
+and an unreachable engine leaves the last known pin in force; so does a
+malformed pin document (logged as a warning: PinVersion or Unpin writes a good
+one). Each step of a round (open the buckets, read the pin, beat, read the
+fleet) fails alone: it is logged and counted (server/polls.py) and the others
+go on, so a bad pin document never stops the heartbeat.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 
 from nats.js import api
@@ -27,17 +30,25 @@ from nats.js.kv import KeyValue
 from bookrec.log import kv
 from bookrec.ratinglog.jetstream import parse_url
 from bookrec.ratinglog.natslink import NatsLink
-from server.engine.control import ControlUnavailable, ReplicaStatus
+from server.engine.control import BEAT_TTL, ControlUnavailable, ReplicaStatus, beat_key
+from server.polls import PollGuard
 
 log = logging.getLogger("server.fleet")
 
 POLL = 0.5  # seconds between reads of the pin and the fleet
-BEAT_TTL = 10.0  # a replica silent this long leaves the fleet view
 PIN_KEY = "pin"
 
 
-def _key(replica_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_=-]", "_", replica_id)
+def parse_pin(value: bytes | None) -> str | None:
+    """The version a pin document names (None: unpinned); ValueError when it is not
+    a JSON object whose ``pin`` is a version name or empty."""
+    doc = json.loads(value or b"{}")
+    if not isinstance(doc, dict):
+        raise ValueError(f"not a JSON object: {value[:80]!r}" if value else "not a JSON object")
+    pin = doc.get("pin")
+    if pin is not None and not isinstance(pin, str):
+        raise ValueError(f"'pin' is {type(pin).__name__}, not a version name or null")
+    return pin or None
 
 
 class NatsControl:
@@ -55,6 +66,10 @@ class NatsControl:
         self._fleet: list[ReplicaStatus] = []
         self._callbacks: list[Callable[[], None]] = []
         self._closed = False
+        self._guards = {
+            step: PollGuard(f"fleet_{step}", logger=log)
+            for step in ("control", "pin", "heartbeat", "view")
+        }
         self.link.on_connect.append(self._buckets)
         self.link.spawn(self._loop())
         self._read_once.wait(first_read_timeout)  # honour a pin before the first load
@@ -84,30 +99,56 @@ class NatsControl:
     async def _loop(self) -> None:
         while not self._closed:
             if self.link.connected:
-                try:
-                    # The link may have connected before our on_connect hook was added
-                    # (it is shared): open the buckets here too.
-                    if self._control is None or self._replicas is None:
-                        await self._buckets()
-                    await self._tick()
-                except Exception as e:  # the engine went away mid-tick: try again
-                    log.debug("control poll failed", extra=kv(error=str(e) or type(e).__name__))
+                await self._round()
             await asyncio.sleep(POLL)
 
-    async def _tick(self) -> None:
-        assert self._control is not None and self._replicas is not None
+    async def _round(self) -> None:
+        """Each step on its own: one that fails is logged and counted, the next runs."""
+        # The link may have connected before our on_connect hook was added (it is
+        # shared): open the buckets here too.
+        unopened = self._control is None or self._replicas is None
+        if unopened and not await self._step("control", self._buckets, "no pin, no fleet"):
+            return
+        await self._step("pin", self._sync_pin, "the last pin read stays in force")
+        self._read_once.set()  # read or not: the first load waits no longer
+        await self._step("heartbeat", self._send_beat, "the fleet view ages this replica")
+        await self._step("view", self._read_fleet, "the fleet view as last read")
+
+    async def _step(self, name: str, step: Callable[[], Awaitable[None]], what: str) -> bool:
+        guard = self._guards[name]
+        try:
+            await step()
+        except Exception as e:  # the engine went away mid-round, a bad document: go on
+            guard.failed(e, what)
+            return False
+        guard.succeeded()
+        return True
+
+    async def _sync_pin(self) -> None:
+        assert self._control is not None
         try:
             entry = await self._control.get(PIN_KEY)
-            doc = json.loads(entry.value or b"{}")
-            pin = str(doc["pin"]) if isinstance(doc, dict) and doc.get("pin") else None
         except KeyNotFoundError:
-            pin = None
+            self._set_pin(None)
+            return
+        try:
+            pin = parse_pin(entry.value)
+        except ValueError as e:
+            raise ValueError(
+                f"malformed pin document (bucket {self.control_bucket}, key {PIN_KEY}, "
+                f"revision {entry.revision}): {e}; write a good one with PinVersion or Unpin"
+            ) from e
         self._set_pin(pin)
-        self._read_once.set()
+
+    async def _send_beat(self) -> None:
+        assert self._replicas is not None
         beat = self._beat
         if beat is not None:
             doc = asdict(beat) | {"at": time.time()}
-            await self._replicas.put(_key(beat.replica_id), json.dumps(doc).encode())
+            await self._replicas.put(beat_key(beat), json.dumps(doc).encode())
+
+    async def _read_fleet(self) -> None:
+        assert self._replicas is not None
         fleet = []
         try:
             keys = await self._replicas.keys()
@@ -118,8 +159,8 @@ class NatsControl:
                 e = await self._replicas.get(k)
                 fleet.append(ReplicaStatus(**json.loads(e.value or b"{}")))
             except (KeyNotFoundError, TypeError, ValueError):
-                continue
-        self._fleet = sorted(fleet, key=lambda s: s.replica_id)
+                continue  # gone since the listing, or another build's document
+        self._fleet = sorted(fleet, key=lambda s: (s.replica_id, s.worker_pid))
 
     def _set_pin(self, pin: str | None) -> None:
         if pin == self._pin:
@@ -162,6 +203,6 @@ class NatsControl:
         beat, replicas = self._beat, self._replicas
         if beat is not None and replicas is not None and self.link.connected:
             try:  # leave the fleet view now rather than at the TTL
-                self.link.call(replicas.delete(_key(beat.replica_id)), 2)
-            except Exception as e:
-                log.debug("could not remove heartbeat", extra=kv(error=str(e)))
+                self.link.call(replicas.delete(beat_key(beat)), 2)
+            except Exception as e:  # it leaves at the TTL instead
+                log.warning("could not remove heartbeat", extra=kv(error=str(e)))

@@ -7,8 +7,9 @@ Health (grpc.health.v1, docs/fleet.md "Health for balancers"):
   it drains). Restart a replica only when this fails.
 - ``""``, ``bookrec.ready`` and each service name are readiness: SERVING only
   while a model is loaded *and* the rating log has been read up to where it
-  stood when the replica started. ``""`` keeps its old meaning (ready) so
-  existing clients and probes keep working.
+  stood when the replica started *and* the artifact watcher has not failed
+  ``--watch-failures-unready`` polls in a row (server/polls.py). ``""`` keeps
+  its old meaning (ready) so existing clients and probes keep working.
 - ``bookrec.ratinglog`` says whether the rating log's engine is reachable now
   (RateBook answers UNAVAILABLE while it is not; reads go on).
 """
@@ -30,6 +31,7 @@ from bookrec.ratinglog import RatingLog, open_log
 from server.config import ServerConfig
 from server.engine.control import ControlStore, FileControl, ReplicaStatus
 from server.engine.manager import ModelManager
+from server.polls import PollGuard
 
 log = logging.getLogger("server.fleet")
 
@@ -85,12 +87,57 @@ class ReadinessServicer(health.aio.HealthServicer):
                 await self.set(service, want)
 
 
-def replica_state(models: ModelManager, rating_log: RatingLog) -> str:
+def replica_state(models: ModelManager, rating_log: RatingLog, watching: bool = True) -> str:
     if not models.ready:
         return "loading"
     if not rating_log.caught_up():
         return "catching-up"
+    if not watching:  # the artifact watcher keeps failing (server/polls.py)
+        return "watch-failing"
     return "ready"
+
+
+class _Replica:
+    """One worker's part: its health, its heartbeat and the pin it follows. ``watch`` is
+    the artifact watcher's guard: its failures in a row turn readiness off."""
+
+    def __init__(
+        self,
+        models: ModelManager,
+        rating_log: RatingLog,
+        control: ControlStore,
+        servicer: ReadinessServicer,
+        replica_id: str,
+        watch: PollGuard,
+    ) -> None:
+        self.models, self.rating_log, self.control = models, rating_log, control
+        self.servicer, self.replica_id, self.watch = servicer, replica_id, watch
+        self.changed = asyncio.Event()
+        self.last_beat = 0.0
+        self.last_state = ""
+
+    async def tick(self) -> None:
+        await self.servicer.refresh()
+        state = replica_state(self.models, self.rating_log, self.watch.healthy)
+        if state != self.last_state:
+            log.info("replica state", extra=kv(replica=self.replica_id, state=state))
+            self.last_state = state
+        if time.monotonic() - self.last_beat >= HEARTBEAT_SECONDS or self.changed.is_set():
+            self.last_beat = time.monotonic()
+            beat = ReplicaStatus(
+                replica_id=self.replica_id,
+                serving_version=self.models.serving_version or "",
+                state=state,
+                ready=state == "ready",
+                pinned_version=self.models.pinned or "",
+                at=time.time(),
+                worker_pid=os.getpid(),
+            )
+            await asyncio.to_thread(self.control.heartbeat, beat)  # the file store writes
+        if self.changed.is_set():
+            self.changed.clear()
+            # A failed load is recorded by the manager; anything else the guard logs.
+            await self.watch.run(self.models.poll, what="serving the loaded model")
 
 
 async def run_replica(
@@ -99,37 +146,22 @@ async def run_replica(
     control: ControlStore,
     servicer: ReadinessServicer,
     replica_id: str,
+    watch: PollGuard,
 ) -> None:
     """Keep health current, beat into the control store, and follow a shared pin
     as soon as the store reports it changed (the artifact watcher's poll is the
-    fallback)."""
+    fallback). A tick that fails is logged and counted, and the next one runs."""
     loop = asyncio.get_running_loop()
-    changed = asyncio.Event()
-    control.on_change(lambda: _soon(loop, changed.set))
-    last_beat = 0.0
-    last_state = ""
+    replica = _Replica(models, rating_log, control, servicer, replica_id, watch)
+    control.on_change(lambda: _soon(loop, replica.changed.set))
+    guard = PollGuard("replica_tick", logger=log)
     while True:
-        await servicer.refresh()
-        state = replica_state(models, rating_log)
-        if state != last_state:
-            log.info("replica state", extra=kv(replica=replica_id, state=state))
-            last_state = state
-        if time.monotonic() - last_beat >= HEARTBEAT_SECONDS or changed.is_set():
-            last_beat = time.monotonic()
-            control.heartbeat(
-                ReplicaStatus(
-                    replica_id=replica_id,
-                    serving_version=models.serving_version or "",
-                    state=state,
-                    ready=state == "ready",
-                    pinned_version=models.pinned or "",
-                    at=time.time(),
-                )
-            )
-        if changed.is_set():
-            changed.clear()
-            with contextlib.suppress(Exception):  # a failed load is recorded by the manager
-                await asyncio.to_thread(models.poll)
+        try:
+            await replica.tick()
+        except Exception as e:
+            guard.failed(e, "health and heartbeat as last published")
+        else:
+            guard.succeeded()
         await asyncio.sleep(TICK)
 
 

@@ -5,7 +5,9 @@ follows it: FAILED_PRECONDITION with the load error (the manager loads the
 version first), NOT_FOUND for a version that is not in the artifact root; a
 rollback with no older loadable version is FAILED_PRECONDITION too. With a fleet's shared
 control store (docs/fleet.md) the decision reaches every replica; UNAVAILABLE when
-that store cannot take it (nothing changed). GetStatus lists the fleet.
+that store cannot take it (nothing changed). GetStatus lists the fleet: every
+worker of every replica sharing the control store (one server's workers share
+the artifact root's, server/engine/control.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Admin(pb_grpc.AdminServiceServicer):
 
     @rpc
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
+        fleet = await offload(self.models.control.fleet)  # the file store reads files
         return pb.GetStatusResponse(
             serving_version=self.models.serving_version or "",
             pinned_version=self.models.pinned or "",
@@ -63,8 +66,9 @@ class Admin(pb_grpc.AdminServiceServicer):
                     ready=r.ready,
                     pinned_version=r.pinned_version,
                     heartbeat_unix=r.at,
+                    worker_pid=r.worker_pid,
                 )
-                for r in self.models.control.fleet()
+                for r in fleet
             ],
         )
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bookrec/v1/admin.proto.
  */
 export const file_bookrec_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChZib29rcmVjL3YxL2FkbWluLnByb3RvEgpib29rcmVjLnYxIlsKEk1vZGVsVmVyc2lvblN0YXR1cxIPCgd2ZXJzaW9uGAEgASgJEiUKBXN0YXRlGAIgASgOMhYuYm9va3JlYy52MS5Nb2RlbFN0YXRlEg0KBWVycm9yGAMgASgJIhIKEEdldFN0YXR1c1JlcXVlc3QixgEKEUdldFN0YXR1c1Jlc3BvbnNlEhcKD3NlcnZpbmdfdmVyc2lvbhgBIAEoCRIWCg5waW5uZWRfdmVyc2lvbhgCIAEoCRIwCgh2ZXJzaW9ucxgDIAMoCzIeLmJvb2tyZWMudjEuTW9kZWxWZXJzaW9uU3RhdHVzEhIKCndvcmtlcl9waWQYBCABKAUSEAoIZGVjaXNpb24YBSABKAkSKAoFZmxlZXQYBiADKAsyGS5ib29rcmVjLnYxLlJlcGxpY2FTdGF0dXMiigEKDVJlcGxpY2FTdGF0dXMSEgoKcmVwbGljYV9pZBgBIAEoCRIXCg9zZXJ2aW5nX3ZlcnNpb24YAiABKAkSDQoFc3RhdGUYAyABKAkSDQoFcmVhZHkYBCABKAgSFgoOcGlubmVkX3ZlcnNpb24YBSABKAkSFgoOaGVhcnRiZWF0X3VuaXgYBiABKAEiJAoRUGluVmVyc2lvblJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoCSIsChJQaW5WZXJzaW9uUmVzcG9uc2USFgoOcGlubmVkX3ZlcnNpb24YASABKAkiDgoMVW5waW5SZXF1ZXN0Ig8KDVVucGluUmVzcG9uc2UiEQoPUm9sbGJhY2tSZXF1ZXN0IioKEFJvbGxiYWNrUmVzcG9uc2USFgoOcGlubmVkX3ZlcnNpb24YASABKAkqkAEKCk1vZGVsU3RhdGUSGwoXTU9ERUxfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNNT0RFTF9TVEFURV9MT0FESU5HEAESGQoVTU9ERUxfU1RBVEVfQVZBSUxBQkxFEAISGQoVTU9ERUxfU1RBVEVfVU5MT0FESU5HEAMSFgoSTU9ERUxfU1RBVEVfRkFJTEVEEAQyqgIKDEFkbWluU2VydmljZRJICglHZXRTdGF0dXMSHC5ib29rcmVjLnYxLkdldFN0YXR1c1JlcXVlc3QaHS5ib29rcmVjLnYxLkdldFN0YXR1c1Jlc3BvbnNlEksKClBpblZlcnNpb24SHS5ib29rcmVjLnYxLlBpblZlcnNpb25SZXF1ZXN0Gh4uYm9va3JlYy52MS5QaW5WZXJzaW9uUmVzcG9uc2USPAoFVW5waW4SGC5ib29rcmVjLnYxLlVucGluUmVxdWVzdBoZLmJvb2tyZWMudjEuVW5waW5SZXNwb25zZRJFCghSb2xsYmFjaxIbLmJvb2tyZWMudjEuUm9sbGJhY2tSZXF1ZXN0GhwuYm9va3JlYy52MS5Sb2xsYmFja1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChZib29rcmVjL3YxL2FkbWluLnByb3RvEgpib29rcmVjLnYxIlsKEk1vZGVsVmVyc2lvblN0YXR1cxIPCgd2ZXJzaW9uGAEgASgJEiUKBXN0YXRlGAIgASgOMhYuYm9va3JlYy52MS5Nb2RlbFN0YXRlEg0KBWVycm9yGAMgASgJIhIKEEdldFN0YXR1c1JlcXVlc3QixgEKEUdldFN0YXR1c1Jlc3BvbnNlEhcKD3NlcnZpbmdfdmVyc2lvbhgBIAEoCRIWCg5waW5uZWRfdmVyc2lvbhgCIAEoCRIwCgh2ZXJzaW9ucxgDIAMoCzIeLmJvb2tyZWMudjEuTW9kZWxWZXJzaW9uU3RhdHVzEhIKCndvcmtlcl9waWQYBCABKAUSEAoIZGVjaXNpb24YBSABKAkSKAoFZmxlZXQYBiADKAsyGS5ib29rcmVjLnYxLlJlcGxpY2FTdGF0dXMingEKDVJlcGxpY2FTdGF0dXMSEgoKcmVwbGljYV9pZBgBIAEoCRIXCg9zZXJ2aW5nX3ZlcnNpb24YAiABKAkSDQoFc3RhdGUYAyABKAkSDQoFcmVhZHkYBCABKAgSFgoOcGlubmVkX3ZlcnNpb24YBSABKAkSFgoOaGVhcnRiZWF0X3VuaXgYBiABKAESEgoKd29ya2VyX3BpZBgHIAEoBSIkChFQaW5WZXJzaW9uUmVxdWVzdBIPCgd2ZXJzaW9uGAEgASgJIiwKElBpblZlcnNpb25SZXNwb25zZRIWCg5waW5uZWRfdmVyc2lvbhgBIAEoCSIOCgxVbnBpblJlcXVlc3QiDwoNVW5waW5SZXNwb25zZSIRCg9Sb2xsYmFja1JlcXVlc3QiKgoQUm9sbGJhY2tSZXNwb25zZRIWCg5waW5uZWRfdmVyc2lvbhgBIAEoCSqQAQoKTW9kZWxTdGF0ZRIbChdNT0RFTF9TVEFURV9VTlNQRUNJRklFRBAAEhcKE01PREVMX1NUQVRFX0xPQURJTkcQARIZChVNT0RFTF9TVEFURV9BVkFJTEFCTEUQAhIZChVNT0RFTF9TVEFURV9VTkxPQURJTkcQAxIWChJNT0RFTF9TVEFURV9GQUlMRUQQBDKqAgoMQWRtaW5TZXJ2aWNlEkgKCUdldFN0YXR1cxIcLmJvb2tyZWMudjEuR2V0U3RhdHVzUmVxdWVzdBodLmJvb2tyZWMudjEuR2V0U3RhdHVzUmVzcG9uc2USSwoKUGluVmVyc2lvbhIdLmJvb2tyZWMudjEuUGluVmVyc2lvblJlcXVlc3QaHi5ib29rcmVjLnYxLlBpblZlcnNpb25SZXNwb25zZRI8CgVVbnBpbhIYLmJvb2tyZWMudjEuVW5waW5SZXF1ZXN0GhkuYm9va3JlYy52MS5VbnBpblJlc3BvbnNlEkUKCFJvbGxiYWNrEhsuYm9va3JlYy52MS5Sb2xsYmFja1JlcXVlc3QaHC5ib29rcmVjLnYxLlJvbGxiYWNrUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message bookrec.v1.ModelVersionStatus
@@ -88,9 +88,10 @@ export type GetStatusResponse = Message<"bookrec.v1.GetStatusResponse"> & {
   decision: string;
 
   /**
-   * Every replica sharing this one's control store (docs/fleet.md), from their
-   * heartbeats (each beats every second; one silent for 10 s drops out). With
-   * the local control file: this worker alone.
+   * Every worker of every replica sharing this one's control store
+   * (docs/fleet.md), from their heartbeats (each beats every second; one silent
+   * for 10 s drops out). With the local control file: every worker of the
+   * servers on this artifact root.
    *
    * @generated from field: repeated bookrec.v1.ReplicaStatus fleet = 6;
    */
@@ -105,7 +106,7 @@ export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE_
   messageDesc(file_bookrec_v1_admin, 2);
 
 /**
- * One replica of a fleet as its last heartbeat described it.
+ * One worker of a replica as its last heartbeat described it.
  *
  * @generated from message bookrec.v1.ReplicaStatus
  */
@@ -125,7 +126,9 @@ export type ReplicaStatus = Message<"bookrec.v1.ReplicaStatus"> & {
   servingVersion: string;
 
   /**
-   * "loading" (no model yet), "catching-up" (reading the rating log), "ready".
+   * "loading" (no model yet), "catching-up" (reading the rating log),
+   * "watch-failing" (its artifact polls keep failing: it serves the loaded
+   * model but follows no new version or pin), "ready".
    *
    * @generated from field: string state = 3;
    */
@@ -149,6 +152,13 @@ export type ReplicaStatus = Message<"bookrec.v1.ReplicaStatus"> & {
    * @generated from field: double heartbeat_unix = 6;
    */
   heartbeatUnix: number;
+
+  /**
+   * The worker process (a replica runs --workers of them); shown to admin keys only.
+   *
+   * @generated from field: int32 worker_pid = 7;
+   */
+  workerPid: number;
 };
 
 /**
