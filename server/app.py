@@ -39,6 +39,7 @@ from server.engine.personal import Personal
 from server.engine.source import ArtifactSource
 from server.fleet.replica import ReadinessServicer, default_replica_id, open_fleet, run_replica
 from server.handlers.admin import Admin
+from server.handlers.batched import configure_batching
 from server.handlers.catalog import Catalog
 from server.handlers.common import configure_compute, configure_deadlines
 from server.handlers.feedback import Feedback
@@ -189,6 +190,7 @@ async def _serve(
     started: asyncio.Future[int] | None,
 ) -> None:
     configure_compute(cfg.pipeline_offload, cfg.compute_threads)
+    configure_batching(cfg.batching, cfg.batch_wait_ms, cfg.max_batch)
     configure_deadlines(cfg.test_step_delay_ms / 1000)
     # The rating log and the pins: local files, or a fleet's shared engine (docs/fleet.md).
     rating_log, control_store = open_fleet(cfg)

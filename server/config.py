@@ -70,6 +70,13 @@ class ServerConfig:
     pipeline_offload: str = "auto"
     # Threads of that compute pool per worker.
     compute_threads: int = 1
+    # Dynamic batching (server/batcher.py, docs/serving.md "Batching"): a worker's
+    # concurrent Recommend, Similar and ColdStart calls computed together, with the same
+    # answers. A call alone in its worker never waits; with others in flight it waits at
+    # most batch_wait_ms for more to join, and a batch holds at most max_batch calls.
+    batching: bool = True
+    batch_wait_ms: float = 1.0
+    max_batch: int = 32
     # Test hook, off (0) by default: every compute step of a call sleeps this long first
     # (server/engine/deadline.py), so a test can see a call abandoned mid-compute.
     # Environment only (BOOKREC_TEST_STEP_DELAY_MS); never set it in production.
@@ -172,6 +179,24 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         type=int,
         help=f"compute threads per worker (default {base.compute_threads})",
     )
+    p.add_argument(
+        "--batching",
+        dest="batching",
+        action=argparse.BooleanOptionalAction,
+        help="compute a worker's concurrent calls together (default on)",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        dest="batch_wait_ms",
+        type=float,
+        help=f"longest wait for a batch to fill, ms (default {base.batch_wait_ms:g})",
+    )
+    p.add_argument(
+        "--max-batch",
+        dest="max_batch",
+        type=int,
+        help=f"calls per batch (default {base.max_batch})",
+    )
     p.add_argument("--workers", type=int, help="processes on the port, 0 = one per core")
     p.add_argument("--poll-seconds", dest="poll_seconds", type=float)
     p.add_argument(
@@ -224,6 +249,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             f"--pipeline-offload / BOOKREC_PIPELINE_OFFLOAD must be one of {OFFLOAD_MODES} "
             f"(got {cfg.pipeline_offload!r}) and --compute-threads / BOOKREC_COMPUTE_THREADS "
             f">= 1 (got {cfg.compute_threads})"
+        )
+    if cfg.batch_wait_ms < 0 or cfg.max_batch < 1:
+        raise SystemExit(
+            "--batch-wait-ms / BOOKREC_BATCH_WAIT_MS must be >= 0 and --max-batch / "
+            f"BOOKREC_MAX_BATCH >= 1 (got {cfg.batch_wait_ms:g} and {cfg.max_batch})"
         )
     if cfg.artifact_bucket:
         from bookrec.objectstore import BucketURL

@@ -47,6 +47,23 @@ def test_where_pipelines_compute_is_set_by_env_or_flag_and_checked(
         parse_args(["--compute-threads", "0"])
 
 
+def test_batching_is_set_by_env_or_flag_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_args([])
+    assert (cfg.batching, cfg.batch_wait_ms, cfg.max_batch) == (True, 1.0, 32)
+    monkeypatch.setenv("BOOKREC_BATCHING", "0")
+    monkeypatch.setenv("BOOKREC_BATCH_WAIT_MS", "2.5")
+    monkeypatch.setenv("BOOKREC_MAX_BATCH", "8")
+    cfg = parse_args([])
+    assert (cfg.batching, cfg.batch_wait_ms, cfg.max_batch) == (False, 2.5, 8)
+    cfg = parse_args(["--batching", "--batch-wait-ms", "0", "--max-batch", "4"])
+    assert (cfg.batching, cfg.batch_wait_ms, cfg.max_batch) == (True, 0.0, 4)
+    assert parse_args(["--no-batching"]).batching is False
+    with pytest.raises(SystemExit, match="BOOKREC_MAX_BATCH >= 1"):
+        parse_args(["--max-batch", "0"])
+    with pytest.raises(SystemExit, match="BATCH_WAIT_MS must be >= 0"):
+        parse_args(["--batch-wait-ms", "-1"])
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_taken_port_is_one_line_with_the_fix(workers: str, tmp_path: Path) -> None:
     with socket.socket() as held:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bookrec.v1 import recommender_pb2 as pb
 from bookrec.v1 import recommender_pb2_grpc as pb_grpc
 from server.engine import paging
+from server.engine.batch_cold_start import ColdStartCall
+from server.engine.batch_recommend import RecommendCall
+from server.engine.batch_similar import SimilarCall
 from server.engine.bundle import Bundle
 from server.engine.errors import InvalidArgument, echo
 from server.engine.manager import ModelManager
 from server.engine.personal import Personal
-from server.engine.types import SimilarMode
+from server.engine.types import RankedList, SimilarMode
+from server.handlers.batched import Alone, Pipelines
 from server.handlers.common import (
     call_deadline,
     check_count,
@@ -57,6 +62,33 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
     def __init__(self, models: ModelManager, personal: Personal) -> None:
         self.models = models
         self.personal = personal
+        # Batched (server/batcher.py), or call by call as before when alone or batching is off.
+        alone = Alone(self._recommend_alone, self._similar_alone, self._cold_start_alone)
+        self.pipelines = Pipelines(models, personal, alone)
+
+    async def _recommend_alone(self, bundle: Bundle, c: RecommendCall) -> RankedList:
+        p = self.personal
+        return await pipeline(
+            self.models, p.recommend, bundle, c.user_id, c.k, c.filters, c.explain, c.offset
+        )
+
+    async def _similar_alone(self, bundle: Bundle, c: SimilarCall) -> RankedList:
+        p = self.personal
+        return await pipeline(
+            self.models, p.similar, bundle, c.book_id, c.k, c.mode, c.weight, c.filters, c.explain
+        )
+
+    async def _cold_start_alone(self, bundle: Bundle, c: ColdStartCall) -> RankedList:
+        return await pipeline(
+            self.models,
+            self.personal.cold_start,
+            bundle,
+            list(c.favourite_subjects),
+            c.popularity_weight,
+            c.k,
+            c.filters,
+            c.explain,
+        )
 
     @rpc
     async def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RecommendResponse:
@@ -70,15 +102,10 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         k = _within_depth(offset, k)
         deadline = call_deadline(context, "Recommend")
         deadline.check("start")
-        ranked = await pipeline(
-            self.models,
-            self.personal.recommend,
+        ranked = await self.pipelines.recommend(
             bundle,
-            user_id,
-            k,
-            filters,
-            request.explain,
-            offset,
+            RecommendCall(user_id, k, filters, request.explain, offset),
+            functools.partial(deadline.check, "compute"),
         )
         deadline.check("reply")
         more = ranked.has_more and offset + k < MAX_RECOMMEND_DEPTH
@@ -108,16 +135,10 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         check_filters(bundle, request.filters)
         deadline = call_deadline(context, "Similar")
         deadline.check("start")
-        ranked = await pipeline(
-            self.models,
-            self.personal.similar,
+        ranked = await self.pipelines.similar(
             bundle,
-            book_id,
-            k,
-            mode,
-            weight,
-            filters_of(request.filters),
-            request.explain,
+            SimilarCall(book_id, k, mode, weight, filters_of(request.filters), request.explain),
+            functools.partial(deadline.check, "compute"),
         )
         deadline.check("reply")
         return pb.SimilarResponse(
@@ -141,15 +162,11 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
         deadline = call_deadline(context, "ColdStart")
         deadline.check("start")
         try:
-            ranked = await pipeline(
-                self.models,
-                self.personal.cold_start,
-                bundle,
-                favourites,
-                weight,
-                k,
-                filters_of(request.filters),
-                request.explain,
+            call = ColdStartCall(
+                tuple(favourites), weight, k, filters_of(request.filters), request.explain
+            )
+            ranked = await self.pipelines.cold_start(
+                bundle, call, functools.partial(deadline.check, "compute")
             )
         except InvalidArgument as e:
             # The filters were checked above, so an unknown subject is a favourite.
