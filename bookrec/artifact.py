@@ -441,13 +441,30 @@ def _lease_path(root: Path, holder: str) -> Path:
     return root / LEASES_DIR / f"{holder}.json"
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a reader never sees it torn); its folder is
+    made when missing. Not fsynced: for state a process rewrites, not for artifacts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (someone else's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    return True
+
+
 def write_lease(root: Path, holder: str, version: str) -> None:
     """A server records the version it serves; replaced atomically on every swap."""
-    path = _lease_path(root, holder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"version": version, "pid": os.getpid(), "holder": holder}))
-    os.replace(tmp, path)
+    doc = {"version": version, "pid": os.getpid(), "holder": holder}
+    replace_text(_lease_path(root, holder), json.dumps(doc))
 
 
 def remove_lease(root: Path, holder: str) -> None:
@@ -463,11 +480,6 @@ def leased_versions(root: Path) -> set[str]:
             pid, version = int(doc["pid"]), str(doc["version"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        except PermissionError:
-            pass  # alive, owned by someone else
-        out.add(version)
+        if process_alive(pid):
+            out.add(version)
     return out

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import socket
 import time
@@ -29,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bookrec.artifact import process_alive, replace_text
 from bookrec.log import kv
 
 log = logging.getLogger("server.control")
@@ -99,25 +99,8 @@ def read_pin(root: Path) -> str | None:
 
 def write_pin(root: Path, version: str | None, by: str) -> None:
     """Atomically replace the decision (``None`` unpins)."""
-    _replace(control_path(root), json.dumps({"pin": version, "by": by, "at": time.time()}))
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all: a reader never sees it torn."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, someone else's
-    return True
+    doc = {"pin": version, "by": by, "at": time.time()}
+    replace_text(control_path(root), json.dumps(doc))
 
 
 class FileControl:
@@ -141,7 +124,7 @@ class FileControl:
         self._self = status
         path = self.root / FLEET_DIR / f"{beat_key(status)}.json"
         try:
-            _replace(path, json.dumps({**asdict(status), "host": socket.gethostname()}))
+            replace_text(path, json.dumps({**asdict(status), "host": socket.gethostname()}))
         except OSError as e:  # a read-only root still serves; the view holds this worker
             if str(e) != self._write_error:
                 log.warning("heartbeat not written", extra=kv(path=str(path), error=str(e)))
@@ -166,7 +149,7 @@ class FileControl:
                 beat = ReplicaStatus(**doc)
             except (OSError, ValueError, TypeError):
                 continue  # being replaced, or not ours
-            if now - beat.at > BEAT_TTL or (host == here and not _alive(beat.worker_pid)):
+            if now - beat.at > BEAT_TTL or (host == here and not process_alive(beat.worker_pid)):
                 with contextlib.suppress(OSError):
                     path.unlink()
                 continue
