@@ -142,6 +142,24 @@ def _deepest_token(rec: RecommenderServiceStub, request: recommender_pb2.Recomme
         token = reply.next_page_token
 
 
+NEW_USER = "bench-hostile-new-user"
+NEW_USER_RATINGS = 5
+
+
+def _new_user_page(
+    rec: RecommenderServiceStub, feedback: FeedbackServiceStub, cat: Catalogue
+) -> recommender_pb2.RecommendRequest:
+    """The deepest page of a user the model does not know, who rated a few books (cold
+    start from their subjects, or fold-in: the path the model serves them)."""
+    for book in cat.book_ids[:NEW_USER_RATINGS]:
+        feedback.RateBook(feedback_pb2.RateBookRequest(user_id=NEW_USER, book_id=book, rating=9))
+    request = recommender_pb2.RecommendRequest(user_id=NEW_USER, k=limits.MAX_K, explain=True)
+    request.page_token = _deepest_token(
+        rec, recommender_pb2.RecommendRequest(user_id=NEW_USER, k=limits.MAX_K)
+    )
+    return request
+
+
 def cases(channel: grpc.Channel, cat: Catalogue) -> list[Case]:
     """The worst request the limits allow, per RPC (several where it is not obvious)."""
     rec, catalog = RecommenderServiceStub(channel), CatalogServiceStub(channel)
@@ -155,6 +173,7 @@ def cases(channel: grpc.Channel, cat: Catalogue) -> list[Case]:
     deep.page_token = _deepest_token(
         rec, recommender_pb2.RecommendRequest(user_id=cat.heaviest_user, k=k)
     )
+    new_user = _new_user_page(rec, feedback, cat)
     favourites = cat.subjects[: limits.MAX_FAVOURITE_SUBJECTS]
     long_word = (cat.letters[:1] or "e") * limits.MAX_QUERY_CHARS
     unknown_id = "x" * limits.MAX_ID_CHARS
@@ -198,6 +217,12 @@ def cases(channel: grpc.Channel, cat: Catalogue) -> list[Case]:
             "Recommend",
             f"heaviest user, deepest page (to {limits.MAX_RECOMMEND_DEPTH}), k {k}, explain",
             lambda: rec.Recommend(deep),
+        ),
+        Case(
+            "Recommend",
+            f"user the model does not know, {NEW_USER_RATINGS} RateBook ratings, deepest "
+            f"page, k {k}, explain",
+            lambda: rec.Recommend(new_user),
         ),
         Case(
             "Similar",

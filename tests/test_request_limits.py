@@ -365,3 +365,11 @@ def test_the_last_page_before_the_depth_bound_is_cut_short() -> None:
     with pytest.raises(InvalidArgument, match=f"lists end at {depth} books") as info:
         _within_depth(depth, 10)
     assert info.value.field == "page_token"
+
+
+@pytest.mark.parametrize("page", ["docs/serving.md", "docs/clients.md"])
+def test_the_docs_list_every_bound(page: str) -> None:
+    text = (Path(__file__).resolve().parents[1] / page).read_text()
+    rows = {line.strip() for line in text.splitlines()}
+    missing = [row for row in limits.TABLE if f"| {row[0]} | {row[1]} | {row[2]} |" not in rows]
+    assert not missing, f"{page} lacks these rows of server/limits.py's TABLE: {missing}"
