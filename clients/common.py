@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -39,6 +40,11 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+
+
+def new_request_id() -> str:
+    """A RateBook idempotency key: 32 hex digits, unique per rating."""
+    return uuid.uuid4().hex
 
 
 def retryable(e: grpc.RpcError) -> bool:

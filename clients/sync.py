@@ -24,6 +24,7 @@ from clients.common import (
     RetryPolicy,
     cold_request,
     connection_of,
+    new_request_id,
     retryable,
     similar_request,
 )
@@ -176,10 +177,18 @@ class BookrecClient:
         book_id: str,
         rating: int,
         *,
+        request_id: str | None = None,
         timeout: float | None = None,
     ) -> feedback_pb2.RateBookResponse:
-        """Record a rating: 0 = read, 1..10 = explicit."""
-        req = feedback_pb2.RateBookRequest(user_id=user_id, book_id=book_id, rating=rating)
+        """Record a rating: 0 = read, 1..10 = explicit. Every retry of this call sends
+        the same ``request_id`` (a new UUID unless given), so a retry after a lost
+        reply is stored once; pass your own to make retries of your own safe too."""
+        req = feedback_pb2.RateBookRequest(
+            user_id=user_id,
+            book_id=book_id,
+            rating=rating,
+            request_id=request_id or new_request_id(),
+        )
         return self._call(self.feedback.RateBook, req, timeout)
 
     # AdminService

@@ -22,6 +22,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from bookrec.artifact import load_strings, read_manifest
+from bookrec.ratinglog import Stored
 from bookrec.v1 import catalog_pb2, feedback_pb2, recommender_pb2
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
@@ -41,10 +42,12 @@ class HeldFeedbackLog(FeedbackLog):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def append(self, user_id: str, book_id: str, rating: int, model_version: str) -> int:
+    def append(
+        self, user_id: str, book_id: str, rating: int, model_version: str, request_id: str = ""
+    ) -> Stored:
         self.entered.set()
         assert self.release.wait(10)
-        return super().append(user_id, book_id, rating, model_version)
+        return super().append(user_id, book_id, rating, model_version, request_id)
 
 
 @contextlib.asynccontextmanager

@@ -9,15 +9,24 @@ from pathlib import Path
 
 from bookrec.ratinglog.base import RatingLog
 from bookrec.ratinglog.file import FileRatingLog
-from bookrec.ratinglog.record import BadRecord, LogUnavailable, Rating, Sink
+from bookrec.ratinglog.record import (
+    DEDUP_SECONDS,
+    BadRecord,
+    LogUnavailable,
+    Rating,
+    Sink,
+    Stored,
+)
 
 __all__ = [
+    "DEDUP_SECONDS",
     "BadRecord",
     "FileRatingLog",
     "LogUnavailable",
     "Rating",
     "RatingLog",
     "Sink",
+    "Stored",
     "open_log",
 ]
 

@@ -2,9 +2,11 @@
 
 ``append`` returns only after the engine has acknowledged the rating durably
 (fsync for the file, a JetStream PubAck for NATS) and raises LogUnavailable
-otherwise. ``read_from`` is one pass from an offset to the log's end (the
-trainer). ``follow`` starts delivering every rating, old and new, to a sink
-(the server's fold-in overlay); ``poll`` lets a pull-style backend deliver now.
+otherwise; a rating whose request_id was stored in the last DEDUP_SECONDS is not
+stored again, and ``append`` answers with the first record. ``read_from`` is one
+pass from an offset to the log's end (the trainer). ``follow`` starts delivering
+every rating, old and new, to a sink (the server's fold-in overlay); ``poll`` lets
+a pull-style backend deliver now.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from bookrec.ratinglog.record import Rating, Sink
+from bookrec.ratinglog.record import Rating, Sink, Stored
 
 
 class RatingLog(Protocol):
     #: where the log lives, for messages and the status page
     describe: str
 
-    def append(self, rating: Rating) -> int:
-        """Store ``rating``; its offset once the engine acknowledged it."""
+    def append(self, rating: Rating) -> Stored:
+        """Store ``rating``; where it is once the engine acknowledged it (or, for a
+        repeated request_id, where the first one is)."""
         ...
 
     def read_from(self, offset: int = 0) -> Iterator[tuple[int, Rating]]:

@@ -7,9 +7,11 @@ the message is stored (with N replicas: on a quorum of them). Offsets are
 stream sequences (the first rating is 1).
 
 Every replica follows the stream with its own ephemeral pull consumer from
-sequence 1 and folds each rating in; after a disconnect or an engine restart
-the consumer is made again from the last sequence it delivered, so nothing
-is skipped or delivered twice to the sink.
+sequence 1 (bookrec/ratinglog/pull.py: one message per lingering pull when idle,
+so a rating is handed on the moment it is stored; batches while a backlog waits)
+and folds each rating in; after a disconnect or an engine restart the consumer
+is made again from the last sequence it delivered, so nothing is skipped or
+delivered twice to the sink.
 """
 
 from __future__ import annotations
@@ -22,20 +24,25 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from nats.js import api
-from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError
 
 from bookrec.log import kv
 from bookrec.ratinglog.natslink import NatsLink, servers_of
-from bookrec.ratinglog.record import BadRecord, LogUnavailable, Rating, Sink
+from bookrec.ratinglog.pull import PullConsumer
+from bookrec.ratinglog.record import (
+    DEDUP_SECONDS,
+    BadRecord,
+    LogUnavailable,
+    Rating,
+    Sink,
+    Stored,
+)
 
 log = logging.getLogger("bookrec.ratinglog.jetstream")
 
-JetStreamContextPull = JetStreamContext.PullSubscription
-
 ACK_TIMEOUT = 2.0  # seconds RateBook waits for the engine before UNAVAILABLE
 FETCH_BATCH = 512
-FETCH_WAIT = 2.0
+FETCH_WAIT = 2.0  # one idle pull's life: the tail checks its consumer this often
 
 
 def parse_url(url: str) -> tuple[str, str, int]:
@@ -73,7 +80,7 @@ class JetStreamRatingLog:
             storage=api.StorageType.FILE,
             retention=api.RetentionPolicy.LIMITS,
             num_replicas=self.replicas,
-            duplicate_window=120.0,
+            duplicate_window=DEDUP_SECONDS,
         )
         try:
             await self.link.js.add_stream(config)
@@ -81,16 +88,24 @@ class JetStreamRatingLog:
             await self.link.js.stream_info(self.stream)
         self._resubscribe = True
 
-    def append(self, rating: Rating) -> int:
+    def append(self, rating: Rating) -> Stored:
+        """Publish with the rating's dedup key as Nats-Msg-Id: JetStream stores a key
+        once within its duplicate window and acknowledges a repeat with the first
+        message's sequence, whose record is then read back for the answer."""
         if not self.link.connected:
             raise LogUnavailable(
                 f"rating log {self.describe} is unreachable: the rating was not stored; "
                 "retry when the engine is back"
             )
+        key = rating.dedup_key()
         try:
             ack = self.link.call(
                 self.link.js.publish(
-                    self.subject, rating.to_json(), timeout=ACK_TIMEOUT, stream=self.stream
+                    self.subject,
+                    rating.to_json(),
+                    timeout=ACK_TIMEOUT,
+                    stream=self.stream,
+                    headers={"Nats-Msg-Id": key} if key else None,
                 ),
                 ACK_TIMEOUT + 1,
             )
@@ -99,7 +114,21 @@ class JetStreamRatingLog:
                 f"rating log {self.describe} did not acknowledge ({type(e).__name__}: {e}): "
                 "the rating may not be stored; retry"
             ) from e
-        return int(ack.seq)
+        if not ack.duplicate:
+            return Stored(int(ack.seq), rating)
+        return Stored(int(ack.seq), self._first(int(ack.seq), rating), repeat=True)
+
+    def _first(self, seq: int, retry: Rating) -> Rating:
+        """The record stored at ``seq`` (a repeat's first call); ``retry`` if unreadable."""
+        try:
+            msg = self.link.call(self.link.js.get_msg(self.stream, seq), ACK_TIMEOUT + 1)
+            return Rating.from_json(msg.data or b"")
+        except Exception as e:  # the repeat is still not stored twice: answer with ours
+            log.warning(
+                "cannot read the first record of a repeated rating",
+                extra=kv(stream=self.stream, seq=seq, error=str(e) or type(e).__name__),
+            )
+            return retry
 
     def read_from(self, offset: int = 0) -> Iterator[tuple[int, Rating]]:
         if not self.link.wait_connected(10):
@@ -113,33 +142,21 @@ class JetStreamRatingLog:
         out: list[tuple[int, Rating]] = []
         if last < start:
             return out
-        sub = await self._subscribe(start)
+        consumer = await PullConsumer.create(self.link.nc, self.link.js, self.stream, start)
         try:
             seq = start - 1
             while seq < last:
-                msgs = await sub.fetch(FETCH_BATCH, timeout=5)
+                msgs = await consumer.available(FETCH_BATCH)
+                if not msgs:
+                    break  # the rest was deleted from the stream
                 for m in msgs:
                     seq = int(m.metadata.sequence.stream)
                     if seq <= last:
                         out.append((seq, Rating.from_json(m.data)))
-                if msgs:
-                    await msgs[-1].ack()
+                await msgs[-1].ack()
         finally:
-            await sub.unsubscribe()
+            await _quietly_delete(consumer)
         return out
-
-    async def _subscribe(self, start: int) -> JetStreamContextPull:
-        return await self.link.js.pull_subscribe(
-            self.subject,
-            stream=self.stream,
-            config=api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=start,
-                ack_policy=api.AckPolicy.ALL,
-                inactive_threshold=60.0,
-                max_ack_pending=-1,
-            ),
-        )
 
     def follow(self, sink: Sink, reset: Sink | None = None) -> None:
         self._sink = sink
@@ -155,36 +172,34 @@ class JetStreamRatingLog:
         return self.link.connected
 
     async def _tail(self) -> None:
-        sub: JetStreamContextPull | None = None
-        target: int | None = None  # the last sequence when we started
+        consumer: PullConsumer | None = None
+        backlog = True  # more may be stored than one message: pull a batch
         while not self._closed:
             if not self.link.connected:
                 await asyncio.sleep(0.1)
                 continue
             try:
-                if target is None:
-                    info = await self.link.js.stream_info(self.stream)
-                    target = int(info.state.last_seq)
-                    if self.delivered >= target:
-                        self._caught_up.set()
-                if sub is None or self._resubscribe:
+                if consumer is None or self._resubscribe:
                     self._resubscribe = False
-                    if sub is not None:
-                        await _quietly_unsubscribe(sub)
-                    sub = await self._subscribe(self.delivered + 1)
-                try:
-                    msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
-                except TimeoutError:
-                    if self.delivered >= target:
-                        self._caught_up.set()
-                    await sub.consumer_info()  # gone after an engine restart? raises
-                    continue
+                    if consumer is not None:
+                        await _quietly_delete(consumer)
+                    consumer = await PullConsumer.create(
+                        self.link.nc, self.link.js, self.stream, self.delivered + 1
+                    )
+                    backlog = True
+                if backlog:
+                    msgs = await consumer.available(FETCH_BATCH)
+                else:
+                    msgs = await consumer.next(FETCH_WAIT)
+                    if not msgs:
+                        await consumer.check()  # gone after an engine restart? raises
                 for m in msgs:
                     self._deliver(int(m.metadata.sequence.stream), m.data)
+                backlog = bool(msgs) and msgs[-1].metadata.num_pending > 0
                 if msgs:
                     await msgs[-1].ack()  # AckAll: one ack per batch
-                    if self.delivered >= target or msgs[-1].metadata.num_pending == 0:
-                        self._caught_up.set()
+                if not backlog:  # nothing stored is left undelivered
+                    self._caught_up.set()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -196,9 +211,9 @@ class JetStreamRatingLog:
                         error=str(e) or type(e).__name__,
                     ),
                 )
-                if sub is not None:
-                    await _quietly_unsubscribe(sub)
-                sub = None
+                if consumer is not None:
+                    await _quietly_delete(consumer)
+                consumer = None
                 await asyncio.sleep(0.5)
 
     def _deliver(self, seq: int, data: bytes) -> None:
@@ -217,6 +232,6 @@ class JetStreamRatingLog:
         self._closed = True
 
 
-async def _quietly_unsubscribe(sub: JetStreamContextPull) -> None:
+async def _quietly_delete(consumer: PullConsumer) -> None:
     with contextlib.suppress(Exception):  # the engine may have forgotten it already
-        await sub.unsubscribe()
+        await consumer.delete()

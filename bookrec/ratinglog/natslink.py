@@ -115,6 +115,12 @@ class NatsLink:
         return self._up.is_set() and nc is not None and nc.is_connected
 
     @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise ConnectionError(f"not connected to {self.servers} yet")
+        return self._nc
+
+    @property
     def js(self) -> JetStreamContext:
         if self._js is None:
             raise ConnectionError(f"not connected to {self.servers} yet")

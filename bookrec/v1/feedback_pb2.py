@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62ookrec/v1/feedback.proto\x12\nbookrec.v1\"C\n\x0fRateBookRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62ook_id\x18\x02 \x01(\t\x12\x0e\n\x06rating\x18\x03 \x01(\x05\";\n\x10RateBookResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x15\n\rmodel_version\x18\x02 \x01(\t2X\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12\x45\n\x08RateBook\x12\x1b.bookrec.v1.RateBookRequest\x1a\x1c.bookrec.v1.RateBookResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62ookrec/v1/feedback.proto\x12\nbookrec.v1\"W\n\x0fRateBookRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62ook_id\x18\x02 \x01(\t\x12\x0e\n\x06rating\x18\x03 \x01(\x05\x12\x12\n\nrequest_id\x18\x04 \x01(\t\";\n\x10RateBookResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x15\n\rmodel_version\x18\x02 \x01(\t2X\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12\x45\n\x08RateBook\x12\x1b.bookrec.v1.RateBookRequest\x1a\x1c.bookrec.v1.RateBookResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bookrec.v1.feedback_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RATEBOOKREQUEST']._serialized_start=41
-  _globals['_RATEBOOKREQUEST']._serialized_end=108
-  _globals['_RATEBOOKRESPONSE']._serialized_start=110
-  _globals['_RATEBOOKRESPONSE']._serialized_end=169
-  _globals['_FEEDBACKSERVICE']._serialized_start=171
-  _globals['_FEEDBACKSERVICE']._serialized_end=259
+  _globals['_RATEBOOKREQUEST']._serialized_end=128
+  _globals['_RATEBOOKRESPONSE']._serialized_start=130
+  _globals['_RATEBOOKRESPONSE']._serialized_end=189
+  _globals['_FEEDBACKSERVICE']._serialized_start=191
+  _globals['_FEEDBACKSERVICE']._serialized_end=279
 # @@protoc_insertion_point(module_scope)

@@ -23,21 +23,30 @@ class RateBookRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     BOOK_ID_FIELD_NUMBER: _builtins.int
     RATING_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """Any non-empty id up to 64 characters; new users are welcome."""
     book_id: _builtins.str
     rating: _builtins.int
     """0 = read / implicit interest, 1..10 = explicit rating."""
+    request_id: _builtins.str
+    """Idempotency key: one value per rating, sent again unchanged on every retry of
+    it (the Python clients send a fresh UUID per rate_book call). A repeated
+    request_id within 2 minutes is not stored again: the server answers it as it
+    answered the first call, and training counts the rating once. Up to 64
+    characters of A-Z a-z 0-9 . _ : -; empty: no key, every call is a new rating.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         book_id: _builtins.str = ...,
         rating: _builtins.int = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["book_id", b"book_id", "rating", b"rating", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["book_id", b"book_id", "rating", b"rating", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

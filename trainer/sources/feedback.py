@@ -5,6 +5,11 @@ directly, so they reach consolidation as ``book_key = "work:<id>"``. One
 machine's server writes them to ``<data>/feedback/ratings.jsonl``; a fleet's to
 the shared rating log (``rating_log``, docs/fleet.md), which each run reads
 whole, after the local file when one is there (ratings from before the switch).
+
+A rating is counted once per (user, request_id): a client's retry after a lost
+reply that reached a log twice (after the server's 2-minute window, or once in
+each log) would otherwise add an implicit rating's weight twice, since the server
+stamps each call with its own time and cleaning drops only exact duplicates.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ def read_feedback(path: Path, rating_log: str = "") -> tuple[list[RawRating], Re
     report = ReadReport(path.name if not rating_log else f"{path.name} + {rating_log}")
     rows: list[RawRating] = []
     logs: list[RatingLog] = []
+    seen: set[str] = set()  # dedup keys (user, request_id) counted so far
     if path.is_file():
         logs.append(FileRatingLog(path))
     if rating_log:
@@ -34,6 +40,10 @@ def read_feedback(path: Path, rating_log: str = "") -> tuple[list[RawRating], Re
         try:
             for _offset, r in log.read_from(0):
                 report.lines += 1
+                key = r.dedup_key()
+                if key and key in seen:
+                    continue
+                seen.add(key)
                 rows.append(_raw(r))
         except BadRecord as e:
             raise InputError(f"{log.describe}: not a feedback record: {e}") from e
@@ -45,6 +55,8 @@ def read_feedback(path: Path, rating_log: str = "") -> tuple[list[RawRating], Re
         finally:
             log.close()
     report.rows = len(rows)
+    if report.rows < report.lines:
+        report.why = "a retried RateBook (same user and request_id) counted once"
     return rows, report
 
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bookrec/v1/feedback.proto.
  */
 export const file_bookrec_v1_feedback: GenFile = /*@__PURE__*/
-  fileDesc("Chlib29rcmVjL3YxL2ZlZWRiYWNrLnByb3RvEgpib29rcmVjLnYxIkMKD1JhdGVCb29rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB2Jvb2tfaWQYAiABKAkSDgoGcmF0aW5nGAMgASgFIjsKEFJhdGVCb29rUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAgSFQoNbW9kZWxfdmVyc2lvbhgCIAEoCTJYCg9GZWVkYmFja1NlcnZpY2USRQoIUmF0ZUJvb2sSGy5ib29rcmVjLnYxLlJhdGVCb29rUmVxdWVzdBocLmJvb2tyZWMudjEuUmF0ZUJvb2tSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Chlib29rcmVjL3YxL2ZlZWRiYWNrLnByb3RvEgpib29rcmVjLnYxIlcKD1JhdGVCb29rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB2Jvb2tfaWQYAiABKAkSDgoGcmF0aW5nGAMgASgFEhIKCnJlcXVlc3RfaWQYBCABKAkiOwoQUmF0ZUJvb2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoCBIVCg1tb2RlbF92ZXJzaW9uGAIgASgJMlgKD0ZlZWRiYWNrU2VydmljZRJFCghSYXRlQm9vaxIbLmJvb2tyZWMudjEuUmF0ZUJvb2tSZXF1ZXN0GhwuYm9va3JlYy52MS5SYXRlQm9va1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message bookrec.v1.RateBookRequest
@@ -34,6 +34,17 @@ export type RateBookRequest = Message<"bookrec.v1.RateBookRequest"> & {
    * @generated from field: int32 rating = 3;
    */
   rating: number;
+
+  /**
+   * Idempotency key: one value per rating, sent again unchanged on every retry of
+   * it (the Python clients send a fresh UUID per rate_book call). A repeated
+   * request_id within 2 minutes is not stored again: the server answers it as it
+   * answered the first call, and training counts the rating once. Up to 64
+   * characters of A-Z a-z 0-9 . _ : -; empty: no key, every call is a new rating.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
 };
 
 /**
