@@ -108,7 +108,7 @@ def _common_letters(rows: list[str]) -> str:
             frequency[ch] = frequency.get(ch, 0) + 1
     chosen: list[str] = []
     left = rows
-    for ch in sorted(frequency, key=lambda c: -frequency[c]):
+    for ch in sorted(frequency, key=lambda c: (-frequency[c], c)):
         holding = [r for r in left if ch in r]
         if holding:
             chosen.append(ch)
