@@ -402,22 +402,24 @@ async def test_a_store_from_before_weights_and_data_sets_migrates(store_url: str
             for stmt in statements:
                 await store.db.execute(stmt)
             await store.db.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (version, schema.MIGRATIONS[version - 1][0], "2025-01-01T00:00:00+00:00"),
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :at)",
+                {"v": version, "n": schema.MIGRATIONS[version - 1][0], "at": "2025-01-01"},
             )
         await store.db.execute("INSERT INTO authors VALUES (0, 'Ann Author')")
         for item in range(3):
             await store.db.execute(
-                "INSERT INTO works VALUES (?, ?, ?, 0, 1999, 300, 0, '', 0)",
-                (item, f"W{item}", f"Title {item}"),
+                "INSERT INTO works VALUES (:item, :wid, :title, 0, 1999, 300, 0, '', 0)",
+                {"item": item, "wid": f"W{item}", "title": f"Title {item}"},
             )
         for user in range(6):
             await store.db.execute(
-                "INSERT INTO users VALUES (?, ?, NULL, 'unknown', '')", (user, f"u{user}")
+                "INSERT INTO users VALUES (:user, :uid, NULL, 'unknown', '')",
+                {"user": user, "uid": f"u{user}"},
             )
             for item in range(3):
                 await store.db.execute(
-                    "INSERT INTO interactions VALUES (?, ?, ?, -1)", (user, item, 1 + user + item)
+                    "INSERT INTO interactions VALUES (:user, :item, :rating, -1)",
+                    {"user": user, "item": item, "rating": 1 + user + item},
                 )
     finally:
         await store.close()

@@ -161,3 +161,21 @@ async def test_unreachable_or_refusing_database_gives_one_clear_error(url: str, 
     message = str(info.value)
     assert words in message
     assert "wrong-password" not in message  # the password is never echoed
+
+
+async def test_question_marks_and_percent_signs_in_sql_and_values(store_url: str) -> None:
+    """A literal ``?`` or ``%s`` in the SQL text or in a value never breaks a query: the
+    drivers bind values in their own style (SQLAlchemy compiles the statements)."""
+    async with await Store.open(store_url) as store:
+        rows = await store.db.fetchall("SELECT :v, 'why?', '100%s', 'a%', :v", {"v": "Who? 50%s"})
+        assert [tuple(r) for r in rows] == [("Who? 50%s", "why?", "100%s", "a%", "Who? 50%s")]
+        data = sample()
+        odd = replace(data.works[0], title="Why? 100%s %(x)s :x")
+        await store.load(replace(data, works=[odd, *data.works[1:]]))
+        snap = await store.export(await store.freeze_split(SplitConfig(min_holdout=2)))
+        assert snap.titles[0] == "Why? 100%s %(x)s :x"
+        killed = await store.start_run()  # never finished: the next start marks it
+        await store.start_run()
+        first = next(r for r in await store.runs() if r["run_id"] == killed)
+        assert first["status"] == "abandoned"
+        assert first["message"] == "the process ended before the run finished (killed?)"

@@ -1,22 +1,26 @@
 """Two small database drivers behind one async interface.
 
-SQL is written once with ``?`` placeholders; the MySQL driver rewrites them to
-``%s``. SQLite calls run inline (the trainer is one task; there is nothing to
-overlap with); asyncmy is asyncio-native.
+SQL is written once with named parameters (``:name``) and compiled for each
+driver's own parameter style by SQLAlchemy Core (trainer/store/statements.py):
+a value is always bound, never pasted into the text. SQLite calls run inline
+(the trainer is one task; there is nothing to overlap with); asyncmy is
+asyncio-native.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from trainer.errors import UserError
 from trainer.store.schema import MYSQL, SQLITE
+from trainer.store.statements import compile_sql
 
 Row = tuple[Any, ...]
+Params = Mapping[str, Any]
 
 
 class StoreError(UserError):
@@ -27,9 +31,12 @@ class Driver(Protocol):
     dialect: str
     url: str
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    async def execute(self, sql: str, params: Params | None = None) -> None: ...
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Each row gives the values in the order ``sql`` first names its parameters."""
+        ...
+
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]: ...
     async def begin(self, consistent_snapshot: bool = False) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
@@ -56,14 +63,17 @@ class SQLiteDriver:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.conn.execute(sql, tuple(params))
+    async def execute(self, sql: str, params: Params | None = None) -> None:
+        c = compile_sql(sql, self.dialect)
+        self.conn.execute(c.sql, c.args(params))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.conn.executemany(sql, rows)
+        c = compile_sql(sql, self.dialect)
+        self.conn.executemany(c.sql, c.rows(rows))
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.conn.execute(sql, tuple(params)).fetchall()
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        c = compile_sql(sql, self.dialect)
+        return self.conn.execute(c.sql, c.args(params)).fetchall()
 
     async def begin(self, consistent_snapshot: bool = False) -> None:
         # A read transaction in SQLite is a snapshot; IMMEDIATE takes the write lock early.
@@ -142,16 +152,13 @@ class MySQLDriver:
             ) from e
         return MySQLDriver(url, conn)
 
-    @staticmethod
-    def _sql(sql: str) -> str:
-        return sql.replace("?", "%s")
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    async def execute(self, sql: str, params: Params | None = None) -> None:
         if self.lost is not None:
             raise self.lost
+        c = compile_sql(sql, self.dialect)
         try:
             async with self.conn.cursor() as cur:
-                await cur.execute(self._sql(sql), tuple(params))
+                await cur.execute(c.sql, c.args(params))
         except Exception as e:
             if _connection_gone(e):
                 raise self._lost(e) from e
@@ -161,20 +168,22 @@ class MySQLDriver:
         if self.lost is not None:
             raise self.lost
         if rows:
+            c = compile_sql(sql, self.dialect)
             try:
                 async with self.conn.cursor() as cur:
-                    await cur.executemany(self._sql(sql), rows)
+                    await cur.executemany(c.sql, c.rows(rows))
             except Exception as e:
                 if _connection_gone(e):
                     raise self._lost(e) from e
                 raise
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
         if self.lost is not None:
             raise self.lost
+        c = compile_sql(sql, self.dialect)
         try:
             async with self.conn.cursor() as cur:
-                await cur.execute(self._sql(sql), tuple(params))
+                await cur.execute(c.sql, c.args(params))
                 rows: list[Row] = list(await cur.fetchall())
                 return rows
         except Exception as e:

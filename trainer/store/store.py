@@ -46,7 +46,7 @@ def _now() -> str:
 
 def upsert_sql(dialect: str, table: Table) -> str:
     cols = table.column_names
-    values = ", ".join("?" for _ in cols)
+    values = ", ".join(f":{c}" for c in cols)
     head = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({values})"
     rest = [c for c in cols if c not in table.primary_key]
     if dialect == MYSQL:
@@ -130,8 +130,9 @@ class Store:
                     if "Duplicate key name" not in str(e):  # index already there (MySQL)
                         raise
             await self.db.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (version, schema.MIGRATIONS[version - 1][0], _now()),
+                "INSERT INTO schema_migrations (version, name, applied_at) "
+                "VALUES (:version, :name, :at)",
+                {"version": version, "name": schema.MIGRATIONS[version - 1][0], "at": _now()},
             )
             log.info("migrated", extra=kv(version=version, store=self.db.url))
         return schema.SCHEMA_VERSION
@@ -191,8 +192,8 @@ class Store:
         nxt = max((int(r[0]) for r in rows), default=-1) + 1
         await self.db.execute(
             "INSERT INTO datasets (dataset_idx, source, location, first_loaded_at) "
-            "VALUES (?, ?, ?, ?)",
-            (nxt, dataset.source, dataset.location, _now()),
+            "VALUES (:idx, :source, :location, :at)",
+            {"idx": nxt, "source": dataset.source, "location": dataset.location, "at": _now()},
         )
         if rows:
             log.warning(
@@ -259,9 +260,10 @@ class Store:
             loaded = [work_idx[w.work_id] for w in data.works]
             for s in range(0, len(loaded), 1000):
                 chunk = loaded[s : s + 1000]
-                marks = ", ".join("?" for _ in chunk)
+                marks = ", ".join(f":i{j}" for j in range(len(chunk)))
                 await self.db.execute(
-                    f"DELETE FROM work_subjects WHERE item_idx IN ({marks})", chunk
+                    f"DELETE FROM work_subjects WHERE item_idx IN ({marks})",
+                    {f"i{j}": item for j, item in enumerate(chunk)},
                 )
             await self._write(
                 schema.WORK_SUBJECTS,
@@ -317,7 +319,8 @@ class Store:
             ]
             if stale:
                 await self.db.executemany(
-                    "DELETE FROM interaction_weights WHERE user_idx = ? AND item_idx = ?", stale
+                    "DELETE FROM interaction_weights WHERE user_idx = :user AND item_idx = :item",
+                    stale,
                 )
         await self._write(
             schema.INTERACTION_WEIGHTS,
@@ -353,15 +356,20 @@ class Store:
             ),
         )
         parts, sid = assign(user_ids, work_ids, ratings, ts, cfg, weights)
-        if await self.db.fetchall("SELECT 1 FROM splits WHERE split_id = ?", (sid,)):
+        if await self.db.fetchall("SELECT 1 FROM splits WHERE split_id = :sid", {"sid": sid}):
             return sid
         counts = [int((parts == p).sum()) for p in (TRAIN, VAL, TEST, COLD)]
         await self.db.begin()
         try:
             await self.db.execute(
                 "INSERT INTO splits (split_id, created_at, config, n_train, n_val, n_test, n_cold) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sid, _now(), json.dumps(asdict(cfg), sort_keys=True), *counts),
+                "VALUES (:sid, :at, :config, :train, :val, :test, :cold)",
+                {
+                    "sid": sid,
+                    "at": _now(),
+                    "config": json.dumps(asdict(cfg), sort_keys=True),
+                    **dict(zip(("train", "val", "test", "cold"), counts, strict=True)),
+                },
             )
             await self._write(
                 schema.SPLIT_PARTS,
@@ -387,7 +395,9 @@ class Store:
         """One consistent read of the store for ``split_id``."""
         await self.db.begin(consistent_snapshot=True)
         try:
-            if not await self.db.fetchall("SELECT 1 FROM splits WHERE split_id = ?", (split_id,)):
+            if not await self.db.fetchall(
+                "SELECT 1 FROM splits WHERE split_id = :sid", {"sid": split_id}
+            ):
                 raise StoreError(f"no split {split_id!r} in {self.db.url}; run `trainer split`")
             works = await self.db.fetchall(
                 "SELECT w.item_idx, w.work_id, w.title, a.name, w.year, w.pages, w.series, "
@@ -406,15 +416,15 @@ class Store:
             )
             inter = await self.db.fetchall(
                 "SELECT i.user_idx, i.item_idx, i.rating, i.ts, p.part FROM interactions i "
-                "JOIN split_parts p ON p.split_id = ? AND p.user_idx = i.user_idx "
+                "JOIN split_parts p ON p.split_id = :sid AND p.user_idx = i.user_idx "
                 "AND p.item_idx = i.item_idx ORDER BY i.user_idx, i.item_idx",
-                (split_id,),
+                {"sid": split_id},
             )
             weights = await self.db.fetchall(
                 "SELECT w.user_idx, w.item_idx, w.weight FROM interaction_weights w "
-                "JOIN split_parts p ON p.split_id = ? AND p.user_idx = w.user_idx "
+                "JOIN split_parts p ON p.split_id = :sid AND p.user_idx = w.user_idx "
                 "AND p.item_idx = w.item_idx ORDER BY w.user_idx, w.item_idx",
-                (split_id,),
+                {"sid": split_id},
             )
             await self.db.commit()
         except BaseException:
@@ -456,14 +466,15 @@ class Store:
 
     async def test_evaluation(self, split_id: str) -> dict[str, Any] | None:
         rows = await self.db.fetchall(
-            "SELECT metrics FROM test_evaluations WHERE split_id = ?", (split_id,)
+            "SELECT metrics FROM test_evaluations WHERE split_id = :sid", {"sid": split_id}
         )
         return json.loads(rows[0][0]) if rows else None
 
     async def record_test_evaluation(self, split_id: str, metrics: dict[str, Any]) -> None:
         await self.db.execute(
-            "INSERT INTO test_evaluations (split_id, created_at, metrics) VALUES (?, ?, ?)",
-            (split_id, _now(), json.dumps(metrics, sort_keys=True)),
+            "INSERT INTO test_evaluations (split_id, created_at, metrics) "
+            "VALUES (:sid, :at, :metrics)",
+            {"sid": split_id, "at": _now(), "metrics": json.dumps(metrics, sort_keys=True)},
         )
 
     # -- runs ---------------------------------------------------------------------------
@@ -471,14 +482,15 @@ class Store:
     async def start_run(self) -> str:
         """Runs still marked running were killed: say so, never leave them looking alive."""
         await self.db.execute(
-            "UPDATE runs SET status = 'abandoned', ended_at = ?, message = ? "
+            "UPDATE runs SET status = 'abandoned', ended_at = :at, "
+            "message = 'the process ended before the run finished (killed?)' "
             "WHERE status = 'running'",
-            (_now(), "the process ended before the run finished (killed?)"),
+            {"at": _now()},
         )
         run_id = uuid.uuid4().hex
         await self.db.execute(
-            "INSERT INTO runs (run_id, started_at, status) VALUES (?, ?, ?)",
-            (run_id, _now(), "running"),
+            "INSERT INTO runs (run_id, started_at, status) VALUES (:run, :at, 'running')",
+            {"run": run_id, "at": _now()},
         )
         return run_id
 
@@ -492,17 +504,18 @@ class Store:
         message: str = "",
     ) -> None:
         await self.db.execute(
-            "UPDATE runs SET ended_at = ?, status = ?, split_id = ?, published_version = ?, "
-            "metrics = ?, message = ? WHERE run_id = ?",
-            (
-                _now(),
-                status,
-                split_id,
-                published_version,
-                json.dumps(metrics or {}),
-                message,
-                run_id,
-            ),
+            "UPDATE runs SET ended_at = :at, status = :status, split_id = :sid, "
+            "published_version = :version, metrics = :metrics, message = :message "
+            "WHERE run_id = :run",
+            {
+                "at": _now(),
+                "status": status,
+                "sid": split_id,
+                "version": published_version,
+                "metrics": json.dumps(metrics or {}),
+                "message": message,
+                "run": run_id,
+            },
         )
 
     async def runs(self) -> list[dict[str, Any]]:
