@@ -48,7 +48,7 @@ from server.metrics import serve_worker
 from server.observe import ObserveInterceptor, lean_log_records
 from server.polls import PollGuard
 from server.ports import Claim, claim_all
-from server.shedding import admission_interceptors, drain, take_in
+from server.shedding import admission_interceptors, core_options, drain, take_in
 from server.tls import server_credentials
 from server.web.gateway import Gateway, start_gateway, web_port_taken
 from server.workers import supervised_worker
@@ -195,10 +195,10 @@ async def _serve(
     # The rating log and the pins: local files, or a fleet's shared engine (docs/fleet.md).
     rating_log, control_store = open_fleet(cfg)
     models = ModelManager(cfg.artifacts_dir, cfg.compile_reranker, control_store)
-    options = []
+    options = core_options(cfg)
     if cfg.max_connection_age_seconds > 0:
         age_ms = int(cfg.max_connection_age_seconds * 1000)
-        options = [
+        options += [
             ("grpc.max_connection_age_ms", age_ms),
             ("grpc.max_connection_age_grace_ms", int(cfg.grace_seconds * 1000)),
         ]

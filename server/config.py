@@ -64,6 +64,15 @@ class ServerConfig:
     # 1 s, not tens of ms: a model swap or a busy moment on a small machine holds the
     # loop for a few hundred ms, and refusing then failed requests while publishing.
     max_queue_wait_ms: float = 1000.0
+    # Calls gRPC core may hold for a worker before the application takes them (core's
+    # grpc.server.max_pending_requests and its hard limit). Past it core drops calls as
+    # CANCELLED with no detail; its own default (random drops from 1,000, all past 3,000)
+    # did so to 643 of a 3,000-call burst. Admission takes them in and refuses the excess.
+    # Each call held costs about 16 KB (12,000 held: +194 MB peak RSS).
+    max_core_backlog: int = 10_000
+    # HTTP/2 streams one connection may hold open (grpc.max_concurrent_streams): a
+    # client's excess waits at the client, so no single connection fills the backlog.
+    max_streams_per_connection: int = 1000
     # Where Recommend, Similar and ColdStart compute (docs/serving.md, "Admission
     # control"): auto = inline on the event loop when the call is the worker's only one,
     # else in the compute thread; always = the thread; never = the loop (the old way).
@@ -167,6 +176,18 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--max-queued-rpcs", dest="max_queued_rpcs", type=int)
     p.add_argument("--max-queue-wait-ms", dest="max_queue_wait_ms", type=float)
     p.add_argument(
+        "--max-core-backlog",
+        dest="max_core_backlog",
+        type=int,
+        help=f"calls gRPC core holds before admission takes them (default {base.max_core_backlog})",
+    )
+    p.add_argument(
+        "--max-streams-per-connection",
+        dest="max_streams_per_connection",
+        type=int,
+        help=f"HTTP/2 streams open per connection (default {base.max_streams_per_connection})",
+    )
+    p.add_argument(
         "--pipeline-offload",
         dest="pipeline_offload",
         choices=OFFLOAD_MODES,
@@ -249,6 +270,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
             f"--pipeline-offload / BOOKREC_PIPELINE_OFFLOAD must be one of {OFFLOAD_MODES} "
             f"(got {cfg.pipeline_offload!r}) and --compute-threads / BOOKREC_COMPUTE_THREADS "
             f">= 1 (got {cfg.compute_threads})"
+        )
+    if cfg.max_core_backlog < 1 or cfg.max_streams_per_connection < 1:
+        raise SystemExit(
+            "--max-core-backlog / BOOKREC_MAX_CORE_BACKLOG and --max-streams-per-connection / "
+            f"BOOKREC_MAX_STREAMS_PER_CONNECTION must be >= 1 (got {cfg.max_core_backlog} and "
+            f"{cfg.max_streams_per_connection})"
         )
     if cfg.batch_wait_ms < 0 or cfg.max_batch < 1:
         raise SystemExit(

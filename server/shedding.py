@@ -93,6 +93,27 @@ def admission_interceptors(cfg: ServerConfig) -> list[grpc.aio.ServerInterceptor
     return [AdmissionInterceptor(admission)]
 
 
+def core_options(cfg: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC core settings that keep a burst in admission's sight instead of dropping it.
+
+    grpc.aio asks core for one call at a time, so a burst waits in core's list of calls
+    the application has not taken yet. Past ``grpc.server.max_pending_requests`` (core's
+    default 1,000) core drops new ones at random, past the hard limit (3,000) all of them:
+    the call is cancelled (CANCELLED, no detail, no access line). So both limits are
+    ``max_core_backlog``; and a connection may hold at most ``max_streams_per_connection``
+    streams open (its client waits for a free one, within its deadline), so that bound
+    holds while connections x streams stays within the backlog. Core's "overload
+    protection" is off: it also counts streams already answered but not yet freed, and
+    refuses new ones over the limit (REFUSED_STREAM, UNAVAILABLE at the client) that the
+    client had rightly sent; without it core refuses only streams over HTTP/2's count."""
+    return [
+        ("grpc.server.max_pending_requests", cfg.max_core_backlog),
+        ("grpc.server.max_pending_requests_hard_limit", cfg.max_core_backlog),
+        ("grpc.max_concurrent_streams", cfg.max_streams_per_connection),
+        ("grpc.http.overload_protection", 0),
+    ]
+
+
 def _admissions(interceptors: Sequence[grpc.aio.ServerInterceptor]) -> list[Admission]:
     return [i.admission for i in interceptors if isinstance(i, AdmissionInterceptor)]
 

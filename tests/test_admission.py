@@ -129,6 +129,87 @@ async def test_a_storm_ends_ok_or_resource_exhausted(tiny_artifact: Path, tmp_pa
     )
 
 
+Outcome = tuple[grpc.StatusCode, str, dict[str, Any]]
+
+
+async def _burst(target: str, users: list[str], n: int, channels: int) -> list[Outcome]:
+    """``n`` Recommend calls sent at once over ``channels`` connections, 10 s deadline:
+    (code, details, trailers) of each."""
+    opts = [("grpc.use_local_subchannel_pool", 1)]
+    chans = [grpc.aio.insecure_channel(target, options=opts) for _ in range(channels)]
+    try:
+        for ch in chans:
+            await ch.channel_ready()
+        stubs = [RecommenderServiceStub(ch) for ch in chans]
+
+        async def one(i: int) -> Outcome:
+            request = recommender_pb2.RecommendRequest(user_id=users[i % len(users)], k=20)
+            try:
+                await stubs[i % channels].Recommend(request, timeout=10)
+            except grpc.aio.AioRpcError as e:
+                return e.code(), e.details() or "", dict(e.trailing_metadata() or ())
+            return OK, "", {}
+
+        return list(await asyncio.gather(*(one(i) for i in range(n))))
+    finally:
+        for ch in chans:
+            await ch.close()
+
+
+async def test_a_burst_at_default_settings_is_never_cancelled(
+    tiny_artifact: Path, tmp_path: Path
+) -> None:
+    """3,000 Recommend calls at once on 8 connections to one worker with every setting
+    at its default (issue 20): each ends OK, RESOURCE_EXHAUSTED with ``retry-after-ms``,
+    or DEADLINE_EXCEEDED, and each answered call has its access line. Before, gRPC
+    core dropped the calls it held beyond 1,000 not yet taken by the application
+    (``grpc.server.max_pending_requests``): CANCELLED, no detail, no access line."""
+    users, _ = _ids(tiny_artifact)
+    with running_server(tiny_artifact.parent, tmp_path, workers=1) as srv:
+        await asyncio.to_thread(srv.wait_health, health_pb2.HealthCheckResponse.SERVING)
+        results = await _burst(srv.target, users, 3000, channels=8)
+        await asyncio.sleep(0.5)  # the last access lines
+        log = srv.log.read_text()
+    by_code = Counter(code for code, _, _ in results)
+    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, by_code
+    assert by_code[OK] > 0
+    refused = [(d, t) for code, d, t in results if code == SHED]
+    assert all(d.startswith("server overloaded") and int(t[RETRY_AFTER]) >= 1 for d, t in refused)
+    assert log.count('"method":"bookrec.v1.RecommenderService/Recommend"') >= (
+        by_code[OK] + by_code[SHED]
+    )
+    print(f"burst of 3000 at default settings: {dict(by_code)}")
+    record_fault(
+        "3,000 Recommend calls at once on 8 connections to one worker, default settings",
+        f"each OK, RESOURCE_EXHAUSTED with retry-after-ms or DEADLINE_EXCEEDED ({by_code[OK]} "
+        f"OK, {by_code[SHED]} refused in one run), none CANCELLED by gRPC core's backlog "
+        "limit; every call has its access line",
+        "nothing (a refused call was refused before any work)",
+    )
+
+
+async def test_a_connection_cannot_fill_the_core_backlog(
+    tiny_artifact: Path, tmp_path: Path
+) -> None:
+    """A backlog of 200 calls in core and 20 streams per connection: 3,000 calls at once
+    on 8 connections (160 streams) fit, the rest wait at their client for a free stream,
+    and none is dropped by core (without the stream limit, core holds over 200 and
+    cancels the excess)."""
+    users, _ = _ids(tiny_artifact)
+    flags = ("--max-core-backlog", "200", "--max-streams-per-connection", "20")
+    with running_server(tiny_artifact.parent, tmp_path, workers=1, extra_args=flags) as srv:
+        await asyncio.to_thread(srv.wait_health, health_pb2.HealthCheckResponse.SERVING)
+        results = await _burst(srv.target, users, 3000, channels=8)
+    by_code = Counter(code for code, _, _ in results)
+    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, by_code
+    assert by_code[OK] > 0
+    record_fault(
+        "3,000 calls at once on 8 connections, core backlog 200, 20 streams per connection",
+        "each OK, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED: the excess streams wait at the "
+        "client instead of overflowing core's backlog (none CANCELLED)",
+    )
+
+
 async def test_a_queued_call_is_refused_before_its_deadline(
     tiny_artifact: Path, tmp_path: Path
 ) -> None:
