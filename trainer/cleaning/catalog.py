@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from bookrec import rerank_features
 from trainer.cleaning.isbn import normalize_isbn
 from trainer.cleaning.report import CleaningReport
+from trainer.cleaning.rules import BOOKS_ONE_PER_ISBN, BOOKS_VALID_ISBN, EDITIONS_TO_WORKS
 from trainer.cleaning.subjects import normalize_part, split_subject
 from trainer.sources.raw import RawBook
 
@@ -146,15 +147,15 @@ def build_works(
         if row.book_key:
             key_work[row.book_key] = wid
         by_title_author.setdefault(key, wid)
-    report.add("books: valid ISBN", len(books), len(books) - invalid, "bad check digit or length")
+    report.add(BOOKS_VALID_ISBN, len(books), len(books) - invalid, "bad check digit or length")
     report.add(
-        "books: one row per ISBN",
+        BOOKS_ONE_PER_ISBN,
         len(books) - invalid,
         len(books) - invalid - duplicate,
         "same ISBN listed twice; the first row wins",
     )
     report.add(
-        "editions -> works",
+        EDITIONS_TO_WORKS,
         len(books) - invalid - duplicate,
         len(works),
         "editions of one text merged (work key, Open Library, title + author)",

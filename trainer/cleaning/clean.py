@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from trainer.cleaning.catalog import Work, build_works
 from trainer.cleaning.interactions import Interaction, KCore, consolidate, kcore
 from trainer.cleaning.report import CleaningReport
+from trainer.cleaning.rules import EVERY_RULE, RATINGS_KNOWN_BOOK, RATINGS_VALID_ISBN
 from trainer.cleaning.users import age_bucket, clean_age, country_of
 from trainer.errors import InputError
 from trainer.sources.raw import RawDataset
@@ -30,7 +31,7 @@ class CleanData:
 
 
 def clean(raw: RawDataset, k: KCore) -> CleanData:
-    report = CleaningReport()
+    report = CleaningReport(undeclared=frozenset(EVERY_RULE) - set(raw.rules))
     for r in raw.reports:
         why = r.why or f"{r.recovered} recovered; unparseable lines"
         report.add(f"read {r.file}", r.lines, r.rows, why)
@@ -39,12 +40,13 @@ def clean(raw: RawDataset, k: KCore) -> CleanData:
     works = build_works(raw.books, raw.isbn_to_work, raw.work_subjects, report)
     inter = consolidate(raw.ratings, works.isbn_to_work, works.key_to_work, report)
     if not inter:
-        kept = {r.rule: r for r in report.rules}
+        dropped = {r.rule: r.dropped for r in report.rules}
+        bad = dropped.get(RATINGS_VALID_ISBN)
+        isbns = f"invalid ISBNs {bad}, " if bad is not None else ""
         raise InputError(
             f"{raw.source}: no rating names a known book "
-            f"({len(raw.ratings)} rating rows; invalid ISBNs "
-            f"{kept['ratings: valid ISBN'].dropped}, unknown books "
-            f"{kept['ratings: known book'].dropped}): check that the ratings and books files "
+            f"({len(raw.ratings)} rating rows; {isbns}unknown books "
+            f"{dropped.get(RATINGS_KNOWN_BOOK, 0)}): check that the ratings and books files "
             "belong together"
         )
     inter = kcore(inter, k, report)

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from trainer.cleaning import rules
 from trainer.cleaning.isbn import normalize_isbn
 from trainer.cleaning.report import CleaningReport
 from trainer.sources.raw import RawRating
@@ -75,17 +76,21 @@ def consolidate(
             best[key] = (row.rating, ts)
     n = len(rows)
     steps = [
-        ("ratings: value in 0..10", out_of_range, "rating outside the scale"),
-        ("ratings: positive weight", bad_weight, "a count that is zero, negative or not finite"),
-        ("ratings: valid ISBN", invalid, "ISBN with a bad check digit or length"),
-        ("ratings: known book", unknown, "the book is not in the catalogue"),
-        ("ratings: exact duplicates", exact_dup, "the same row twice"),
+        (rules.RATINGS_IN_SCALE, out_of_range, "rating outside the scale"),
+        (
+            rules.RATINGS_POSITIVE_WEIGHT,
+            bad_weight,
+            "a count that is zero, negative or not finite",
+        ),
+        (rules.RATINGS_VALID_ISBN, invalid, "ISBN with a bad check digit or length"),
+        (rules.RATINGS_KNOWN_BOOK, unknown, "the book is not in the catalogue"),
+        (rules.RATINGS_EXACT_DUPLICATES, exact_dup, "the same row twice"),
     ]
     for rule, dropped, why in steps:
         report.add(rule, n, n - dropped, why)
         n -= dropped
     report.add(
-        "ratings: one per user and work",
+        rules.RATINGS_ONE_PER_USER_WORK,
         n,
         len(best),
         "editions merged; explicit beats implicit, then latest, then highest; "
@@ -126,7 +131,7 @@ def kcore(rows: list[Interaction], k: KCore, report: CleaningReport) -> list[Int
             break
         rows = kept
     report.add(
-        "ratings: k-core",
+        rules.RATINGS_KCORE,
         n_in,
         len(rows),
         f"users < {k.min_user_interactions} or works < {k.min_work_interactions} "

@@ -22,8 +22,12 @@ class RuleCount:
 class CleaningReport:
     rules: list[RuleCount] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    # Rules the source did not declare (RawDataset.rules): left out unless they drop rows.
+    undeclared: frozenset[str] = frozenset()
 
     def add(self, rule: str, rows_in: int, rows_out: int, why: str) -> None:
+        if rule in self.undeclared and rows_in == rows_out:
+            return
         self.rules.append(RuleCount(rule, rows_in, rows_out, why))
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,12 +16,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bookrec.log import kv
+from trainer.cleaning import rules
 from trainer.errors import InputError
 from trainer.sources.raw import RawBook, RawRating, RawUser, ReadReport
 
 BOOKS_FILE = "BX-Books.csv"
 USERS_FILE = "BX-Users.csv"
 RATINGS_FILE = "BX-Book-Ratings.csv"
+# Books and ratings are named by ISBN; editions of one text merge into a work.
+RULES = (
+    rules.BOOKS_VALID_ISBN,
+    rules.BOOKS_ONE_PER_ISBN,
+    rules.EDITIONS_TO_WORKS,
+    rules.RATINGS_IN_SCALE,
+    rules.RATINGS_VALID_ISBN,
+    *rules.RATINGS_BY_ID[1:],
+)
 
 BOOKS_HEADER = (
     "ISBN",

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bookrec.log import kv
+from trainer.cleaning import rules
 from trainer.errors import InputError
 from trainer.sources.raw import RawBook, RawDataset, RawRating, ReadReport
 
@@ -60,6 +61,8 @@ EXPLICIT, IMPLICIT = "explicit", "implicit"
 KINDS = (EXPLICIT, IMPLICIT)
 ITEM_KEY_PREFIX = "item:"  # RawRating.book_key / RawBook.book_key of an item
 SUBJECT_SEPARATOR = "|"
+# Items are named by id (no ISBN, no editions to merge); implicit counts are weights.
+RULES = (rules.RATINGS_IN_SCALE, rules.RATINGS_POSITIVE_WEIGHT, *rules.RATINGS_BY_ID[1:])
 # The store's column widths (users.user_id, works.work_id).
 MAX_USER_ID, MAX_ITEM_ID = 64, 40
 DELIMITERS = ("\t", ";", ",")
@@ -401,7 +404,7 @@ def read_generic(data_dir: Path, options: ImportOptions) -> RawDataset:
             f"{inter_path}: no interactions read ({inter.report.rejected} bad rows); expected "
             "user,item,value[,timestamp] lines"
         )
-    data = RawDataset(SOURCE, ratings=inter.ratings, reports=[inter.report])
+    data = RawDataset(SOURCE, ratings=inter.ratings, reports=[inter.report], rules=RULES)
     if inter.merged is not None:
         data.reports.append(inter.merged)
     if items is not None:

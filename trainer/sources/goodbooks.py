@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainer.cleaning import rules
 from trainer.cleaning.isbn import normalize_isbn
 from trainer.errors import InputError
 from trainer.sources.raw import RawBook, RawDataset, RawRating, ReadReport
@@ -43,6 +44,9 @@ BOOKS_FILE = "books.csv"
 RATINGS_FILE = "ratings.csv"
 TAGS_FILE = "tags.csv"
 BOOK_TAGS_FILE = "book_tags.csv"
+# Books and ratings are named by book_id; a book's ISBN (when it has one) is listed once,
+# and books sharing a Goodreads work id merge.
+RULES = (rules.BOOKS_ONE_PER_ISBN, rules.EDITIONS_TO_WORKS, *rules.RATINGS_BY_ID)
 # The report on books.csv's ISBN columns, one count per book: lines = books, rows = books
 # with an ISBN, recovered = ISBN-10s restored by padding, rejected = an ISBN written but
 # none valid (the book keeps isbn ""); missing = lines - rows - rejected. Its first
@@ -500,7 +504,9 @@ def read_goodbooks(data_dir: Path, min_tag_count: int = MIN_TAG_COUNT) -> RawDat
     if min_tag_count < 1:
         raise ValueError(f"min_tag_count must be >= 1, got {min_tag_count}")
     books = read_books(data_dir / BOOKS_FILE)
-    data = RawDataset(SOURCE, books=books.books, reports=[books.report, books.isbn_report])
+    data = RawDataset(
+        SOURCE, books=books.books, reports=[books.report, books.isbn_report], rules=RULES
+    )
 
     ratings_path = data_dir / RATINGS_FILE
     if ratings_path.is_file():

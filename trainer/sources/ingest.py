@@ -55,7 +55,7 @@ def _read_bx(data: Path) -> RawDataset:
     books, books_report = bx_reader.read_books(data / bx_reader.BOOKS_FILE)
     ratings, ratings_report = bx_reader.read_ratings(data / bx_reader.RATINGS_FILE)
     users, users_report = bx_reader.read_users(data / bx_reader.USERS_FILE)
-    raw = RawDataset("bookcrossing", books, ratings, users)
+    raw = RawDataset("bookcrossing", books, ratings, users, rules=bx_reader.RULES)
     raw.reports += [books_report, ratings_report, users_report]
     editions = openlibrary.find(data, openlibrary.EDITIONS_FILE)
     works = openlibrary.find(data, openlibrary.WORKS_FILE)

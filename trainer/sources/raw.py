@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trainer.cleaning.rules import EVERY_RULE
+
 
 @dataclass(frozen=True)
 class RawBook:
@@ -74,3 +76,6 @@ class RawDataset:
     # canonical ISBN-13 -> work key (Open Library editions dump)
     isbn_to_work: dict[str, str] = field(default_factory=dict)
     reports: list[ReadReport] = field(default_factory=list)
+    # The cleaning rules this source's rows go through (trainer/cleaning/rules.py): the
+    # cleaning report lists these, and any other rule only when it dropped rows.
+    rules: tuple[str, ...] = EVERY_RULE
