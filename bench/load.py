@@ -7,7 +7,8 @@
     scale       synthetic 30k / 300k / 1M-book artifacts at a fixed low rate
     overload    one RPC (--rpcs, first) at 50% and 2x its capacity: admission control
     fleet       1, 2, 3 replicas (bench/fleet.py): throughput, rating visibility, publish
-    cpu         server CPU per call with h2load at 30k / 300k / 1M books (bench/cpu.py)
+    cpu         server CPU per call with h2load at 30k / 300k / 1M books, batching on (a
+                concurrency curve) and off, two pipelines (bench/cpu.py)
     hostile     server CPU of the worst call the limits allow, per RPC (bench/hostile.py)
     all         all of the above, in that order
 
@@ -28,6 +29,7 @@ from typing import Any
 from bench import cpu, hostile, scenarios
 from bench.common import DATA, demo_data, trainer
 from bench.runs import LoadSettings
+from bench.scale_artifact import PIPELINES
 from bench.scenarios import ServerSettings
 from bench.workload import DEFAULT_MIX, KINDS, parse_mix
 from bookrec.artifact import newest_valid
@@ -107,6 +109,27 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--cpu-big-users", type=int, default=20_000, help="users of cpu's 1M-book artifact"
     )
+    g.add_argument(
+        "--cpu-curve",
+        nargs="+",
+        type=int,
+        default=list(cpu.CpuSettings().curve),
+        help="cpu: calls in flight, batching on (1 = 1x1, 8 = 8x1, 32 = 8x4, 64 = 8x8)",
+    )
+    g.add_argument(
+        "--cpu-off-curve",
+        nargs="*",
+        type=int,
+        default=list(cpu.CpuSettings().off_curve),
+        help="cpu: calls in flight with batching off (its own server; none: skipped)",
+    )
+    g.add_argument(
+        "--cpu-pipelines",
+        nargs="+",
+        choices=PIPELINES,
+        default=list(cpu.PIPELINES),
+        help="cpu: what Recommend serves, one artifact each (the first: every RPC)",
+    )
     g.add_argument("--hostile-books", nargs="+", type=int, default=list(hostile.DEFAULT_SIZES))
     g.add_argument("--visibility-samples", type=int, default=200, help="ratings for fleet")
     g.add_argument(
@@ -141,7 +164,13 @@ async def _run(name: str, args: argparse.Namespace) -> None:
     d = args.duration
     rows: list[dict[str, Any]]
     if name == "cpu":
-        settings = cpu.CpuSettings(repeats=args.cpu_repeats, duration=d or 5.0)
+        settings = cpu.CpuSettings(
+            curve=tuple(args.cpu_curve),
+            off_curve=tuple(args.cpu_off_curve),
+            pipelines=tuple(args.cpu_pipelines),
+            repeats=args.cpu_repeats,
+            duration=d or 5.0,
+        )
         rows, md = await asyncio.to_thread(
             cpu.cpu_scenario,
             args.cpu_books,

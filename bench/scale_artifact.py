@@ -1,6 +1,7 @@
 """A valid artifact of the current format at any size, in minutes, without training.
 
     .venv/bin/python -m bench.scale_artifact --books 1000000 --users 100000 --out DIR [--check]
+        [--pipeline als|als+reranker|als+item_item|als+item_item+reranker]
 
 The scale benchmark needs to know how serving time grows with the catalogue,
 which depends on array sizes and index types, not on model quality. So the
@@ -9,6 +10,10 @@ way, as ALS factors do), histories are drawn from the user's cluster with a
 popularity skew, subjects follow clusters, and the LightGBM reranker is trained
 with the trainer's parameters on synthetic features. The FAISS files come from
 trainer.publish.indexes.write_indexes, so flat vs IVF is chosen exactly as in training.
+``--pipeline`` picks what Recommend serves: ALS alone, with the reranker (the default),
+with an item-item model (a synthetic one over the ``item_item_head`` most read books,
+``item_item_neighbours`` a row, mostly within the book's cluster: the configuration
+the trainer served on every real set so far), or with both.
 The result passes ``Bundle.open`` and the server's warm-up (``--check``).
 """
 
@@ -46,6 +51,11 @@ _NAMED_SUBJECTS = (
     "thriller", "horror", "biography", "history", "poetry", "young-adult", "children",
     "classics", "humor", "philosophy", "religion", "science", "travel", "cooking",
 )  # fmt: skip
+PIPELINES = ("als", "als+reranker", "als+item_item", "als+item_item+reranker")
+DEFAULT_PIPELINE = "als+reranker"
+# The blend the synthetic item-item model is served with (params.item_item_blend and
+# blend_candidates; the trainer chooses both per data set).
+ITEM_ITEM_BLEND, BLEND_CANDIDATES = 0.5, 200
 _SYLLABLES = (
     "ka", "lo", "mi", "ra", "the", "sun", "dar", "vel", "mor", "an", "is", "tor",
     "en", "sha", "gle", "win", "ter", "bro", "ok", "ley", "na", "fel", "quin", "ro",
@@ -63,10 +73,15 @@ class ScaleSpec:
     mean_history: int = 20
     rerank_groups: int = 200
     seed: int = 0
+    pipeline: str = DEFAULT_PIPELINE
+    item_item_head: int = 6000
+    item_item_neighbours: int = 200
 
     def __post_init__(self) -> None:
         if self.books < 100 or self.users < 10:
             raise ValueError("need at least 100 books and 10 users")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline {self.pipeline!r}: choose one of {', '.join(PIPELINES)}")
         if self.subjects < self.clusters // 4 or self.subjects < FAVOURITES:
             raise ValueError("too few subjects for the clusters")
 
@@ -214,6 +229,35 @@ def _reranker_model(rng: np.random.Generator, spec: ScaleSpec, candidates: int) 
     return str(booster.model_to_string())
 
 
+def _item_item(
+    spec: ScaleSpec, count: I32, in_als: npt.NDArray[np.bool_], book_cluster: I64
+) -> tuple[I64, I32, F32]:
+    """A CSR (indptr, indices, weights) as the trainer exports item-item: rows of the
+    ``item_item_head`` most read books with an ALS vector, each pointing to about
+    ``item_item_neighbours`` others of the head (80% of them of its own cluster),
+    ascending, weights > 0. Its own generator, so the other arrays stay as they are."""
+    rng = np.random.default_rng(spec.seed + 1)
+    n = spec.books
+    eligible = np.flatnonzero(in_als)
+    head = eligible[np.argsort(-count[eligible], kind="stable")[: spec.item_item_head]]
+    m = min(spec.item_item_neighbours, len(head) - 1)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    if m <= 0:
+        return indptr, np.zeros(0, np.int32), np.zeros(0, np.float32)
+    by_cluster = head[np.argsort(book_cluster[head], kind="stable")]
+    sizes = np.bincount(book_cluster[by_cluster], minlength=spec.clusters)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    own = np.repeat(book_cluster[head], m)
+    near = by_cluster[starts[own] + (rng.random(len(own)) * sizes[own]).astype(np.int64)]
+    anywhere = head[rng.integers(0, len(head), len(own))]
+    cols = np.where(rng.random(len(own)) < 0.8, near, anywhere)
+    rows = np.repeat(head, m)
+    keys = np.unique(rows[rows != cols].astype(np.int64) * n + cols[rows != cols])
+    np.cumsum(np.bincount(keys // n, minlength=n), out=indptr[1:])
+    weights = rng.uniform(0.01, 1.0, len(keys)).astype(np.float32)
+    return indptr, (keys % n).astype(np.int32), weights
+
+
 def build(root: Path, spec: ScaleSpec) -> Path:
     """Write and publish one synthetic artifact under ``root``; return its directory."""
     rng = np.random.default_rng(spec.seed)
@@ -316,10 +360,19 @@ def build(root: Path, spec: ScaleSpec) -> Path:
         sample = user_factors[:: max(1, n_users // n_sample)][:n_sample]
         index_report = write_indexes(writer, item_factors, book_subject_vectors, sample)
         candidates = RerankerParams().candidates
-        writer.save_bytes("reranker.txt", _reranker_model(rng, spec, candidates).encode())
-        writer.save_bytes("reranker_features.json", json.dumps(list(FEATURES)).encode())
+        served: dict[str, Any] = {}
+        if spec.pipeline.endswith("+reranker"):
+            writer.save_bytes("reranker.txt", _reranker_model(rng, spec, candidates).encode())
+            writer.save_bytes("reranker_features.json", json.dumps(list(FEATURES)).encode())
+            served["rerank_candidates"] = candidates
+        if "+item_item" in spec.pipeline:
+            ii_indptr, ii_indices, ii_weights = _item_item(spec, count, in_als, book_cluster)
+            writer.save_array("item_item_indptr", ii_indptr)
+            writer.save_array("item_item_indices", ii_indices)
+            writer.save_array("item_item_weights", ii_weights)
+            served |= {"item_item_blend": ITEM_ITEM_BLEND, "blend_candidates": BLEND_CANDIDATES}
         metrics = {
-            "served": "als+reranker",
+            "served": spec.pipeline,
             "synthetic": True,
             "note": "synthetic scale artifact (bench/scale_artifact.py): no quality figures",
         }
@@ -341,7 +394,7 @@ def build(root: Path, spec: ScaleSpec) -> Path:
                 "regularization": ALS_REGULARIZATION,
             },
             "prior_strength": 10.0,
-            "rerank_candidates": candidates,
+            **served,
             "subject_pooling": POOLING,
             "subject_pool_weights": sorted(weights),
             "cold_start_popularity_weight": 0.3,
@@ -379,8 +432,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="artifact root to publish into")
     p.add_argument("--check", action="store_true", help="open it like the server and warm up")
+    p.add_argument(
+        "--pipeline",
+        choices=PIPELINES,
+        default=DEFAULT_PIPELINE,
+        help=f"what Recommend serves (default {DEFAULT_PIPELINE})",
+    )
     args = p.parse_args(argv)
-    spec = ScaleSpec(books=args.books, users=args.users, factors=args.factors, seed=args.seed)
+    spec = ScaleSpec(
+        books=args.books,
+        users=args.users,
+        factors=args.factors,
+        seed=args.seed,
+        pipeline=args.pipeline,
+    )
     start = time.perf_counter()
     path = build(args.out, spec)
     built = time.perf_counter() - start

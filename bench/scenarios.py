@@ -40,7 +40,7 @@ from bench.report import (
     with_floor,
 )
 from bench.runs import LoadSettings, run_closed, run_open
-from bench.scale_artifact import ScaleSpec, build
+from bench.scale_artifact import DEFAULT_PIPELINE, ScaleSpec, build
 from bench.serverproc import ServerProcess, running_server
 from bench.stats import summarize
 from bench.workload import FLOOR, PATHS, ArtifactIds
@@ -543,7 +543,10 @@ DEFAULT_SIZES: tuple[int, ...] = (30_000, 300_000, 1_000_000)
 def scale_artifact(spec: ScaleSpec) -> tuple[Path, float | None]:
     """The synthetic artifact for ``spec`` under bench/data/scale/, built when missing or
     of an older format; returns it and the build seconds (None when reused)."""
-    root = DATA / "scale" / f"books{spec.books}-users{spec.users}-f{spec.factors}-s{spec.seed}"
+    name = f"books{spec.books}-users{spec.users}-f{spec.factors}-s{spec.seed}"
+    if spec.pipeline != DEFAULT_PIPELINE:
+        name += f"-{spec.pipeline.replace('+', '-')}"
+    root = DATA / "scale" / name
     found = newest_valid(root, check_hashes=False)
     if found is not None:
         return found[0], None

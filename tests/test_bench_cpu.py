@@ -51,4 +51,54 @@ def test_summaries_take_medians_and_put_the_floor_beside_each_row() -> None:
     assert rec["open_rps"] == 400 and rec["open_p99_over_p50"] == 3.0
     assert rows["health"]["open_rps"] is None
     md = cpu.markdown(list(rows.values()), ["a note"], cpu.CpuSettings())
-    assert "| 300000 | Recommend (reranker on) | 3 |" in md and "a note" in md
+    assert "| 300000 | als+reranker | on | 8x1 | Recommend | 3 |" in md and "a note" in md
+
+
+def _at(
+    rpc: str, cpu_ms: float, in_flight: int, batching: bool = True, **tags: Any
+) -> dict[str, Any]:
+    return {
+        **_run(rpc, "closed", cpu_ms, 1000, 1.0, 2.0),
+        "in_flight": in_flight,
+        "batching": batching,
+        **tags,
+    }
+
+
+def test_the_curve_the_batching_off_rows_and_pipelines_are_rows_of_their_own() -> None:
+    """Each (pipeline, batching, concurrency) is its own row, with the floor of the same
+    server at the same concurrency and the cost over that server's 8x1 cost."""
+    runs = [
+        _at("health", 0.40, 8),
+        _at("health", 0.20, 64),
+        _at("recommend", 2.0, 8),
+        _at("recommend", 1.0, 64),
+        _at("recommend", 2.2, 1),
+        _at("health", 0.45, 8, batching=False),
+        _at("recommend", 2.4, 8, batching=False),
+        _at("recommend", 2.1, 64, batching=False),
+        _at("health", 0.41, 8, pipeline="als+item_item"),
+        _at("recommend", 0.9, 8, pipeline="als+item_item"),
+    ]
+    rows = cpu.summarize_runs(300_000, runs)
+    got = {(r["pipeline"], r["batching"], r["shape"], r["rpc"]): r for r in rows}
+    on64 = got[("als+reranker", "on", "8x8", "recommend")]
+    assert on64["floor_cpu_ms"] == 0.2 and on64["vs_8x1"] == 0.5
+    assert got[("als+reranker", "on", "1x1", "recommend")]["floor_cpu_ms"] is None
+    off64 = got[("als+reranker", "off", "8x8", "recommend")]
+    assert off64["vs_8x1"] == 0.875 and off64["floor_cpu_ms"] is None
+    ii = got[("als+item_item", "on", "8x1", "recommend")]
+    assert ii["cpu_ms_per_call"] == 0.9 and ii["floor_cpu_ms"] == 0.41
+    # The batching-on rows first, by concurrency; then off; then the next pipeline.
+    order = [
+        (r["pipeline"], r["batching"], r["in_flight"]) for r in rows if r["rpc"] == "recommend"
+    ]
+    assert order == [
+        ("als+reranker", "on", 1),
+        ("als+reranker", "on", 8),
+        ("als+reranker", "on", 64),
+        ("als+reranker", "off", 8),
+        ("als+reranker", "off", 64),
+        ("als+item_item", "on", 8),
+    ]
+    assert [cpu.shape(n) for n in (1, 8, 32, 64)] == [(1, 1), (8, 1), (8, 4), (8, 8)]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.scale_artifact import ScaleSpec, build
 from bookrec import artifact
@@ -53,3 +54,35 @@ def test_same_spec_same_arrays(tmp_path: Path) -> None:
     b = build(tmp_path / "b", spec)
     for name in ("item_factors", "user_items_indices", "book_subjects"):
         assert np.array_equal(np.load(a / f"{name}.npy"), np.load(b / f"{name}.npy"))
+
+
+@pytest.mark.parametrize("pipeline", ["als", "als+item_item", "als+item_item+reranker"])
+def test_each_pipeline_is_served_as_built(tmp_path: Path, pipeline: str) -> None:
+    """--pipeline decides what Recommend serves: the server finds the reranker and the
+    item-item model exactly when the pipeline names them, and warms up on them."""
+    spec = ScaleSpec(
+        books=2000,
+        users=500,
+        factors=16,
+        subject_dim=8,
+        subjects=60,
+        clusters=16,
+        pipeline=pipeline,
+        item_item_head=300,
+        item_item_neighbours=20,
+    )
+    bundle = Bundle.open(build(tmp_path, spec))
+    assert bundle.manifest.metrics["served"] == pipeline
+    assert (bundle.reranker is not None) == pipeline.endswith("+reranker")
+    assert (bundle.item_item is not None) == ("item_item" in pipeline)
+    if bundle.item_item is not None:
+        model = bundle.item_item
+        rows = np.flatnonzero(np.diff(model.indptr))
+        assert 250 <= len(rows) <= 300 and np.asarray(bundle.item_in_als)[rows].all()
+        assert (model.weights > 0).all() and len(model.indices) > 250 * 15
+    run_warmup(bundle)
+
+
+def test_an_unknown_pipeline_is_refused() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        ScaleSpec(books=500, pipeline="als+magic")
