@@ -145,6 +145,8 @@ class NatsLink:
         if self._closed:
             return
         self._closed = True
+        with contextlib.suppress(Exception):  # the tails stop while the connection works
+            self.call(_cancel_others(), 3)
         nc = self._nc
         if nc is not None:
             with contextlib.suppress(Exception):  # on the way out: nothing left to do
@@ -159,3 +161,11 @@ class NatsLink:
 
 async def _wrap(coro: Awaitable[T]) -> T:
     return await coro
+
+
+async def _cancel_others() -> None:
+    """Cancel every other task on this loop (the tails) and wait for them to end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -23,6 +23,7 @@ a new consumer from the last stream sequence it handled: nothing is skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -112,7 +113,8 @@ class PullConsumer:
                 self._take(msg)
                 out.append(msg)
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(Exception):  # closed: the inbox went with it
+                await sub.unsubscribe()
         return out
 
     def _take(self, msg: Msg) -> None:
