@@ -454,7 +454,8 @@ async def fleet(
                     if count == 3 and "propagation" in plan.parts:
                         prop = propagation(svc, reps, source, plan.publish_rounds)
                         extra.append({"propagation": prop})
-    md = ["## Fleet: 1, 2 and 3 replicas on one machine", ""]
+    heading = "1, 2 and 3 replicas" if measure else "3 replicas"
+    md = [f"## Fleet: {heading} on one machine", ""]
     if measure:
         md += _throughput_md(rows, ids, load, mix, concurrency, duration)
     for part in extra:
