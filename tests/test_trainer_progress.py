@@ -1,24 +1,33 @@
-"""Training progress on stderr (trainer/progress.py): a bar on a terminal, drawn
-under the JSON log lines without breaking them, with one summary line per task
+"""Training progress on stderr (trainer/progress.py): rich.progress bars on a terminal,
+drawn under the JSON log lines without breaking them, with one summary line per task
 and one for the run; JSON "progress" lines (nothing drawn) anywhere else."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
+
+import pyte
 
 from tests.trainerproc import ROOT, run_command, trainer_env
 
-CLEAR = "\r\x1b[K"
+# Wide enough that no log line wraps: a wrapped line would not be one JSON document.
+COLUMNS, ROWS = 4000, 5000
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def run_on_a_terminal(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
     """``cmd`` with stderr on a pseudo-terminal; (exit code, what the terminal got)."""
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=follower, stdin=subprocess.DEVNULL
     )
@@ -36,9 +45,13 @@ def run_on_a_terminal(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
     return proc.wait(timeout=300), b"".join(chunks).decode("utf-8", "replace")
 
 
-def final_lines(screen: str) -> list[str]:
-    """What stays on screen: per line, the text after the last bar clear."""
-    return [line.rstrip("\r").rsplit(CLEAR, 1)[-1] for line in screen.split("\n")]
+def final_lines(output: str) -> list[str]:
+    """What stays on the screen once the program ends: a terminal emulator (pyte) plays
+    the output, cursor moves and line erases included."""
+    screen = pyte.Screen(COLUMNS, ROWS)
+    pyte.Stream(screen).feed(output)
+    rows = [screen.buffer[y] for y in range(ROWS)]
+    return ["".join(row[x].data for x in range(max(row, default=-1) + 1)).rstrip() for row in rows]
 
 
 def test_a_real_run_on_a_terminal_draws_bars_under_intact_log_lines(
@@ -48,10 +61,12 @@ def test_a_real_run_on_a_terminal_draws_bars_under_intact_log_lines(
     env = {**trainer_env(), "TERM": "xterm", "BOOKREC_PROGRESS_AFTER": "0"}
     env.pop("BOOKREC_PROGRESS", None)
     cmd = run_command(tiny_data, tmp_path / "artifacts", f"sqlite:///{tmp_path / 's.sqlite'}")
-    rc, screen = run_on_a_terminal(cmd, env)
-    assert rc == 0, screen[-3000:]
-    assert "als study        [" in screen and "/4 trials" in screen  # the bar itself
-    lines = [line for line in final_lines(screen) if line.strip()]
+    rc, output = run_on_a_terminal(cmd, env)
+    assert rc == 0, output[-3000:]
+    # The bar itself (rich's), for the study inside its stage.
+    drawn = ANSI.sub("", output)
+    assert re.search(r"als study {5,}━+.* \d/4 trials", drawn), drawn[-3000:]
+    lines = [line for line in final_lines(output) if line.strip()]
     summaries = [line for line in lines if not line.startswith("{")]
     for line in lines:
         if line.startswith("{"):
@@ -59,7 +74,7 @@ def test_a_real_run_on_a_terminal_draws_bars_under_intact_log_lines(
     assert any(s.startswith("als study: ") and "trials, done in" in s for s in summaries)
     assert any(s.startswith("models: done in") for s in summaries), summaries
     assert summaries[-1].startswith("trainer: done in") and "published " in summaries[-1]
-    # Nothing but bars, their summaries and log lines.
+    # Nothing but the summaries and log lines stays: the bars are gone.
     assert all(": " in s and "done in " in s for s in summaries), summaries
 
 
