@@ -425,7 +425,7 @@ async def test_a_store_from_before_weights_and_data_sets_migrates(store_url: str
         await store.close()
     async with await Store.open(store_url) as store:
         rows = await store.db.fetchall("SELECT version FROM schema_migrations ORDER BY version")
-        assert [int(r[0]) for r in rows] == [1, 2, 3, 4]
+        assert [int(r[0]) for r in rows] == [1, 2, 3, 4, 5]
         sid = await store.freeze_split(SplitConfig(min_holdout=3))
         snap = await store.export(sid)
         assert len(snap.weights) == 18 and snap.weights.tolist() == [1.0] * 18

@@ -75,7 +75,7 @@ async def test_load_is_idempotent_and_indices_are_stable(store_url: str) -> None
 
 async def test_migrations_are_recorded_once(store_url: str) -> None:
     async with await Store.open(store_url) as store:
-        assert await store.migrate() == 4
+        assert await store.migrate() == 5
     async with await Store.open(store_url) as store:
         rows = await store.db.fetchall("SELECT version, name FROM schema_migrations")
         assert [tuple(r) for r in rows] == [
@@ -83,6 +83,7 @@ async def test_migrations_are_recorded_once(store_url: str) -> None:
             (2, "test evaluations"),
             (3, "interaction weights"),
             (4, "data sets"),
+            (5, "subject spellings"),
         ]
 
 

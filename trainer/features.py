@@ -115,7 +115,10 @@ def build_features(
     seen = np.unique(items)
     if vocab is None:
         vocab = build_vocab(
-            [snap.subjects[i] for i in seen.tolist()], min_subject_books, max_subjects
+            [snap.subjects[i] for i in seen.tolist()],
+            min_subject_books,
+            max_subjects,
+            snap.subject_spellings,
         )
     rows, subject_report = vocab.encode_books(snap.subjects, MAX_SUBJECTS_PER_BOOK)
     book_subjects = _padded(rows, MAX_SUBJECTS_PER_BOOK)

@@ -8,7 +8,7 @@ store and split are byte-identical (the test compares the bytes).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,8 @@ class Snapshot:
     # how much each interaction counts: an implicit source's count (plays, clicks; rating
     # 0), 1.0 for explicit ratings and for sources without counts
     weights: npt.NDArray[np.float32]
+    # normalised subject part -> display name, the data's own spelling ("München")
+    subject_spellings: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_items(self) -> int:
@@ -87,6 +89,7 @@ class Snapshot:
                 "series",
                 "isbns",
                 "subjects",
+                "subject_spellings",
                 "user_ids",
                 "age_buckets",
                 "countries",

@@ -440,8 +440,8 @@ def _finite_arrays(path: Path, arr: Callable[[str], Any]) -> Callable[[str], Any
 def subject_lookup(ids: list[str], names: list[str]) -> dict[str, int]:
     """Normalised subject id or name -> subject_idx. An id wins over a name and the
     first subject over a later one when two normalise alike (never in a trainer's
-    artifact: its ids are slugs of distinct normalised parts, its names those parts
-    capitalised, so both normalise back to the part)."""
+    artifact: its ids are slugs of distinct normalised parts, its names the data's
+    spellings of those parts, so both normalise back to the part)."""
     lookup: dict[str, int] = {}
     for column in (ids, names):
         for i, text in enumerate(column):

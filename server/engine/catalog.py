@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from bookrec.subject_names import normalize as normalize_subject
 from server.engine.bundle import Bundle
 from server.engine.deadline import Deadline
 from server.engine.ranking import allowed_mask
@@ -46,12 +47,19 @@ def search_books(
 
 
 def list_subjects(bundle: Bundle, query: str) -> list[tuple[int, int]]:
-    """(subject_idx, book_count) matching the query, most common first."""
+    """(subject_idx, book_count) matching the query, most common first. The query is
+    compared with the subjects' ids and names after bookrec.subject_names.normalize
+    (their keys in ``subject_lookup``), so "munchen" finds "München" and "baden
+    wurttemberg" "Baden-Württemberg"; a name also matches the query lower-cased as
+    typed (a name in a script the normalisation drops)."""
     counts = np.diff(bundle.subject_books_indptr)
-    q = query.strip().lower()
-    hits = [
-        (s, int(counts[s]))
-        for s in range(bundle.n_subjects)
-        if not q or q in bundle.subject_names[s].lower() or q in bundle.subject_ids[s]
-    ]
-    return sorted(hits, key=lambda t: (-t[1], t[0]))
+    typed = query.strip().lower()
+    if not typed:
+        matched: set[int] = set(range(bundle.n_subjects))
+    else:
+        key = normalize_subject(query)
+        matched = {s for k, s in bundle.subject_lookup.items() if key and key in k}
+        matched.update(
+            s for s in range(bundle.n_subjects) if typed in bundle.subject_names[s].lower()
+        )
+    return sorted(((s, int(counts[s])) for s in matched), key=lambda t: (-t[1], t[0]))

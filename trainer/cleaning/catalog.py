@@ -22,7 +22,7 @@ from bookrec import rerank_features
 from trainer.cleaning.isbn import normalize_isbn
 from trainer.cleaning.report import CleaningReport
 from trainer.cleaning.rules import BOOKS_ONE_PER_ISBN, BOOKS_VALID_ISBN, EDITIONS_TO_WORKS
-from trainer.cleaning.subjects import normalize_part, split_subject
+from trainer.cleaning.subjects import best_spelling, normalize_part, split_subject_spelled
 from trainer.sources.raw import RawBook
 
 UNKNOWN_AUTHOR = rerank_features.UNKNOWN_AUTHOR
@@ -53,6 +53,8 @@ class Works:
     works: list[Work]  # sorted by work_id
     isbn_to_work: dict[str, str]
     key_to_work: dict[str, str]  # source book key ("gb:12") -> work_id
+    # normalised subject part -> its display name, the data's own spelling (best_spelling)
+    subject_spellings: dict[str, str] = field(default_factory=dict)
 
 
 def split_series(title: str) -> tuple[str, str, int]:
@@ -90,12 +92,18 @@ def fallback_work_id(title: str, author: str) -> str:
     return "BX" + hashlib.sha1(key.encode()).hexdigest()[:10].upper()
 
 
-def _subject_parts(raws: Sequence[str]) -> list[str]:
+def _subject_parts(raws: Sequence[str], spellings: dict[str, Counter[str]]) -> list[str]:
+    """A work's distinct parts in order; each distinct spelling of a part counts once in
+    ``spellings`` (part -> spelling -> books)."""
     out: list[str] = []
+    seen: set[tuple[str, str]] = set()
     for raw in raws:
-        for part in split_subject(raw):
+        for part, spelling in split_subject_spelled(raw):
             if part not in out:
                 out.append(part)
+            if (part, spelling) not in seen:
+                seen.add((part, spelling))
+                spellings.setdefault(part, Counter())[spelling] += 1
     return out
 
 
@@ -109,6 +117,7 @@ def build_works(
     by_title_author: dict[tuple[str, str], str] = {}
     isbn_work: dict[str, str] = {}
     key_work: dict[str, str] = {}
+    spellings: dict[str, Counter[str]] = {}
     invalid = duplicate = 0
     # Rows that carry a work id first, so unmapped twins can join their work.
     ordered = sorted(
@@ -135,7 +144,7 @@ def build_works(
         year = clean_year(row.year)
         if work is None:
             work = Work(wid, title, author, year, series, volume, _pages(row.pages))
-            work.subjects = _subject_parts(work_subjects.get(wid, []))
+            work.subjects = _subject_parts(work_subjects.get(wid, []), spellings)
             works[wid] = work
         else:
             if year is not None and (work.year is None or year < work.year):
@@ -163,7 +172,12 @@ def build_works(
     _impute_pages(list(works.values()), report)
     # Ratings recorded by the server name works directly (trainer/sources/feedback.py).
     key_work.update({f"{WORK_KEY_PREFIX}{wid}": wid for wid in works})
-    return Works(sorted(works.values(), key=lambda w: w.work_id), isbn_work, key_work)
+    return Works(
+        sorted(works.values(), key=lambda w: w.work_id),
+        isbn_work,
+        key_work,
+        {part: best_spelling(part, counts) for part, counts in spellings.items()},
+    )
 
 
 def _impute_pages(works: list[Work], report: CleaningReport) -> None:

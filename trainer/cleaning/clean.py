@@ -28,6 +28,8 @@ class CleanData:
     interactions: list[Interaction]  # sorted by (user_id, work_id)
     report: CleaningReport = field(default_factory=CleaningReport)
     source: str = ""  # the reader's name (RawDataset.source): the data set's kind
+    # normalised subject part -> display name, the data's own spelling (best_spelling)
+    subject_spellings: dict[str, str] = field(default_factory=dict)
 
 
 def clean(raw: RawDataset, k: KCore) -> CleanData:
@@ -65,4 +67,4 @@ def clean(raw: RawDataset, k: KCore) -> CleanData:
         "country_unknown": sum(not u.country for u in users),
         "with_interactions": len({i[0] for i in inter}),
     }
-    return CleanData(works.works, users, inter, report, raw.source)
+    return CleanData(works.works, users, inter, report, raw.source, works.subject_spellings)

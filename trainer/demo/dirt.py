@@ -15,7 +15,14 @@ import string
 import numpy as np
 
 from trainer.demo.sampling import IntArray
-from trainer.demo.words import ADJECTIVES, FIRST_NAMES, LAST_NAMES, NOUNS, PLACES
+from trainer.demo.words import (
+    ADJECTIVES,
+    FIRST_NAMES,
+    LAST_NAMES,
+    NOUNS,
+    PLACES,
+    SUBJECT_SPELLINGS,
+)
 
 # Kinds of broken BX-Books.csv lines; see _broken_title_field.
 BROKEN_KINDS = ("unescaped_quote", "unquoted_semicolon", "backslash_quote_end")
@@ -63,9 +70,14 @@ GENERIC_SUBJECTS = (
 )
 
 
+def canonical_subject(clean: str) -> str:
+    """Open Library's usual spelling of a clean subject: "Latin American fiction"."""
+    return SUBJECT_SPELLINGS.get(clean) or clean[0].upper() + clean[1:]
+
+
 def _raw_subject(clean: str, variant: int) -> str:
     """One of the spellings Open Library uses for a clean subject."""
-    canon = clean[0].upper() + clean[1:]
+    canon = canonical_subject(clean)
     if variant == 0:
         return canon
     if variant == 1:
@@ -95,4 +107,4 @@ def _one_off_subject(kind: int, i: int, primary: str) -> str:
         return f"{first} {last} (Fictitious character)"
     if kind == 1:
         return f"{adj} {noun} (Imaginary place)"
-    return f"{PLACES[i % len(PLACES)]} -- {primary.capitalize()}"
+    return f"{PLACES[i % len(PLACES)]} -- {canonical_subject(primary)}"

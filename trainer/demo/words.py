@@ -38,6 +38,22 @@ SUBJECTS = (
     "death and dying", "grief", "addiction", "ecology",
 )  # fmt: skip
 
+# How Open Library writes the subjects whose names hold a proper noun (its usual spelling
+# of the others is the lower-case name with a capital first letter).
+SUBJECT_SPELLINGS = {
+    "christian fiction": "Christian fiction", "regency romance": "Regency romance",
+    "new age": "New Age", "world war ii": "World War II", "civil war": "Civil War",
+    "american history": "American history", "european history": "European history",
+    "african history": "African history", "asian history": "Asian history",
+    "latin american fiction": "Latin American fiction", "german literature": "German literature",
+    "spanish literature": "Spanish literature", "french literature": "French literature",
+    "russian literature": "Russian literature", "japanese literature": "Japanese literature",
+    "irish literature": "Irish literature", "australian literature": "Australian literature",
+    "canadian literature": "Canadian literature", "british literature": "British literature",
+    "christianity": "Christianity", "buddhism": "Buddhism", "judaism": "Judaism",
+    "islam": "Islam",
+}  # fmt: skip
+
 
 FIRST_NAMES = (
     "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William",

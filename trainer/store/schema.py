@@ -196,6 +196,15 @@ DATASETS = Table(
     ("dataset_idx",),
 )
 
+# A subject's display name: the data's own spelling ("München", "Latin American fiction")
+# of the normalised part in `subjects.name`, which is only for matching. A store from
+# before this table names its subjects by the part, capitalised, until the next load.
+SUBJECT_SPELLINGS = Table(
+    "subject_spellings",
+    (C("subject_id", "int"), C("spelling", "str:255")),
+    ("subject_id",),
+)
+
 # Migration n takes the store from version n to n + 1.
 MIGRATIONS: tuple[tuple[str, tuple[Table, ...]], ...] = (
     (
@@ -217,6 +226,7 @@ MIGRATIONS: tuple[tuple[str, tuple[Table, ...]], ...] = (
     ("test evaluations", (TEST_EVALUATIONS,)),
     ("interaction weights", (INTERACTION_WEIGHTS,)),
     ("data sets", (DATASETS,)),
+    ("subject spellings", (SUBJECT_SPELLINGS,)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

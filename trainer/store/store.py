@@ -38,6 +38,7 @@ from trainer.store.schema import MYSQL, Table
 
 log = logging.getLogger("trainer.store")
 BATCH = 5000
+SPELLING_CHARS = 255  # subject_spellings.spelling; a longer one is shown as its part
 
 
 def _now() -> str:
@@ -235,6 +236,15 @@ class Store:
                 schema.SUBJECTS, sorted((i, n) for n, i in subject_id.items()), "subjects"
             )
             await self._write(
+                schema.SUBJECT_SPELLINGS,
+                sorted(
+                    (subject_id[part], spelling)
+                    for part, spelling in data.subject_spellings.items()
+                    if part in subject_id and len(spelling) <= SPELLING_CHARS
+                ),
+                "subject spellings",
+            )
+            await self._write(
                 schema.WORKS,
                 [
                     (
@@ -411,6 +421,10 @@ class Store:
                 "SELECT ws.item_idx, s.name FROM work_subjects ws "
                 "JOIN subjects s ON s.subject_id = ws.subject_id ORDER BY ws.item_idx, ws.position"
             )
+            spellings = await self.db.fetchall(
+                "SELECT s.name, sp.spelling FROM subject_spellings sp "
+                "JOIN subjects s ON s.subject_id = sp.subject_id ORDER BY s.name"
+            )
             users = await self.db.fetchall(
                 "SELECT user_idx, user_id, age_bucket, country FROM users ORDER BY user_idx"
             )
@@ -460,6 +474,7 @@ class Store:
             timestamps=arr[:, 3].astype(np.int64),
             parts=arr[:, 4].astype(np.int8),
             weights=_aligned_weights(arr[:, 0], arr[:, 1], weights),
+            subject_spellings={str(part): str(spelling) for part, spelling in spellings},
         )
 
     # -- the once-per-split test evaluation ----------------------------------------------
