@@ -12,6 +12,7 @@ import pytest
 
 from server import batcher as batcher_module
 from server.batcher import Batcher, BatchSettings
+from tests.fault_table import record_fault
 
 R = TypeVar("R")
 
@@ -170,6 +171,10 @@ async def test_a_call_cancelled_while_waiting_is_not_computed(
     assert await first == 10 and [await t for t in kept] == [30, 40]
     assert gone.cancelled()
     assert engine.many == [("m", [3, 4])]
+    record_fault(
+        "a batched call cancelled by its client while it waits for its batch",
+        "leaves the queue and is not computed; its neighbours' batch goes without it",
+    )
 
 
 class Expired(Exception):
@@ -194,6 +199,10 @@ async def test_a_call_past_its_deadline_when_its_batch_starts_is_not_computed(
     done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 1.0)
     assert done[0] == 10 and done[2] == 30 and isinstance(done[1], Expired)
     assert engine.many == [("m", [1, 3])]
+    record_fault(
+        "a batched call whose deadline passed before its batch started",
+        "not computed (its Deadline.check error: DEADLINE_EXCEEDED); the rest computed",
+    )
 
 
 async def test_a_failing_batch_is_computed_again_call_by_call(
@@ -207,3 +216,7 @@ async def test_a_failing_batch_is_computed_again_call_by_call(
     done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 1.0)
     assert done[0] == 10 and done[2] == 30 and isinstance(done[1], ValueError)
     assert engine.one == [("m", 1), ("m", -2), ("m", 3)]
+    record_fault(
+        "the batched computation raises (a bug in the batch path)",
+        "logged; each call computed again alone: only the call at fault fails",
+    )
