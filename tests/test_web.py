@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2
 
+from bookrec.artifact import read_manifest
 from bookrec.v1 import catalog_pb2, feedback_pb2, recommender_pb2
 from server.web import grpcweb
 from tests.keyfile import make_keys
@@ -63,11 +64,11 @@ def _start(
     return srv
 
 
-def _run_flow(flow: str, base: str, key: str, on_ask: dict[str, object]) -> str:
+def _run_flow(flow: str, base: str, key: str, on_ask: dict[str, object], *extra: str) -> str:
     """Runs one browser flow; answers its "ask: X" lines by calling on_ask[X]()."""
     out: list[str] = []
     with subprocess.Popen(
-        ["node", str(FLOWS), flow, base, key, str(SHOTS)],
+        ["node", str(FLOWS), flow, base, key, str(SHOTS), *extra],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -90,17 +91,32 @@ def _run_flow(flow: str, base: str, key: str, on_ask: dict[str, object]) -> str:
     return text
 
 
+def popularity_default(artifact: Path) -> float:
+    """The cold-start popularity weight the trainer chose, from the artifact's manifest."""
+    return float(read_manifest(artifact).params["cold_start_popularity_weight"])
+
+
 def test_search_similar_rate_recommend_cold_start(
-    built_page: Path, artifact_root: Path, tmp_path: Path, keys: tuple[Path, str]
+    built_page: Path,
+    tiny_artifact: Path,
+    artifact_root: Path,
+    tmp_path: Path,
+    keys: tuple[Path, str],
 ) -> None:
-    """Two workers share the web port (SO_REUSEPORT), as `make run` serves it."""
+    """Two workers share the web port (SO_REUSEPORT), as `make run` serves it. The
+    popularity slider must start at the model's default, which is not the slider's
+    middle (the page showed 0.5 as "model default")."""
     assert CHROMIUM.exists(), "apt-get install chromium"
+    default = popularity_default(tiny_artifact)
+    assert abs(default - 0.5) > 0.05, "pick a tiny model whose default is not 0.5"
     port = free_port()
     with ExitStack() as stack:
         _start(stack, artifact_root, tmp_path / "srv", port, keys[0], workers=2)
-        _run_flow("main", f"http://127.0.0.1:{port}/", keys[1], {})
-    for name in ("web-search", "web-book", "web-for-you", "web-cold-start", "web-phone"):
-        assert (SHOTS / f"{name}.png").stat().st_size > 0
+        base = f"http://127.0.0.1:{port}/"
+        _run_flow("main", base, keys[1], {}, repr(default))
+    shots = ("search", "error", "book", "for-you", "cold-start", "phone", "phone-search")
+    for name in shots:
+        assert (SHOTS / f"web-{name}.png").stat().st_size > 0
 
 
 def test_server_down_shows_message_and_recovers(
@@ -119,6 +135,7 @@ def test_server_down_shows_message_and_recovers(
         text = _run_flow(
             "outage", f"http://127.0.0.1:{port}/", keys[1], {"stop": stop, "start": start}
         )
+    assert "the no-key message appears once (1 times)" in text
     assert "server back: the message goes by itself" in text
     assert (SHOTS / "web-offline.png").stat().st_size > 0
 
@@ -184,6 +201,25 @@ def test_gateway_relays_a_call(web_server: tuple[int, str]) -> None:
     reply = catalog_pb2.SearchBooksResponse.FromString(message)
     assert len(reply.books) == 3 and reply.model_version
     assert trailers.get("x-request-id")  # the access log interceptor ran on it
+
+
+def test_cold_start_names_the_models_default_weight(
+    web_server: tuple[int, str], tiny_artifact: Path
+) -> None:
+    """The page reads the popularity slider's default from the ColdStart reply."""
+    port, key = web_server
+    for asked in (
+        recommender_pb2.ColdStartRequest(),
+        recommender_pb2.ColdStartRequest(favourite_subjects=["romance"], popularity_weight=0.25),
+    ):
+        path = "/bookrec.v1.RecommenderService/ColdStart"
+        _, body = _post(port, path, asked.SerializeToString(), key)
+        message, trailers = _frames(body)
+        assert trailers["grpc-status"] == "0", trailers
+        assert message is not None
+        reply = recommender_pb2.ColdStartResponse.FromString(message)
+        want = popularity_default(tiny_artifact)
+        assert reply.default_popularity_weight == pytest.approx(want, abs=1e-6)
 
 
 def test_gateway_applies_auth_and_the_handlers_validation(web_server: tuple[int, str]) -> None:

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from bookrec.v1 import common_pb2 as bookrec_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62ookrec/v1/recommender.proto\x12\nbookrec.v1\x1a\x17\x62ookrec/v1/common.proto\"y\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12$\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x13.bookrec.v1.Filters\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x8e\x01\n\x11RecommendResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.bookrec.v1.ScoredBook\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\"\n\x06source\x18\x03 \x01(\x0e\x32\x12.bookrec.v1.Source\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"\xaa\x01\n\x0eSimilarRequest\x12\x0f\n\x07\x62ook_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12%\n\x04mode\x18\x03 \x01(\x0e\x32\x17.bookrec.v1.SimilarMode\x12\x13\n\x06weight\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12$\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x13.bookrec.v1.Filters\x12\x0f\n\x07\x65xplain\x18\x06 \x01(\x08\x42\t\n\x07_weight\"s\n\x0fSimilarResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.bookrec.v1.ScoredBook\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\"\n\x06source\x18\x03 \x01(\x0e\x32\x12.bookrec.v1.Source\"\xa6\x01\n\x10\x43oldStartRequest\x12\x1a\n\x12\x66\x61vourite_subjects\x18\x01 \x03(\t\x12\x1e\n\x11popularity_weight\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\t\n\x01k\x18\x03 \x01(\x05\x12$\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x13.bookrec.v1.Filters\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\x42\x14\n\x12_popularity_weight\"u\n\x11\x43oldStartResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.bookrec.v1.ScoredBook\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\"\n\x06source\x18\x03 \x01(\x0e\x32\x12.bookrec.v1.Source*t\n\x0bSimilarMode\x12\x1c\n\x18SIMILAR_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10SIMILAR_MODE_ALS\x10\x01\x12\x18\n\x14SIMILAR_MODE_SUBJECT\x10\x02\x12\x17\n\x13SIMILAR_MODE_HYBRID\x10\x03\x32\xec\x01\n\x12RecommenderService\x12H\n\tRecommend\x12\x1c.bookrec.v1.RecommendRequest\x1a\x1d.bookrec.v1.RecommendResponse\x12\x42\n\x07Similar\x12\x1a.bookrec.v1.SimilarRequest\x1a\x1b.bookrec.v1.SimilarResponse\x12H\n\tColdStart\x12\x1c.bookrec.v1.ColdStartRequest\x1a\x1d.bookrec.v1.ColdStartResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62ookrec/v1/recommender.proto\x12\nbookrec.v1\x1a\x17\x62ookrec/v1/common.proto\"y\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12$\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x13.bookrec.v1.Filters\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x8e\x01\n\x11RecommendResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.bookrec.v1.ScoredBook\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\"\n\x06source\x18\x03 \x01(\x0e\x32\x12.bookrec.v1.Source\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"\xaa\x01\n\x0eSimilarRequest\x12\x0f\n\x07\x62ook_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12%\n\x04mode\x18\x03 \x01(\x0e\x32\x17.bookrec.v1.SimilarMode\x12\x13\n\x06weight\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12$\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x13.bookrec.v1.Filters\x12\x0f\n\x07\x65xplain\x18\x06 \x01(\x08\x42\t\n\x07_weight\"s\n\x0fSimilarResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.bookrec.v1.ScoredBook\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\"\n\x06source\x18\x03 \x01(\x0e\x32\x12.bookrec.v1.Source\"\xa6\x01\n\x10\x43oldStartRequest\x12\x1a\n\x12\x66\x61vourite_subjects\x18\x01 \x03(\t\x12\x1e\n\x11popularity_weight\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\t\n\x01k\x18\x03 \x01(\x05\x12$\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x13.bookrec.v1.Filters\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\x42\x14\n\x12_popularity_weight\"\x98\x01\n\x11\x43oldStartResponse\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.bookrec.v1.ScoredBook\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\"\n\x06source\x18\x03 \x01(\x0e\x32\x12.bookrec.v1.Source\x12!\n\x19\x64\x65\x66\x61ult_popularity_weight\x18\x04 \x01(\x02*t\n\x0bSimilarMode\x12\x1c\n\x18SIMILAR_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10SIMILAR_MODE_ALS\x10\x01\x12\x18\n\x14SIMILAR_MODE_SUBJECT\x10\x02\x12\x17\n\x13SIMILAR_MODE_HYBRID\x10\x03\x32\xec\x01\n\x12RecommenderService\x12H\n\tRecommend\x12\x1c.bookrec.v1.RecommendRequest\x1a\x1d.bookrec.v1.RecommendResponse\x12\x42\n\x07Similar\x12\x1a.bookrec.v1.SimilarRequest\x1a\x1b.bookrec.v1.SimilarResponse\x12H\n\tColdStart\x12\x1c.bookrec.v1.ColdStartRequest\x1a\x1d.bookrec.v1.ColdStartResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bookrec.v1.recommender_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIMILARMODE']._serialized_start=915
-  _globals['_SIMILARMODE']._serialized_end=1031
+  _globals['_SIMILARMODE']._serialized_start=951
+  _globals['_SIMILARMODE']._serialized_end=1067
   _globals['_RECOMMENDREQUEST']._serialized_start=69
   _globals['_RECOMMENDREQUEST']._serialized_end=190
   _globals['_RECOMMENDRESPONSE']._serialized_start=193
@@ -44,8 +44,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIMILARRESPONSE']._serialized_end=625
   _globals['_COLDSTARTREQUEST']._serialized_start=628
   _globals['_COLDSTARTREQUEST']._serialized_end=794
-  _globals['_COLDSTARTRESPONSE']._serialized_start=796
-  _globals['_COLDSTARTRESPONSE']._serialized_end=913
-  _globals['_RECOMMENDERSERVICE']._serialized_start=1034
-  _globals['_RECOMMENDERSERVICE']._serialized_end=1270
+  _globals['_COLDSTARTRESPONSE']._serialized_start=797
+  _globals['_COLDSTARTRESPONSE']._serialized_end=949
+  _globals['_RECOMMENDERSERVICE']._serialized_start=1070
+  _globals['_RECOMMENDERSERVICE']._serialized_end=1306
 # @@protoc_insertion_point(module_scope)

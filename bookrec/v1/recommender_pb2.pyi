@@ -233,8 +233,15 @@ class ColdStartResponse(_message.Message):
     ITEMS_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    DEFAULT_POPULARITY_WEIGHT_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     source: _common_pb2.Source.ValueType
+    default_popularity_weight: _builtins.float
+    """The popularity weight this model version uses when popularity_weight is
+    unset (the one it found best on held-out cold users), whatever this
+    request asked, so a client can show the default. With no favourite
+    subjects the prior alone ranks the books and no weight applies.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ScoredBook]: ...
     def __init__(
@@ -243,10 +250,11 @@ class ColdStartResponse(_message.Message):
         items: _abc.Iterable[_common_pb2.ScoredBook] | None = ...,
         model_version: _builtins.str = ...,
         source: _common_pb2.Source.ValueType = ...,
+        default_popularity_weight: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "model_version", b"model_version", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_popularity_weight", b"default_popularity_weight", "items", b"items", "model_version", b"model_version", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -176,6 +176,7 @@ class Recommender(pb_grpc.RecommenderServiceServicer):
             items=scored_messages(bundle, ranked),
             model_version=bundle.version,
             source=source_of(ranked),
+            default_popularity_weight=bundle.cold_start_weight,
         )
 
 

@@ -1,10 +1,13 @@
 // Browser flows of the web page in real headless Chromium (tests/test_web.py runs this).
-// Usage: node tests/web/flows.mjs FLOW BASE_URL API_KEY SHOT_DIR
-//   FLOW "main":   search -> page -> book -> Similar modes -> rate two books -> Recommend
-//                  changes and excludes them -> clear ratings -> cold-start slider reorders
-//   FLOW "outage": no key -> the key message -> key -> server stopped: the message, then
-//                  back: it recovers. The server is stopped and started by the test: this
-//                  script prints "ask: stop" / "ask: start" and waits for a line on stdin.
+// Usage: node tests/web/flows.mjs FLOW BASE_URL API_KEY SHOT_DIR [POPULARITY_DEFAULT]
+//   FLOW "main":   loading state -> search -> page -> empty and error states -> book ->
+//                  Similar modes and their labels -> rate two books -> Recommend changes
+//                  and excludes them -> clear ratings -> the popularity slider starts at
+//                  the model's default (POPULARITY_DEFAULT, from the artifact's manifest)
+//                  and reorders the cold-start results -> the favicon -> phone width
+//   FLOW "outage": no key -> the key message, once -> key -> server stopped: the message,
+//                  then back: it recovers. The server is stopped and started by the test:
+//                  this script prints "ask: stop" / "ask: start" and waits for a line on stdin.
 // Any failed expectation exits 1 with the reason (and a screenshot "failure-FLOW.png").
 import { mkdirSync, rmSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,7 +20,7 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const { chromium } = createRequire(join(root, "clients", "web", "package.json"))("playwright-core");
 
-const [flow, base, apiKey, shots] = process.argv.slice(2);
+const [flow, base, apiKey, shots, popularityDefault] = process.argv.slice(2);
 const TIMEOUT = 20_000;
 mkdirSync(shots, { recursive: true });
 const stdin = createInterface({ input: process.stdin });
@@ -50,8 +53,50 @@ async function shot(page, name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
 
+// Every HTTP answer of 400 or more the page got (a missing favicon was one).
+const failedResponses = [];
+
+const SEARCH_RPC = "**/bookrec.v1.CatalogService/SearchBooks";
+
+/** Opens the page with its first SearchBooks held back, so the loading state can be
+ *  seen for certain (no timing), then lets it through. */
+async function openWhileLoading(page, url) {
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  let first = true;
+  const hold = async (route) => {
+    if (first) {
+      first = false;
+      await held;
+    }
+    await route.continue();
+  };
+  await page.route(SEARCH_RPC, hold);
+  await page.goto(url);
+  await waitFor(
+    page,
+    () => document.querySelector('#search-results .state.loading[aria-busy="true"] .skeleton-row'),
+    null,
+    "while SearchBooks is held back: the loading state",
+  );
+  const said = await page.locator("#search-results .state.loading").textContent();
+  expect(said.includes("Loading books"), "loading state: placeholder rows and \"Loading books…\" for screen readers");
+  release();
+  await page.locator("#search-results li[data-book-id] a").first().waitFor({ timeout: TIMEOUT });
+  await page.unroute(SEARCH_RPC, hold);
+}
+
+async function checkFavicon(page) {
+  const icon = page.locator('link[rel="icon"]');
+  expect((await icon.count()) === 1, "the page names a favicon");
+  const href = await icon.getAttribute("href");
+  const reply = await page.request.get(new URL(href, base).href);
+  expect(reply.status() === 200, `the favicon ${href} answers 200 (got ${reply.status()})`);
+  expect((reply.headers()["content-type"] ?? "").startsWith("image/svg+xml"), "the favicon is an SVG image");
+}
+
 async function mainFlow(page) {
-  await page.goto(`${base}#key=${encodeURIComponent(apiKey)}`);
+  await openWhileLoading(page, `${base}#key=${encodeURIComponent(apiKey)}`);
   const first = page.locator("#search-results li[data-book-id] a").first();
   await first.waitFor({ timeout: TIMEOUT });
   expect(!page.url().includes(apiKey), "the key is taken out of the address bar");
@@ -67,6 +112,43 @@ async function mainFlow(page) {
   await waitFor(page, () => document.querySelector("#page-info")?.textContent?.startsWith("Page 1 "), null, "back on page 1");
   // Search for a word of the first title.
   const title = await first.textContent();
+  expect((await page.locator("#search-results li[data-book-id] .cover").count()) > 0, "search results carry cover placeholders");
+  // The popularity slider starts at the model's trained default, and says so.
+  await page.locator('#for-you-results .source[data-source="POPULARITY"]').waitFor({ timeout: TIMEOUT });
+  const want = Number(popularityDefault);
+  expect(Number.isFinite(want), `the test gave the model's default popularity weight (${popularityDefault})`);
+  await waitFor(
+    page,
+    (w) => Math.abs(Number(document.querySelector("#popularity")?.value) - w) < 0.006,
+    want,
+    `the popularity slider sits at the model's default ${want}`,
+  );
+  expect((await page.locator("#popularity-value").textContent()) === want.toFixed(2), "its value shows the model's default");
+  expect(await page.locator("#popularity-note").isVisible(), "labelled as the model default");
+  expect((await page.locator("#popularity-note").textContent()) === "model default", "the label says \"model default\"");
+  // An empty search says so, as a state of its own.
+  await page.fill("#search-q", "zzqxjv");
+  await page.keyboard.press("Enter");
+  await waitFor(page, () => document.querySelector("#search-results .state.empty"), null, "no match: the empty state");
+  expect((await page.locator("#search-results .state.empty").textContent()).includes("No book matches"), "empty state for no match");
+  // A book the model does not know: the error state with the server's one-line message.
+  await page.evaluate(() => {
+    location.hash = "#/book/no-such-book";
+  });
+  await waitFor(
+    page,
+    () => document.querySelector('#book-details .state.error[role="alert"]'),
+    null,
+    "a book the model does not know: the error state",
+  );
+  const error = await page.locator("#book-details .state.error").textContent();
+  expect(error.includes("Could not load this book") && error.includes("no-such-book"), `error state names the problem (${error})`);
+  expect(await page.locator("#banner").isHidden(), "a request error stays in its place, not in the banner");
+  await shot(page, "web-error");
+  await page.evaluate(() => {
+    location.hash = "#/";
+  });
+  await first.waitFor({ timeout: TIMEOUT });
   const word = title.split(/\s+/).find((w) => w.length > 3) ?? title;
   await page.fill("#search-q", word);
   await page.keyboard.press("Enter");
@@ -90,11 +172,18 @@ async function mainFlow(page) {
   const bookId = await page.locator("#book-details").getAttribute("data-book-id");
   const source = (s) => `#similar-results .source[data-source="${s}"]`;
   await page.locator(source("ALS")).waitFor({ timeout: TIMEOUT });
+  const alsLabel = await page.locator(source("ALS")).textContent();
+  expect(
+    alsLabel.includes("Answered by co-reading (ALS)") && !/personal|your/i.test(alsLabel),
+    `the Similar (ALS) list is labelled as co-reading, not personal (${alsLabel})`,
+  );
+  expect(await page.locator("#book-details .cover-large").isVisible(), "the book page shows a cover placeholder");
   const als = await ids(page, "#similar-results ol.results");
   expect(als.length > 0 && !als.includes(bookId), "ALS similar books, without the book itself");
   expect(await page.locator("#hybrid-weight").isDisabled(), "the weight is off outside hybrid");
   await page.locator("#mode-subject").check();
   await page.locator(source("SUBJECT")).waitFor({ timeout: TIMEOUT });
+  expect((await page.locator(source("SUBJECT")).textContent()).includes("shared subjects"), "Subject mode is labelled shared subjects");
   const subject = await ids(page, "#similar-results ol.results");
   expect(subject.length > 0 && subject.join() !== als.join(), "Subject mode gives another list");
   await page.locator("#mode-hybrid").check();
@@ -130,6 +219,11 @@ async function mainFlow(page) {
   );
   const recSource = await page.locator("#for-you-results .source").getAttribute("data-source");
   expect(["ALS", "ALS_RERANKED", "COLD_START"].includes(recSource), `Recommend's source is named (${recSource})`);
+  const recLabel = await page.locator("#for-you-results .source strong").textContent();
+  expect(
+    { ALS: "your ratings (ALS)", ALS_RERANKED: "your ratings (ALS, reranked)", COLD_START: "subjects of the books you rated" }[recSource] === recLabel,
+    `Recommend's label fits its source (${recLabel})`,
+  );
   // Explain on: every list shows its reasons.
   await page.locator("#explain").check();
   await waitFor(page, () => document.querySelectorAll("#for-you-results .reasons li").length > 0, null, "reasons shown with explain on");
@@ -156,18 +250,52 @@ async function mainFlow(page) {
     "the popularity slider reorders the cold-start results",
   );
   await waitFor(page, () => document.querySelectorAll("#for-you-results .reasons li").length > 0, null, "cold-start reasons shown");
+  expect(!(await page.locator("#popularity-note").isVisible()), "a moved slider is no longer labelled model default");
   await shot(page, "web-cold-start");
+  // Back to the model's default.
+  await page.locator("#popularity-reset").click();
+  await waitFor(
+    page,
+    (w) => document.querySelector("#popularity-value")?.textContent === w.toFixed(2) &&
+      !document.querySelector("#popularity-note")?.hidden,
+    want,
+    "\"Use the model's default\" puts the slider back at the default",
+  );
+  await checkFavicon(page);
   // Phone width: nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
   const wide = await page.evaluate(() => document.documentElement.scrollWidth);
   expect(wide <= 390, `readable at phone width (page ${wide}px wide)`);
   await shot(page, "web-phone");
+  await page.evaluate(() => {
+    location.hash = "#/";
+  });
+  await page.locator("#search-results li[data-book-id] a").first().waitFor({ timeout: TIMEOUT });
+  const wideSearch = await page.evaluate(() => document.documentElement.scrollWidth);
+  expect(wideSearch <= 390, `the catalogue is readable at phone width (page ${wideSearch}px wide)`);
+  await shot(page, "web-phone-search");
+  expect(failedResponses.length === 0, `no HTTP error answers (${failedResponses.join(", ")})`);
 }
 
 async function outageFlow(page) {
   await page.goto(base);
   await waitFor(page, () => document.querySelector("#banner:not([hidden])")?.dataset.kind === "auth", null, "no key: the key message");
   expect((await page.locator("#banner").textContent()).includes("API key"), "the message says to paste an API key");
+  // Every part of the page has had its answer (none is loading any more)...
+  await waitFor(
+    page,
+    () => ["#search-results", "#subjects", "#for-you-results"].every(
+      (at) => document.querySelector(at) && !document.querySelector(`${at} [aria-busy="true"], ${at}[aria-busy="true"]`) &&
+        document.querySelector(`${at} .state:not(.loading)`),
+    ),
+    null,
+    "no key: search, subjects and For you have each settled without a result",
+  );
+  // ... and the message is on the page once.
+  const needs = "This server needs an API key";
+  const times = (await page.locator("body").innerText()).split(needs).length - 1;
+  expect(times === 1, `the no-key message appears once (${times} times)`);
+  await shot(page, "web-no-key");
   await page.fill("#api-key", apiKey);
   await page.keyboard.press("Enter");
   await page.locator("#search-results li[data-book-id]").first().waitFor({ timeout: TIMEOUT });
@@ -201,12 +329,15 @@ const context = await chromium.launchPersistentContext(profile, {
     "--disable-component-update",
     "--disable-sync",
   ],
-  viewport: { width: 1200, height: 900 },
+  viewport: { width: 1280, height: 900 },
 });
 let code = 0;
 const page = context.pages()[0] ?? (await context.newPage());
 const consoleErrors = [];
 page.on("pageerror", (e) => consoleErrors.push(String(e)));
+page.on("response", (r) => {
+  if (r.status() >= 400) failedResponses.push(`${r.status()} ${r.url()}`);
+});
 try {
   if (flow === "main") await mainFlow(page);
   else if (flow === "outage") await outageFlow(page);

@@ -30,9 +30,11 @@ export const recommender: Client<typeof RecommenderService> = createClient(
 );
 export const feedback: Client<typeof FeedbackService> = createClient(FeedbackService, transport);
 
-/** What went wrong, in words for a person, and whether trying again may help. */
+/** What went wrong, in words for a person, and whether trying again may help.
+ *  "auth" (no key, or a wrong one) concerns the whole page and is said once, in the
+ *  banner; "denied" (this key may not do that) and "request" belong to one action. */
 export interface Problem {
-  kind: "offline" | "auth" | "busy" | "request";
+  kind: "offline" | "auth" | "denied" | "busy" | "request";
   message: string;
   retry: boolean;
 }
@@ -45,12 +47,12 @@ export function problem(e: unknown): Problem {
       return {
         kind: "auth",
         message:
-          "This server needs an API key. Open “API key” at the top and paste yours " +
-          "(make run prints a link that carries it).",
+          "This server needs an API key: paste yours here (make run keeps one in " +
+          "data/local-api-key, and its web link carries it).",
         retry: false,
       };
     case Code.PermissionDenied:
-      return { kind: "auth", message: `This API key may not do that: ${err.rawMessage}`, retry: false };
+      return { kind: "denied", message: `This API key may not do that: ${err.rawMessage}`, retry: false };
     case Code.ResourceExhausted:
       return { kind: "busy", message: "The server is busy; trying again shortly.", retry: true };
     case Code.InvalidArgument:

@@ -4,7 +4,8 @@ import { catalog, feedback, recommender } from "./api.js";
 import { h } from "./dom.js";
 import type { Book } from "./gen/bookrec/v1/common_pb.js";
 import { SimilarMode } from "./gen/bookrec/v1/recommender_pb.js";
-import { byline, message, scoredList, sourceBadge } from "./render.js";
+import { cover } from "./cover.js";
+import { byline, loadingState, problemState, scoredList, settle, sourceBadge, updating } from "./render.js";
 import { session } from "./session.js";
 import { Section } from "./status.js";
 
@@ -15,14 +16,19 @@ let mode: SimilarMode = SimilarMode.ALS;
 let weight = 0.5;
 
 export function renderBook(main: HTMLElement, bookId: string, onRated: () => void): void {
-  const details = h("div", { id: "book-details" }, message("Loading…"));
+  const details = h("div", { id: "book-details" }, loadingState("the book", 1));
   main.replaceChildren(details);
   void bookSection.run(
     () => catalog.getBook({ bookId }),
     (reply) => {
       if (reply.book) showBook(main, reply.book, onRated);
     },
-    (p) => details.replaceChildren(h("h1", {}, "Book"), message(p.message, "error")),
+    (p) =>
+      details.replaceChildren(
+        h("h1", {}, "Book"),
+        problemState(p, "this book"),
+        h("p", {}, h("a", { href: "#/" }, "Back to the catalogue")),
+      ),
   );
 }
 
@@ -37,17 +43,28 @@ function showBook(main: HTMLElement, book: Book, onRated: () => void): void {
     h("dt", {}, "Ratings"),
     h("dd", {}, `${book.ratingCount}` + (book.meanRating ? `, mean ${book.meanRating.toFixed(1)}` : "")),
   );
-  const similar = h("div", { id: "similar-results", "aria-live": "polite" }, message("Loading…"));
+  const similar = h("div", { id: "similar-results", "aria-live": "polite" }, loadingState("similar books"));
   main.replaceChildren(
     h(
       "article",
       { id: "book-details", "data-book-id": book.bookId },
-      h("h1", {}, book.title || book.bookId),
-      h("p", { class: "by" }, byline(book)),
-      facts,
-      rateForm(book, onRated),
+      cover(book, "large"),
+      h(
+        "div",
+        { class: "book-text" },
+        h("h1", {}, book.title || book.bookId),
+        h("p", { class: "by" }, byline(book)),
+        facts,
+        rateForm(book, onRated),
+      ),
     ),
-    h("section", { "aria-labelledby": "similar-title" }, h("h2", { id: "similar-title" }, "Similar books"), similarControls(book.bookId, similar), similar),
+    h(
+      "section",
+      { class: "panel", "aria-labelledby": "similar-title" },
+      h("h2", { id: "similar-title" }, "Similar books"),
+      similarControls(book.bookId, similar),
+      similar,
+    ),
   );
   loadSimilar(book.bookId, similar);
 }
@@ -66,7 +83,7 @@ function rateForm(book: Book, onRated: () => void): HTMLElement {
     { class: "rate" },
     h("label", { for: "rating" }, "Your rating"),
     select,
-    h("button", { type: "submit", id: "rate-button" }, "Rate"),
+    h("button", { type: "submit", id: "rate-button", class: "primary" }, "Rate"),
     done,
   );
   form.addEventListener("submit", (ev) => {
@@ -81,7 +98,8 @@ function rateForm(book: Book, onRated: () => void): HTMLElement {
         onRated();
       },
       (p) => {
-        done.textContent = p.message;
+        // A missing key is said in the banner; here only that nothing was saved.
+        done.textContent = p.kind === "auth" ? "Not saved." : p.message;
       },
     );
   });
@@ -125,12 +143,18 @@ function similarControls(bookId: string, out: HTMLElement): HTMLElement {
     "div",
     { class: "controls" },
     h("fieldset", {}, h("legend", {}, "Similar by"), radios),
-    h("div", { class: "slider" }, h("label", { for: "hybrid-weight" }, "Hybrid: weight of ALS"), slider, shown),
+    h(
+      "div",
+      { class: "slider" },
+      h("div", { class: "slider-head" }, h("label", { for: "hybrid-weight" }, "Hybrid: weight of co-reading"), shown),
+      slider,
+    ),
   );
 }
 
 function loadSimilar(bookId: string, out: HTMLElement): void {
   const rated = new Set(session.rated().map((r) => r.bookId));
+  updating(out);
   void similarSection.run(
     () =>
       recommender.similar({
@@ -141,11 +165,12 @@ function loadSimilar(bookId: string, out: HTMLElement): void {
         explain: session.explain(),
       }),
     (reply) =>
-      out.replaceChildren(
-        sourceBadge(reply.source, reply.modelVersion),
+      settle(
+        out,
+        sourceBadge("similar", reply.source, reply.modelVersion),
         scoredList("Similar books", reply.items, rated),
       ),
-    (p) => out.replaceChildren(message(p.message, "error")),
+    (p) => settle(out, problemState(p, "similar books")),
   );
 }
 

@@ -4,7 +4,7 @@
 import { catalog, recommender } from "./api.js";
 import { h } from "./dom.js";
 import type { Subject } from "./gen/bookrec/v1/common_pb.js";
-import { message, scoredList, sourceBadge } from "./render.js";
+import { loadingState, problemState, scoredList, settle, sourceBadge, updating } from "./render.js";
 import { session } from "./session.js";
 import { Section } from "./status.js";
 
@@ -13,61 +13,35 @@ const subjectsSection = new Section("subjects");
 const coldSection = new Section("cold-start");
 const favourites = new Set<string>();
 let popularity: number | undefined; // unset: the model's own default
+// The serving model's default popularity weight, from its last ColdStart reply.
+let modelDefault: number | undefined;
 let subjects: Subject[] = [];
 
 export function renderForYou(aside: HTMLElement): void {
   const rated = session.rated();
   const title = h("h2", { id: "for-you-title" }, "For you");
-  const out = h("div", { id: "for-you-results", "aria-live": "polite" }, message("Loading…"));
+  const out = h("div", { id: "for-you-results", "aria-live": "polite" }, loadingState("recommendations"));
   if (rated.length) {
     coldSection.cancel();
-    const list = h(
-      "ul",
-      { class: "rated", "aria-label": "You rated" },
-      rated.map((r) =>
-        h("li", { "data-book-id": r.bookId }, h("a", { href: `#/book/${encodeURIComponent(r.bookId)}` }, r.title), ` · ${r.rating || "read"}`),
-      ),
-    );
-    aside.replaceChildren(title, h("h3", {}, "You rated"), list, h("h3", {}, "Recommended"), out);
-    const exclude = new Set(rated.map((r) => r.bookId));
-    void recSection.run(
-      () => recommender.recommend({ userId: session.reader(), k: 10, explain: session.explain() }),
-      (reply) =>
-        out.replaceChildren(
-          sourceBadge(reply.source, reply.modelVersion),
-          scoredList("Recommended", reply.items, exclude),
-        ),
-      (p) => out.replaceChildren(message(p.message, "error")),
-    );
+    renderRecommend(aside, title, out);
     return;
   }
   recSection.cancel();
-  const picker = h("fieldset", { id: "subjects" }, h("legend", {}, "Favourite subjects"), message("Loading…"));
-  const slider = h("input", {
-    id: "popularity",
-    type: "range",
-    min: 0,
-    max: 1,
-    step: 0.05,
-    value: popularity ?? 0.5,
-  });
-  const shown = h("output", { for: "popularity", id: "popularity-value" }, popularity === undefined ? "model default" : popularity.toFixed(2));
-  slider.addEventListener("input", () => {
-    shown.textContent = Number(slider.value).toFixed(2);
-  });
-  slider.addEventListener("change", () => {
-    popularity = Number(slider.value);
-    shown.textContent = popularity.toFixed(2);
-    loadColdStart(out);
-  });
+  const picker = h(
+    "fieldset",
+    { id: "subjects" },
+    h("legend", {}, "Favourite subjects"),
+    loadingState("subjects", 8, "chips"),
+  );
+  const weight = weightControl(() => loadColdStart(out, weight.refresh));
   aside.replaceChildren(
     title,
-    message("Nothing rated yet: pick subjects you like, or rate a book."),
+    h("p", { class: "intro" }, "Nothing rated yet. Pick subjects you like, or open a book and rate it."),
     picker,
-    h("div", { class: "slider" }, h("label", { for: "popularity" }, "Popularity weight"), slider, shown),
+    weight.element,
     out,
   );
-  const fill = () => fillSubjects(picker, out);
+  const fill = () => fillSubjects(picker, () => loadColdStart(out, weight.refresh));
   if (subjects.length) fill();
   else
     void subjectsSection.run(
@@ -76,12 +50,87 @@ export function renderForYou(aside: HTMLElement): void {
         subjects = reply.subjects;
         fill();
       },
-      (p) => picker.replaceChildren(h("legend", {}, "Favourite subjects"), message(p.message, "error")),
+      (p) => picker.replaceChildren(h("legend", {}, "Favourite subjects"), problemState(p, "the subjects", "chips")),
     );
-  loadColdStart(out);
+  loadColdStart(out, weight.refresh);
 }
 
-function fillSubjects(picker: HTMLElement, out: HTMLElement): void {
+function renderRecommend(aside: HTMLElement, title: HTMLElement, out: HTMLElement): void {
+  const rated = session.rated();
+  const list = h(
+    "ul",
+    { class: "rated", "aria-label": "You rated" },
+    rated.map((r) =>
+      h(
+        "li",
+        { "data-book-id": r.bookId },
+        h("a", { href: `#/book/${encodeURIComponent(r.bookId)}` }, r.title),
+        h("span", { class: "score" }, r.rating ? `${r.rating}/10` : "read"),
+      ),
+    ),
+  );
+  aside.replaceChildren(title, h("h3", {}, "You rated"), list, h("h3", {}, "Recommended"), out);
+  const exclude = new Set(rated.map((r) => r.bookId));
+  void recSection.run(
+    () => recommender.recommend({ userId: session.reader(), k: 10, explain: session.explain() }),
+    (reply) =>
+      settle(
+        out,
+        sourceBadge("recommend", reply.source, reply.modelVersion),
+        scoredList("Recommended", reply.items, exclude),
+      ),
+    (p) => settle(out, problemState(p, "recommendations")),
+  );
+}
+
+interface WeightControl {
+  element: HTMLElement;
+  /** Shows the chosen weight, or the model's default once a reply has named it. */
+  refresh: () => void;
+}
+
+/** The popularity slider: at the model's default (from the ColdStart reply) until the
+ *  person moves it; "Use the model's default" goes back to it. */
+function weightControl(reload: () => void): WeightControl {
+  const slider = h("input", { id: "popularity", type: "range", min: 0, max: 1, step: 0.01, disabled: true });
+  const shown = h("output", { for: "popularity", id: "popularity-value" }, "…");
+  const note = h("span", { id: "popularity-note", class: "tag", hidden: true }, "model default");
+  const reset = h("button", { type: "button", id: "popularity-reset", class: "link", hidden: true }, "Use the model's default");
+  const refresh = (): void => {
+    const value = popularity ?? modelDefault;
+    slider.disabled = value === undefined;
+    slider.classList.toggle("unknown", value === undefined);
+    if (value !== undefined) slider.value = String(value);
+    shown.textContent = value === undefined ? "…" : value.toFixed(2);
+    note.hidden = popularity !== undefined || modelDefault === undefined;
+    reset.hidden = popularity === undefined;
+  };
+  slider.addEventListener("input", () => {
+    shown.textContent = Number(slider.value).toFixed(2);
+    note.hidden = true;
+  });
+  slider.addEventListener("change", () => {
+    popularity = Number(slider.value);
+    refresh();
+    reload();
+  });
+  reset.addEventListener("click", () => {
+    popularity = undefined;
+    refresh();
+    reload();
+  });
+  refresh();
+  const element = h(
+    "div",
+    { class: "slider weight" },
+    h("div", { class: "slider-head" }, h("label", { for: "popularity" }, "Popularity weight"), shown, note),
+    slider,
+    h("p", { class: "hint" }, "0: your subjects only · 1: what most readers read. ", reset),
+  );
+  return { element, refresh };
+}
+
+function fillSubjects(picker: HTMLElement, reload: () => void): void {
   picker.replaceChildren(
     h("legend", {}, "Favourite subjects"),
     ...subjects.map((s) => {
@@ -90,14 +139,15 @@ function fillSubjects(picker: HTMLElement, out: HTMLElement): void {
       box.addEventListener("change", () => {
         if (box.checked) favourites.add(s.subjectId);
         else favourites.delete(s.subjectId);
-        loadColdStart(out);
+        reload();
       });
-      return h("span", { class: "choice" }, box, h("label", { for: id }, s.name));
+      return h("span", { class: "chip" }, box, h("label", { for: id }, s.name));
     }),
   );
 }
 
-function loadColdStart(out: HTMLElement): void {
+function loadColdStart(out: HTMLElement, onDefault: () => void): void {
+  updating(out);
   void coldSection.run(
     () =>
       recommender.coldStart({
@@ -106,8 +156,11 @@ function loadColdStart(out: HTMLElement): void {
         k: 10,
         explain: session.explain(),
       }),
-    (reply) =>
-      out.replaceChildren(sourceBadge(reply.source, reply.modelVersion), scoredList("Cold start", reply.items, new Set())),
-    (p) => out.replaceChildren(message(p.message, "error")),
+    (reply) => {
+      modelDefault = reply.defaultPopularityWeight;
+      onDefault();
+      settle(out, sourceBadge("coldStart", reply.source, reply.modelVersion), scoredList("Cold start", reply.items, new Set()));
+    },
+    (p) => settle(out, problemState(p, "recommendations")),
   );
 }

@@ -2,7 +2,8 @@
 import { catalog } from "./api.js";
 import { h } from "./dom.js";
 import type { SearchBooksResponse } from "./gen/bookrec/v1/catalog_pb.js";
-import { bookLink, byline, message } from "./render.js";
+import { cover } from "./cover.js";
+import { bookLink, byline, emptyState, loadingState, problemState } from "./render.js";
 import { Section } from "./status.js";
 
 const PAGE_SIZE = 10;
@@ -29,16 +30,17 @@ export function renderSearch(main: HTMLElement, q: string): void {
   const form = h(
     "form",
     { role: "search", class: "search" },
-    h("label", { for: "search-q" }, "Search books"),
+    h("label", { for: "search-q", class: "visually-hidden" }, "Search books"),
     input,
-    h("button", { type: "submit" }, "Search"),
+    h("button", { type: "submit", class: "primary" }, "Search"),
   );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     window.location.hash = `#/search?q=${encodeURIComponent(input.value.trim())}`;
   });
-  const results = h("div", { id: "search-results", "aria-live": "polite" }, message("Loading…"));
-  main.replaceChildren(h("h1", {}, "Books"), form, results);
+  const results = h("div", { id: "search-results", "aria-live": "polite" }, loadingState("books", 4));
+  const title = query ? `Books matching “${query}”` : "Browse the catalogue";
+  main.replaceChildren(h("h1", {}, title), form, results);
   load(results);
 }
 
@@ -46,7 +48,7 @@ function load(out: HTMLElement): void {
   void section.run(
     () => catalog.searchBooks({ query, pageSize: PAGE_SIZE, pageToken: tokens[page] ?? "" }),
     (reply) => show(out, reply),
-    (p) => out.replaceChildren(message(p.message, "error")),
+    (p) => out.replaceChildren(problemState(p, "the books")),
   );
 }
 
@@ -55,7 +57,7 @@ function show(out: HTMLElement, reply: SearchBooksResponse): void {
   const pages = Math.max(1, Math.ceil(reply.totalSize / PAGE_SIZE));
   const go = (delta: number) => () => {
     page += delta;
-    out.replaceChildren(message("Loading…"));
+    out.replaceChildren(loadingState("books", 4));
     load(out);
   };
   const list = reply.books.length
@@ -66,12 +68,18 @@ function show(out: HTMLElement, reply: SearchBooksResponse): void {
           h(
             "li",
             { "data-book-id": b.bookId },
-            bookLink(b),
-            h("div", { class: "by" }, `${byline(b)} · ${b.ratingCount} ratings`),
+            cover(b, "small"),
+            h(
+              "div",
+              { class: "entry" },
+              bookLink(b),
+              h("div", { class: "by" }, byline(b)),
+              h("div", { class: "meta" }, ratings(b.ratingCount, b.meanRating)),
+            ),
           ),
         ),
       )
-    : message(query ? `No book matches “${query}”.` : "The catalogue is empty.");
+    : emptyState(query ? `No book matches “${query}”. Try a shorter word or an author's name.` : "The catalogue is empty.");
   const nav = h(
     "nav",
     { class: "pager", "aria-label": "Pages" },
@@ -84,6 +92,11 @@ function show(out: HTMLElement, reply: SearchBooksResponse): void {
     ),
   );
   out.replaceChildren(list, nav);
+}
+
+function ratings(count: bigint, mean: number): string {
+  const n = `${count.toLocaleString("en")} rating${count === 1n ? "" : "s"}`;
+  return mean ? `${n} · mean ${mean.toFixed(1)}` : n;
 }
 
 export function leaveSearch(): void {

@@ -9,10 +9,13 @@ const sleepers = new Set<() => void>();
 
 function show(): void {
   const banner = $("banner");
+  const box = $("key-box") as HTMLDetailsElement;
+  const keyForm = $("key-form");
   const first = failing.values().next();
   if (first.done) {
     banner.hidden = true;
     banner.replaceChildren();
+    if (keyForm.parentElement !== box) box.append(keyForm);
     return;
   }
   const p = first.value;
@@ -23,9 +26,16 @@ function show(): void {
   const text = document.createElement("span");
   text.textContent = p.retry ? `${p.message} Retrying…` : p.message;
   banner.dataset.kind = p.kind;
-  banner.replaceChildren(text, ...(p.retry ? [retryNow] : []));
+  // Without a usable key the key form itself moves into the message: one place says
+  // what is wrong and takes the fix. It goes back under "API key" afterwards.
+  if (p.kind === "auth") {
+    box.open = false;
+    banner.replaceChildren(text, keyForm);
+  } else {
+    if (keyForm.parentElement !== box) box.append(keyForm);
+    banner.replaceChildren(text, ...(p.retry ? [retryNow] : []));
+  }
   banner.hidden = false;
-  if (p.kind === "auth") ($("key-box") as HTMLDetailsElement).open = true;
 }
 
 function pause(ms: number): Promise<void> {
