@@ -108,6 +108,7 @@ class Batcher(Generic[Model, Item, Out]):
         self._queue: deque[_Waiting[Model, Item, Out]] = deque()
         self._running = False
         self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None  # the batch computing (held: not GC'd)
         self._observe = BATCH_CALLS.labels(rpc=rpc)
         self.batches = 0  # batches computed, ever (for tests and logs)
         self.batched_calls = 0  # calls computed in them
@@ -184,7 +185,7 @@ class Batcher(Generic[Model, Item, Out]):
         if not batch:
             return
         self._running = True
-        asyncio.get_running_loop().create_task(self._run(batch))
+        self._task = asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: list[_Waiting[Model, Item, Out]]) -> None:
         """Compute ``batch`` (``self._running`` is set) and settle its calls."""
