@@ -1,8 +1,10 @@
 """`python -m server keys create|list|revoke`: manage the API keys file.
 
-``create`` prints the new key once (only its hash is written); ``list`` shows ids
-and scopes, never keys; ``revoke`` removes an entry (running workers notice
-within a second).
+``create`` shows the new key once (only its hash is written): printed, or with
+``--out FILE`` written to that file and never printed, and with ``--web-url`` put in
+the web page's link once, at creation (later runs print the link without it and
+where the key is). ``list`` shows ids and scopes, never keys; ``revoke`` removes an
+entry (running workers notice within a second).
 """
 
 from __future__ import annotations
@@ -35,8 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--users", default="", help="comma-separated user ids a write key may rate for")
     c.add_argument("--rate", type=float, help="calls/s for this key (default: the server's)")
     c.add_argument("--burst", type=float, help="token bucket size for this key")
-    c.add_argument("--out", type=Path, help="also write the key to this file (mode 0600)")
+    c.add_argument(
+        "--out", type=Path, help="write the key to this file (mode 0600) instead of printing it"
+    )
     c.add_argument("--if-missing", action="store_true", help="do nothing if --id exists")
+    c.add_argument(
+        "--web-url",
+        help="the web page's address: printed with the new key in its #key= fragment (the "
+        "page adopts it) when the key is made, and without it afterwards",
+    )
     c.add_argument(
         "--env",
         action="store_true",
@@ -66,6 +75,8 @@ def _create(args: argparse.Namespace) -> int:
             print(f"key {key_id!r} already in {args.keys_file}")
             if args.out is not None and not args.out.is_file():
                 print(f"its key is not in {args.out}: `keys revoke {key_id}`, then run again")
+            elif args.out is not None:
+                _point_to(args.out, args.web_url)
             return 0
         print(f"key {key_id!r} already exists in {args.keys_file}", file=sys.stderr)
         return 1
@@ -89,10 +100,30 @@ def _create(args: argparse.Namespace) -> int:
     else:
         _write(args.keys_file, [*entries, entry])
         print(f"added key {key_id!r} ({', '.join(sorted(scopes))}) to {args.keys_file}")
-    print("the key, shown once (only its hash is kept):")
-    print(f"  {key}")
-    print(f"use it: BOOKREC_API_KEY={key} .venv/bin/python -m clients ... (or --api-key)")
+    _show_once(key, args.out, args.web_url)
     return 0
+
+
+def _show_once(key: str, out: Path | None, web_url: str | None) -> None:
+    """The new key, shown exactly once: in the web link when there is one, else
+    printed unless it went to a file (only its hash is kept)."""
+    if out is not None:
+        print(f"the key is in {out} (mode 0600; only its hash is kept)")
+        print(f"for the CLI client: export BOOKREC_API_KEY=$(cat {shlex.quote(str(out))})")
+    if web_url:
+        print(f"web page (the link carries the key; it is shown only now): {web_url}#key={key}")
+    elif out is None:
+        print("the key, shown once (only its hash is kept):")
+        print(f"  {key}")
+        print("use it: BOOKREC_API_KEY=<the key> .venv/bin/python -m clients ... (or --api-key)")
+
+
+def _point_to(out: Path, web_url: str | None) -> None:
+    """Where an existing key is, and the web link without it."""
+    print(f"the key is in {out}")
+    print(f"for the CLI client: export BOOKREC_API_KEY=$(cat {shlex.quote(str(out))})")
+    if web_url:
+        print(f'web page: {web_url} (paste the key from {out} into its "API key" box)')
 
 
 def main(argv: list[str]) -> int:

@@ -202,7 +202,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
         result = await pipeline.run(cfg)
         print(run_report.metrics_table(result.metrics))
         outcome = (
-            f"not published: {result.refused}" if result.refused else f"published {result.artifact}"
+            f"not published: {result.refused}"
+            if result.refused
+            else f"published {result.artifact}{run_report.short_study_note(cfg)}"
         )
         progress.say(progress.run_summary(result.stage_seconds, outcome))
         if result.refused:

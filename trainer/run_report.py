@@ -75,3 +75,16 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
         if decision:
             lines.append(f"{name}: {decision.get('reason', '')}")
     return "\n".join(lines)
+
+
+def short_study_note(cfg: TrainerConfig) -> str:
+    """For a run's summary line: that its settings search was shorter than the default
+    one (make run's first model) and what runs the full one; empty otherwise."""
+    full = TrainerConfig()
+    if cfg.study_trials >= full.study_trials and cfg.study_seconds >= full.study_seconds:
+        return ""
+    return (
+        f"; a short settings search ({cfg.study_trials} trials, {cfg.study_seconds:g} s): "
+        f"`make train` runs the full one ({full.study_trials} trials, "
+        f"{full.study_seconds:g} s) and the server loads its model live"
+    )
