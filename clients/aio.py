@@ -3,9 +3,10 @@
 clients/sync.py (``BookrecClient``) is generated from this file by
 ``python -m clients.unasync`` (``await`` and ``async`` dropped, the aio names swapped
 for their blocking twins), and a test fails when it is stale: a new RPC is written
-here once. Every call gets the client's deadline (5 s unless told otherwise), is
-retried on ``UNAVAILABLE`` only, and raises ``clients.errors.BookrecError`` (a
-``grpc.RpcError``) with the status, message and field violations."""
+here once. Every call gets the client's deadline (5 s unless told otherwise) for
+the whole call, is retried by gRPC itself on ``UNAVAILABLE`` only, inside that
+deadline and throttled (clients/retry.py), and raises ``clients.errors.BookrecError``
+(a ``grpc.RpcError``) with the status, message and field violations."""
 
 # --- generated body starts here (clients/unasync.py copies what follows) ---
 from __future__ import annotations
@@ -24,15 +25,14 @@ from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from clients.common import (
     DEFAULT_TARGET,
     DEFAULT_TIMEOUT,
-    RetryPolicy,
     cold_request,
     connection_of,
     new_request_id,
-    retryable,
     similar_request,
 )
 from clients.connect import Connection
 from clients.errors import from_rpc_error
+from clients.retry import RetryPolicy
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -51,9 +51,9 @@ class AsyncBookrecClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         conn = connection_of(connection, api_key)
-        self.channel = conn.aio_channel(target)
-        self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
+        self.channel = conn.aio_channel(target, self.retry.channel_options())
+        self.timeout = timeout
         self.metadata = conn.metadata()
         self.recommender = RecommenderServiceStub(self.channel)
         self.catalog = CatalogServiceStub(self.channel)
@@ -75,17 +75,13 @@ class AsyncBookrecClient:
         req: Req,
         timeout: float | None,  # noqa: ASYNC109 - a gRPC deadline
     ) -> Resp:
-        """One RPC with the deadline (``timeout`` or the client's) and the retry policy;
-        each attempt gets the whole deadline."""
+        """One RPC within one deadline (``timeout`` or the client's): the channel
+        retries it (same request, same metadata) while that deadline lasts."""
         deadline = self.timeout if timeout is None else timeout
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return await rpc(req, timeout=deadline, metadata=self.metadata)
-            except grpc.RpcError as e:
-                if attempt >= self.retry.attempts or not retryable(e):
-                    raise from_rpc_error(e) from e
-                await self.retry.async_sleep(self.retry.delay(attempt))
-        raise AssertionError("unreachable")
+        try:
+            return await rpc(req, timeout=deadline, metadata=self.metadata)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
 
     # RecommenderService
 

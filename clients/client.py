@@ -13,9 +13,7 @@ from clients.aio import AsyncBookrecClient
 from clients.common import (
     DEFAULT_TARGET,
     DEFAULT_TIMEOUT,
-    NO_RETRY,
     SIMILAR_MODES,
-    RetryPolicy,
     describe,
     make_filters,
 )
@@ -31,6 +29,7 @@ from clients.errors import (
     Unauthenticated,
     Unavailable,
 )
+from clients.retry import NO_RETRY, RetryPolicy
 from clients.sync import BookrecClient
 
 __all__ = [

@@ -1,55 +1,25 @@
-"""What the sync and asyncio clients share that does no I/O: defaults, the retry
-policy, request builders and the text form of a list reply."""
+"""What the sync and asyncio clients share that does no I/O: defaults, request
+builders and the text form of a list reply (the retry policy: clients/retry.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Protocol
-
-import grpc
 
 from bookrec.v1 import common_pb2, recommender_pb2
 from clients.connect import Connection
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-# Seconds each call may take unless the client or the call says otherwise.
+# Seconds a call may take, every retry included, unless the client or the call says
+# otherwise.
 DEFAULT_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries on ``UNAVAILABLE`` only (the server is down, restarting or draining);
-    every other status is raised at once. ``attempts`` counts the first try. Before
-    retry ``n`` (1-based) the client sleeps a uniformly random time in
-    ``[0, min(max_delay, base_delay * 2 ** (n - 1))]`` (full jitter)."""
-
-    attempts: int = 3
-    base_delay: float = 0.1
-    max_delay: float = 1.0
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
-    # What AsyncBookrecClient awaits between tries.
-    async_sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
-
-    def delay(self, retry: int) -> float:
-        return random.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
-
-
-NO_RETRY = RetryPolicy(attempts=1)
 
 
 def new_request_id() -> str:
     """A RateBook idempotency key: 32 hex digits, unique per rating."""
     return uuid.uuid4().hex
-
-
-def retryable(e: grpc.RpcError) -> bool:
-    code = e.code() if callable(getattr(e, "code", None)) else None
-    return bool(code == grpc.StatusCode.UNAVAILABLE)
 
 
 SIMILAR_MODES = {

@@ -8,6 +8,7 @@ out as ``authorization: Bearer <key>`` on every call.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -60,15 +61,17 @@ class Connection:
             certificate_chain=read(self.tls_cert),
         )
 
-    def options(self) -> list[tuple[str, str]]:
-        return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+    def options(self, extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
+        """Channel arguments: the TLS name override, if any, then ``extra``."""
+        name = [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+        return [*name, *extra]
 
-    def channel(self, target: str) -> grpc.Channel:
+    def channel(self, target: str, extra: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
         if self.secure:
-            return grpc.secure_channel(target, self.credentials(), self.options())
-        return grpc.insecure_channel(target)
+            return grpc.secure_channel(target, self.credentials(), self.options(extra))
+        return grpc.insecure_channel(target, self.options(extra))
 
-    def aio_channel(self, target: str) -> grpc.aio.Channel:
+    def aio_channel(self, target: str, extra: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
         if self.secure:
-            return grpc.aio.secure_channel(target, self.credentials(), self.options())
-        return grpc.aio.insecure_channel(target)
+            return grpc.aio.secure_channel(target, self.credentials(), self.options(extra))
+        return grpc.aio.insecure_channel(target, self.options(extra))

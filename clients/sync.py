@@ -1,8 +1,9 @@
 """``BookrecClient``: the blocking client, with the same methods as
 ``AsyncBookrecClient`` (clients/aio.py). Every call gets the client's deadline
-(5 s unless told otherwise), is retried on ``UNAVAILABLE`` only, and raises
-``clients.errors.BookrecError`` (a ``grpc.RpcError``) with the status, message and
-field violations."""
+(5 s unless told otherwise) for the whole call, is retried by gRPC itself on
+``UNAVAILABLE`` only, inside that deadline and throttled (clients/retry.py), and
+raises ``clients.errors.BookrecError`` (a ``grpc.RpcError``) with the status,
+message and field violations."""
 
 # GENERATED from clients/aio.py by `python -m clients.unasync`: do not edit.
 
@@ -21,15 +22,14 @@ from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from clients.common import (
     DEFAULT_TARGET,
     DEFAULT_TIMEOUT,
-    RetryPolicy,
     cold_request,
     connection_of,
     new_request_id,
-    retryable,
     similar_request,
 )
 from clients.connect import Connection
 from clients.errors import from_rpc_error
+from clients.retry import RetryPolicy
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -48,9 +48,9 @@ class BookrecClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         conn = connection_of(connection, api_key)
-        self.channel = conn.channel(target)
-        self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy()
+        self.channel = conn.channel(target, self.retry.channel_options())
+        self.timeout = timeout
         self.metadata = conn.metadata()
         self.recommender = RecommenderServiceStub(self.channel)
         self.catalog = CatalogServiceStub(self.channel)
@@ -72,17 +72,13 @@ class BookrecClient:
         req: Req,
         timeout: float | None,
     ) -> Resp:
-        """One RPC with the deadline (``timeout`` or the client's) and the retry policy;
-        each attempt gets the whole deadline."""
+        """One RPC within one deadline (``timeout`` or the client's): the channel
+        retries it (same request, same metadata) while that deadline lasts."""
         deadline = self.timeout if timeout is None else timeout
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return rpc(req, timeout=deadline, metadata=self.metadata)
-            except grpc.RpcError as e:
-                if attempt >= self.retry.attempts or not retryable(e):
-                    raise from_rpc_error(e) from e
-                self.retry.sleep(self.retry.delay(attempt))
-        raise AssertionError("unreachable")
+        try:
+            return rpc(req, timeout=deadline, metadata=self.metadata)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from e
 
     # RecommenderService
 

@@ -14,9 +14,10 @@ TARGET = HERE / "sync.py"
 MARKER = "# --- generated body starts here (clients/unasync.py copies what follows) ---\n"
 HEADER = '''"""``BookrecClient``: the blocking client, with the same methods as
 ``AsyncBookrecClient`` (clients/aio.py). Every call gets the client's deadline
-(5 s unless told otherwise), is retried on ``UNAVAILABLE`` only, and raises
-``clients.errors.BookrecError`` (a ``grpc.RpcError``) with the status, message and
-field violations."""
+(5 s unless told otherwise) for the whole call, is retried by gRPC itself on
+``UNAVAILABLE`` only, inside that deadline and throttled (clients/retry.py), and
+raises ``clients.errors.BookrecError`` (a ``grpc.RpcError``) with the status,
+message and field violations."""
 
 # GENERATED from clients/aio.py by `python -m clients.unasync`: do not edit.
 '''
@@ -27,7 +28,6 @@ REPLACEMENTS = (
     ("AsyncIterator", "Iterator"),
     ("aio.UnaryUnaryMultiCallable", "grpc.UnaryUnaryMultiCallable"),
     ("conn.aio_channel(", "conn.channel("),
-    ("self.retry.async_sleep(", "self.retry.sleep("),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
     ("async with", "with"),

@@ -4,7 +4,9 @@ It forwards every byte both ways, but reads the server's HTTP/2 frames, and whil
 ``drop`` is above zero it cuts the connection at the first response HEADERS frame
 of a call instead of forwarding it: the server finished the call (a unary reply's
 headers leave with its message), the client never hears of it and sees
-UNAVAILABLE. That is the lost reply a client retries, made deterministic.
+UNAVAILABLE. That is the lost reply a client retries, made deterministic. With
+``hold`` it waits that many seconds before cutting: a server that answers each call
+UNAVAILABLE, slowly.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ HEADERS = 0x1
 
 
 class ReplyDropper:
-    def __init__(self, upstream: str, drop: int = 1) -> None:
+    def __init__(self, upstream: str, drop: int = 1, hold: float = 0.0) -> None:
         host, port = upstream.rsplit(":", 1)
         self.upstream = (host, int(port))
         self.drop = drop  # replies still to lose
+        self.hold = hold  # seconds a reply to lose is held before the cut
         self.dropped = 0
         self.connections = 0
         self.port = 0
@@ -75,6 +78,7 @@ class ReplyDropper:
                 if head[3] == HEADERS and stream and self.drop > 0:
                     self.drop -= 1
                     self.dropped += 1
+                    await asyncio.sleep(self.hold)
                     return  # the reply is lost with the connection
                 writer.write(head + body)
                 await writer.drain()
@@ -88,12 +92,12 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @contextmanager
-def dropping_replies(upstream: str, drop: int = 1) -> Iterator[ReplyDropper]:
+def dropping_replies(upstream: str, drop: int = 1, hold: float = 0.0) -> Iterator[ReplyDropper]:
     """A ``ReplyDropper`` running on its own event loop thread (for blocking clients)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    proxy = ReplyDropper(upstream, drop)
+    proxy = ReplyDropper(upstream, drop, hold)
     asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(10)
     try:
         yield proxy

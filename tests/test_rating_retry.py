@@ -27,7 +27,7 @@ from bookrec.ratinglog.natslink import NatsLink
 from bookrec.v1 import catalog_pb2, feedback_pb2
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
-from clients.common import RetryPolicy
+from clients.retry import RetryPolicy
 from clients.sync import BookrecClient
 from tests.fault_table import record_fault
 from tests.h2drop import dropping_replies
