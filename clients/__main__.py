@@ -2,16 +2,17 @@
 
 Words need no quotes (`search the northern window`). Lists print as tables, one
 row per line. Paged lists (recommend, search, subjects) print one page and, when
-more exist, a line with the token of the next one; `--all` follows the pages to the
-end. `--json` prints one JSON document instead of text. A failed call prints one
-line (`error: INVALID_ARGUMENT (k): ...`) on stderr and exits 1."""
+more exist, a line with the token of the next one; `--all` follows the pages, up to
+`--max` rows (500; it says so when it stops there). `--json` prints one JSON document
+instead of text. A failed call prints one line (`error: INVALID_ARGUMENT (k): ...`)
+on stderr and exits 1."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -20,9 +21,13 @@ from google.protobuf.message import Message
 from bookrec.v1 import admin_pb2, common_pb2, recommender_pb2
 from clients.common import DEFAULT_TARGET, DEFAULT_TIMEOUT, SIMILAR_MODES
 from clients.connect import Connection
-from clients.errors import BookrecError
+from clients.errors import BookrecError, Unauthenticated
 from clients.sync import BookrecClient
-from clients.tables import Column, render
+from clients.tables import Column, count, render
+
+# Rows `--all` gathers at most unless --max says otherwise: enough to read or pipe on,
+# never the whole catalogue by accident (a 5-book page of 'the' was 1,673 calls).
+MAX_ALL = 500
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -48,6 +53,13 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 
 def _words(values: list[str]) -> str:
     return " ".join(values)
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
 
 
 class _JoinAppend(argparse.Action):
@@ -109,7 +121,16 @@ def _parser() -> argparse.ArgumentParser:
         "--page-token", default="", help="next_page_token of an earlier page (default: first page)"
     )
     paged.add_argument(
-        "--all", action="store_true", help="follow every page to the end (default: one page)"
+        "--all",
+        action="store_true",
+        help="follow the pages to the end or to --max rows (default: one page)",
+    )
+    paged.add_argument(
+        "--max",
+        type=_positive,
+        default=MAX_ALL,
+        metavar="N",
+        help="with --all, stop after N rows and print the token to go on",
     )
 
     sub = p.add_subparsers(dest="command", required=True)
@@ -180,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         with BookrecClient(args.target, args.timeout, conn) as client:
             out = _run(client, args)
     except BookrecError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{_key_hint(e, conn)}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as e:  # a TLS file that is missing or does not match
         print(f"error: {e}", file=sys.stderr)
@@ -189,25 +210,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _collect(fetch: Callable[[str], Any], field: str, token: str, everything: bool) -> Any:
-    """The page at ``token``; with ``everything``, every later page appended to it."""
-    first = fetch(token)
-    last = first
-    while everything and last.next_page_token:
-        last = fetch(last.next_page_token)
-        getattr(first, field).extend(getattr(last, field))
+def _key_hint(e: BookrecError, conn: Connection) -> str:
+    """What to do about a refused or missing key, on the error's one line."""
+    if not isinstance(e, Unauthenticated):
+        return ""
+    if conn.api_key:
+        return "; check the key given by --api-key or BOOKREC_API_KEY"
+    return (
+        "; give an API key with --api-key KEY or BOOKREC_API_KEY "
+        "(make run writes one: export BOOKREC_API_KEY=$(cat data/local-api-key))"
+    )
+
+
+def _collect(
+    fetch: Callable[[str, int], Any], field: str, args: argparse.Namespace, size: int
+) -> Any:
+    """The page at ``--page-token`` (``size`` rows); with ``--all``, the later pages
+    appended to it up to ``--max`` rows (the last page asks only for what is left, so
+    its token goes on exactly after the last row shown)."""
+    cap = args.max if args.all else size
+    first = fetch(args.page_token, min(size, cap))
+    last, rows = first, getattr(first, field)
+    while args.all and last.next_page_token and len(rows) < cap:
+        last = fetch(last.next_page_token, min(size, cap - len(rows)))
+        rows.extend(getattr(last, field))
     first.next_page_token = last.next_page_token
     return first
 
 
-def _hint(reply: Any, shown: int, total: int | None = None) -> str:
+def _hint(reply: Any, args: argparse.Namespace, shown: int, total: int | None = None) -> str:
     if not reply.next_page_token:
         return ""
     of = f" of {total}" if total is not None else ""
-    return (
-        f"\n-- {shown}{of} shown; next page: --page-token {reply.next_page_token} "
-        "(or --all for every page)"
-    )
+    token = f"--page-token {reply.next_page_token}"
+    if args.all:
+        return f"\n-- stopped at --max {args.max}: {shown}{of} shown; go on with {token}"
+    return f"\n-- {shown}{of} shown; next page: {token} (or --all for every page)"
 
 
 def _json(msg: Message) -> str:
@@ -221,12 +259,12 @@ def _run(client: BookrecClient, args: argparse.Namespace) -> str:
     as_json: bool = args.json
     if args.command == "recommend":
         rec = _collect(
-            lambda t: client.recommend(args.user, args.k, args.explain, page_token=t),
+            lambda t, n: client.recommend(args.user, n, args.explain, page_token=t),
             "items",
-            args.page_token,
-            args.all,
+            args,
+            args.k,
         )
-        return _json(rec) if as_json else _listing(rec) + _hint(rec, len(rec.items))
+        return _json(rec) if as_json else _listing(rec) + _hint(rec, args, len(rec.items))
     if args.command == "similar":
         sim = client.similar(args.book, args.k, args.mode, args.weight, args.explain)
         return _json(sim) if as_json else _listing(sim)
@@ -238,30 +276,28 @@ def _run(client: BookrecClient, args: argparse.Namespace) -> str:
         return _json(got) if as_json else _book_block(got.book, got.model_version)
     if args.command == "search":
         found = _collect(
-            lambda t: client.search_books(_words(args.words), args.page_size, t),
+            lambda t, n: client.search_books(_words(args.words), n, t),
             "books",
-            args.page_token,
-            args.all,
+            args,
+            args.page_size,
         )
         if as_json:
             return _json(found)
         rows = [[b.book_id, b.title, b.author, str(b.year or "?")] for b in found.books]
-        table = render(_BOOK_COLUMNS, rows)
-        hint = _hint(found, len(found.books), found.total_size)
-        return f"{found.total_size} matches\n{table}{hint}"
+        head = count(found.total_size, "match", "matches")
+        return _table(head, _BOOK_COLUMNS, rows) + _hint(found, args, len(rows), found.total_size)
     if args.command == "subjects":
         subj = _collect(
-            lambda t: client.list_subjects(_words(args.query), args.page_size, t),
+            lambda t, n: client.list_subjects(_words(args.query), n, t),
             "subjects",
-            args.page_token,
-            args.all,
+            args,
+            args.page_size,
         )
         if as_json:
             return _json(subj)
         rows = [[s.subject_id, s.name, str(s.book_count)] for s in subj.subjects]
-        table = render(_SUBJECT_COLUMNS, rows)
-        hint = _hint(subj, len(subj.subjects), subj.total_size)
-        return f"{subj.total_size} subjects\n{table}{hint}"
+        head = count(subj.total_size, "subject")
+        return _table(head, _SUBJECT_COLUMNS, rows) + _hint(subj, args, len(rows), subj.total_size)
     if args.command == "rate":
         reply = client.rate_book(args.user, args.book, args.rating)
         return _json(reply) if as_json else f"accepted={reply.accepted} model {reply.model_version}"
@@ -280,6 +316,13 @@ def _admin(client: BookrecClient, command: str, args: argparse.Namespace, as_jso
         return _json(unpinned) if as_json else "unpinned: serving the newest loadable version"
     back = client.rollback()
     return _json(back) if as_json else f"rolled back: pinned {back.pinned_version}"
+
+
+def _table(head: str, columns: Sequence[Column], rows: list[list[str]]) -> str:
+    """``head`` over the table, or a plain line when there is no row to show."""
+    if rows:
+        return f"{head}\n{render(columns, rows)}"
+    return "no " + head.split(" ", 1)[1] if head.startswith("0 ") else f"{head}; none on this page"
 
 
 def _status_text(st: admin_pb2.GetStatusResponse) -> str:
@@ -333,35 +376,41 @@ Listing = (
 )
 
 
+_LIST_COLUMNS = (
+    Column("#", right=True),
+    Column("title", flex=3),
+    Column("author", flex=2),
+    Column("year"),
+    Column("book id"),
+    Column("score", right=True),
+)
+
+
 def _listing(reply: Listing) -> str:
-    """The reply's model and source on one line, then one table row per book."""
+    """The reply's model and source on one line, one table row per book, then with
+    --explain each book's reasons whole, on a line of their own ("why")."""
     source = common_pb2.Source.Name(reply.source).removeprefix("SOURCE_").lower()
-    explained = any(item.reasons for item in reply.items)
-    columns = [
-        Column("#", right=True),
-        Column("title", flex=3),
-        Column("author", flex=2),
-        Column("year"),
-        Column("book id"),
-        Column("score", right=True),
-    ]
-    if explained:
-        columns.append(Column("why", flex=3))
-    rows = []
-    for item in reply.items:
-        b = item.book
-        row = [
+    head = f"model {reply.model_version}, source {source}"
+    if not reply.items:
+        return f"{head}\nno books"
+    rows = [
+        [
             str(item.rank),
-            b.title,
-            b.author,
-            str(b.year or "?"),
-            b.book_id,
+            item.book.title,
+            item.book.author,
+            str(item.book.year or "?"),
+            item.book.book_id,
             f"{item.score:.3f}",
         ]
-        if explained:
-            row.append("; ".join(r.text for r in item.reasons))
-        rows.append(row)
-    return f"model {reply.model_version}, source {source}\n" + render(columns, rows)
+        for item in reply.items
+    ]
+    why = [
+        f"{item.rank:>3}. " + "; ".join(r.text for r in item.reasons)
+        for item in reply.items
+        if item.reasons
+    ]
+    text = f"{head}\n{render(_LIST_COLUMNS, rows)}"
+    return text + ("\n\nwhy\n" + "\n".join(why) if why else "")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The CLI's readable list output: one table row per line (long titles cut with an
-ellipsis, never wrapped), so a list reads, greps and counts by line; ``--json`` is
-the form for machines."""
+ellipsis, never wrapped), so a list reads, greps and counts by line; text too long
+for a cell (a list's reasons) goes on lines of its own below the table, whole.
+``--json`` is the form for machines."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ def width() -> int:
     if sys.stdout.isatty():
         return shutil.get_terminal_size((PIPE_WIDTH, 24)).columns
     return PIPE_WIDTH
+
+
+def count(n: int, one: str, many: str = "") -> str:
+    """``1 match``, ``2 matches``, ``0 subjects``: a number with its noun."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def render(columns: Sequence[Column], rows: Sequence[Sequence[str]], total: int = 0) -> str:

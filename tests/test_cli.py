@@ -1,5 +1,5 @@
-"""The `python -m clients` CLI and the Python client's paging, deadlines and retries,
-against a real server on loopback with the tiny artifact."""
+"""The `python -m clients` CLI and the Python client's paging and deadlines, against a
+real server on loopback with the tiny artifact (retries: test_clients_retry.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from clients.__main__ import _parser, main
-from clients.client import NO_RETRY, AsyncBookrecClient, BookrecClient, RetryPolicy
+from clients.__main__ import MAX_ALL, _parser, main
+from clients.client import NO_RETRY, AsyncBookrecClient, BookrecClient
+from clients.tables import count
+from tests.keyfile import make_keys
 from tests.serverproc import ROOT, ServerProcess, ready_server
 
 
@@ -67,7 +69,7 @@ def test_search_takes_words_without_quotes(
     want = client.search_books(query, 20)
     assert want.total_size > 0
     out = cli(server, capsys, "search", *query.split())
-    assert out.startswith(f"{want.total_size} matches\n")
+    assert out.startswith(count(want.total_size, "match", "matches") + "\n")
     assert all(b.book_id in out for b in want.books)
     # Quoted still works, and the same way.
     assert cli(server, capsys, "search", query) == out
@@ -234,39 +236,7 @@ def test_per_call_deadline_overrides_the_default() -> None:
             assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def test_unavailable_is_retried_with_backoff_then_raised(
-    tiny_artifact: Path, tmp_path: Path
-) -> None:
-    with ready_server(tiny_artifact.parent, tmp_path / "stopped") as srv:
-        target = srv.target
-        srv.stop()
-    sleeps: list[float] = []
-    policy = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, sleep=sleeps.append)
-    c = BookrecClient(target, timeout=2.0, api_key="", retry=policy)
-    with c, pytest.raises(grpc.RpcError) as e:
-        c.search_books("x")
-    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert len(sleeps) == 2  # three tries
-    assert 0 <= sleeps[0] <= 0.05 and 0 <= sleeps[1] <= 0.1
-
-
-def test_invalid_argument_is_never_retried(server: ServerProcess) -> None:
-    sleeps: list[float] = []
-    c = BookrecClient(server.target, api_key="", retry=RetryPolicy(sleep=sleeps.append))
-    with c, pytest.raises(grpc.RpcError) as e:
-        c.cold_start(["no such subject at all"])
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert sleeps == []
-
-
-def test_jitter_stays_inside_the_cap() -> None:
-    p = RetryPolicy(base_delay=0.1, max_delay=0.3)
-    for retry in range(1, 6):
-        for _ in range(50):
-            assert 0.0 <= p.delay(retry) <= min(0.3, 0.1 * 2 ** (retry - 1))
-
-
-async def test_async_client_pages_and_retries(server: ServerProcess) -> None:
+async def test_async_client_pages_and_deadlines(server: ServerProcess) -> None:
     async with AsyncBookrecClient(server.target, api_key="") as c:
         ids = [b.book_id async for b in c.iter_search("", page_size=3)]
         assert len(ids) == len(set(ids)) == (await c.search_books("", 1)).total_size
@@ -282,17 +252,108 @@ async def test_async_client_pages_and_retries(server: ServerProcess) -> None:
             assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             assert time.monotonic() - began < 30, "the 60 s default applied, not 0.2 s"
 
-    waits: list[float] = []
 
-    async def record(delay: float) -> None:
-        waits.append(delay)
+# 7. wording: one match, no matches, whole reasons, what to do about a missing key
 
-    policy = RetryPolicy(attempts=3, async_sleep=record)
-    async with AsyncBookrecClient(server.target, api_key="", retry=policy) as c:
-        with pytest.raises(grpc.RpcError) as e:
-            await c.cold_start(["no such subject at all"])
-        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and waits == []
-    async with AsyncBookrecClient("127.0.0.1:1", timeout=2.0, api_key="", retry=policy) as c:
-        with pytest.raises(grpc.RpcError) as e:
-            await c.search_books("x")
-    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and len(waits) == 2
+
+def one_hit(client: BookrecClient) -> tuple[str, str]:
+    """A query with exactly one book and one with exactly one subject."""
+    book = next(
+        b.title
+        for b in client.iter_search("", page_size=100)
+        if client.search_books(b.title, 2).total_size == 1
+    )
+    subject = next(
+        s.name
+        for s in client.iter_subjects(page_size=100)
+        if client.list_subjects(s.name, 2).total_size == 1
+    )
+    return book, subject
+
+
+def test_counts_are_singular_or_plural_and_nothing_is_a_plain_line(
+    server: ServerProcess, client: BookrecClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    book, subject = one_hit(client)
+    out = cli(server, capsys, "search", book)
+    assert out.startswith("1 match\n") and "1 matches" not in out
+    out = cli(server, capsys, "subjects", subject)
+    assert out.startswith("1 subject\n") and "1 subjects" not in out
+    many = cli(server, capsys, "search", "")
+    assert many.startswith(f"{client.search_books('', 1).total_size} matches\n")
+    # Nothing found: one plain line, no table header.
+    assert cli(server, capsys, "search", "qqqzzzxxx") == "no matches\n"
+    assert cli(server, capsys, "subjects", "qqqzzzxxx") == "no subjects\n"
+
+
+def test_reasons_are_printed_whole_on_their_own_lines(
+    server: ServerProcess,
+    client: BookrecClient,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Piped (120 columns) or narrow (60), every book's reasons appear in full, not cut
+    to "because you rated The Sunlit ..." inside a table cell."""
+    want = client.recommend("1", k=5, explain=True)
+    assert all(item.reasons for item in want.items)
+    for columns in ("120", "60"):
+        monkeypatch.setenv("COLUMNS", columns)
+        out = cli(server, capsys, "recommend", "--user", "1", "--k", "5", "--explain")
+        lines = out.splitlines()
+        if columns == "120":  # the table fits a pipe's width (titles cut, not wrapped)
+            assert all(len(line) <= 120 for line in lines[: lines.index("")])
+        start = lines.index("why") + 1
+        why = lines[start : start + len(want.items)]
+        assert lines[start + len(want.items)].startswith("-- 5 shown; next page")
+        for item, line in zip(want.items, why, strict=True):
+            assert line == f"{item.rank:>3}. " + "; ".join(r.text for r in item.reasons)
+        assert "…" not in "\n".join(why)
+
+
+def test_a_missing_key_says_how_to_give_one(
+    tiny_artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys.jsonl"
+    key = make_keys(keys, {"reader": {"scopes": ["read"]}})["reader"]
+    args = ("--keys-file", str(keys))
+    with ready_server(tiny_artifact.parent, tmp_path / "srv", extra_args=args) as srv:
+        assert main(["--target", srv.target, "subjects"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: UNAUTHENTICATED") and err.count("\n") == 1
+        assert "BOOKREC_API_KEY" in err and "--api-key" in err
+        assert main(["--target", srv.target, "--api-key", "bkr_wrong", "subjects"]) == 1
+        err = capsys.readouterr().err
+        assert "check the key given by --api-key or BOOKREC_API_KEY" in err
+        assert main(["--target", srv.target, "--api-key", key, "subjects"]) == 0
+
+
+# 8. --all stops at --max rows
+
+
+def test_all_stops_at_max_rows_and_says_where_to_go_on(
+    server: ServerProcess, client: BookrecClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    every = [b.book_id for b in client.iter_search("", page_size=100)]
+    assert len(every) > 7
+    out = cli(server, capsys, "search", "", "--page-size", "3", "--all", "--max", "7")
+    lines = out.splitlines()
+    rows = [ln for ln in lines[3:] if ln and not ln.startswith("--")]
+    assert [r.split()[0] for r in rows] == every[:7]  # a partial last page: exactly 7
+    hint = lines[-1]
+    assert hint.startswith(
+        f"-- stopped at --max 7: 7 of {len(every)} shown; go on with --page-token"
+    )
+    token = hint.rsplit(" ", 1)[1]
+    rest = cli(server, capsys, "search", "", "--page-size", "3", "--page-token", token)
+    assert rest.splitlines()[3].split()[0] == every[7]  # nothing skipped, nothing repeated
+    doc = json.loads(
+        cli(server, capsys, "search", "", "--page-size", "3", "--all", "--max", "7", "--json")
+    )
+    assert len(doc["books"]) == 7 and doc["next_page_token"] == token
+    items = list(client.iter_recommend("1", k=5))
+    assert len(items) > 6
+    out = cli(server, capsys, "recommend", "--user", "1", "--k", "5", "--all", "--max", "6")
+    assert "-- stopped at --max 6: 6 shown" in out
+    assert _parser().parse_args(["search", "x", "--all"]).max == MAX_ALL == 500
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["search", "x", "--all", "--max", "0"])

@@ -161,13 +161,15 @@ def test_cli_tables_keep_one_row_per_line(
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"model {want.model_version}, source {_source(want.source)}"
-    assert lines[1].split()[:2] == ["#", "title"] and lines[1].rstrip().endswith("why")
+    assert lines[1].split()[:2] == ["#", "title"] and lines[1].rstrip().endswith("score")
     assert set(lines[2]) == {"─"}
     rows = lines[3 : 3 + len(want.items)]
     for item, row in zip(want.items, rows, strict=True):
         assert row.split()[0] == str(item.rank)
         assert item.book.book_id in row and f"{item.score:.3f}" in row
         assert len(row) <= 120  # a pipe gets 120 columns: long titles are cut, not wrapped
+    # The reasons follow the table, one line per book, whole.
+    assert lines[3 + len(want.items) : 5 + len(want.items)] == ["", "why"]
 
 
 def _source(value: common_pb2.Source.ValueType) -> str:

@@ -190,13 +190,36 @@ NOTHING_OLDER = "no loadable version older than"
 ROLLBACK = [b for b in RUN if "rollback" in b.code.lower()]
 
 
+# Calls one example may make: the page's examples stay cheap to copy (a 5-book page of
+# 'the' with --all was 1,673 calls on make run's model).
+MAX_CALLS = 40
+
+
+def calls_served(doc: DocServer) -> int:
+    """Calls the server has answered so far (its JSON access lines), once they stop
+    arriving (a worker writes its line as the call ends)."""
+    last = -1
+    for _ in range(50):
+        now = doc.srv.log.read_text().count('"event":"rpc"')
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.2)
+    return last
+
+
 def check_example(block: Block, doc: DocServer, tmp: Path) -> None:
     """Run ``block`` as written; it must succeed and show what the page says it shows."""
     older = doc.has_older
+    before = calls_served(doc)
     done = run_block(block, doc, tmp)
     out = done.stdout + done.stderr
     assert done.returncode == 0, f"docs/clients.md line {block.line}:\n{out[-4000:]}"
     assert "Traceback" not in done.stderr, out
+    made = calls_served(doc) - before
+    assert made <= MAX_CALLS, f"docs/clients.md line {block.line}: {made} calls"
+    # Enums print by name: a reply's source is SOURCE_..., never a bare number.
+    assert not re.search(r"^\d+ \[", done.stdout, re.M), out
     if "sci-fi" in block.code:
         assert "did you mean 'science-fiction'" in out, out
     if block in ROLLBACK:
