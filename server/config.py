@@ -1,12 +1,20 @@
-"""Server configuration: one typed place, defaults < environment (BOOKREC_*) < flags."""
+"""Server configuration: one typed place, defaults < environment (BOOKREC_*) < flags.
+
+The environment is read and every value checked by the loader the trainer uses too
+(bookrec/settings.py): ports 1..65535 (0 where it means off or any free port), counts
+and periods within their bounds; a bad value stops the server with one line naming
+the variable or flag.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+
+from bookrec import settings
+from bookrec.settings import above, at_least, one_of
 
 ENV_PREFIX = "BOOKREC_"
 OFFLOAD_MODES = ("auto", "always", "never")
@@ -15,7 +23,7 @@ OFFLOAD_MODES = ("auto", "always", "never")
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = 50051
+    port: int = settings.port(50051, "any free port")
     artifacts_dir: Path = Path("artifacts")
     # Ratings sent through RateBook; the trainer's next run reads them.
     feedback_log: Path = Path("data/feedback/ratings.jsonl")
@@ -26,16 +34,16 @@ class ServerConfig:
     # This replica's name in the fleet view; empty: HOST:PORT/PID.
     replica_id: str = ""
     # Seconds in-flight calls get to finish after SIGTERM.
-    grace_seconds: float = 10.0
+    grace_seconds: float = at_least(10.0, 0)
     log_level: str = "INFO"
     # Worker processes sharing the port (SO_REUSEPORT); 0 means one per core.
-    workers: int = 0
+    workers: int = at_least(0, 1, zero_means="one per core")
     # Seconds between artifact-root polls, the fallback when file events are missed.
-    poll_seconds: float = 10.0
+    poll_seconds: float = above(10.0, 0)
     # Artifact polls failing in a row (an unreadable root, a bug) before readiness says
     # NOT_SERVING: the model still answers, but new versions and pins are not followed.
     # 0: never (server/polls.py).
-    watch_failures_unready: int = 3
+    watch_failures_unready: int = at_least(3, 0)
     # Deprecated (use an API key with the admin scope): a bearer token accepted as an
     # admin key. Alone it guards only AdminService's changes; other calls stay open.
     admin_token: str = field(default="", repr=False)
@@ -46,8 +54,8 @@ class ServerConfig:
     api_keys: str = field(default="", repr=False)
     # Per-key token bucket, per worker (calls/s; burst 0 = one second's worth);
     # 0 = unlimited. A key's own "rate"/"burst" in the keys file wins.
-    rate_limit: float = 0.0
-    rate_burst: float = 0.0
+    rate_limit: float = at_least(0.0, 0)
+    rate_burst: float = at_least(0.0, 0)
     # TLS (PEM files): cert and key turn it on; a client CA also requires and checks
     # client certificates (mutual TLS).
     tls_cert: str = ""
@@ -56,47 +64,47 @@ class ServerConfig:
     # Admission control (server/admission.py), per worker: calls computing at once (the
     # pipelines on the event loop take one at a time anyway; this bounds the threaded
     # ones); 0 turns admission off.
-    max_concurrent_rpcs: int = 8
+    max_concurrent_rpcs: int = at_least(8, 1, zero_means="admission off")
     # Calls waiting for a turn beyond which new ones get RESOURCE_EXHAUSTED at once.
-    max_queued_rpcs: int = 256
+    max_queued_rpcs: int = at_least(256, 0)
     # The longest a call waits for a turn (less when its deadline is nearer): a call this
     # queue predicts would wait longer is refused at once (a fast refusal beats a timeout).
     # 1 s, not tens of ms: a model swap or a busy moment on a small machine holds the
     # loop for a few hundred ms, and refusing then failed requests while publishing.
-    max_queue_wait_ms: float = 1000.0
+    max_queue_wait_ms: float = at_least(1000.0, 0)
     # Calls gRPC core may hold for a worker before the application takes them (core's
     # grpc.server.max_pending_requests and its hard limit). Past it core drops calls as
     # CANCELLED with no detail; its own default (random drops from 1,000, all past 3,000)
     # did so to 643 of a 3,000-call burst. Admission takes them in and refuses the excess.
     # Each call held costs about 16 KB (12,000 held: +194 MB peak RSS).
-    max_core_backlog: int = 10_000
+    max_core_backlog: int = at_least(10_000, 1)
     # HTTP/2 streams one connection may hold open (grpc.max_concurrent_streams): a
     # client's excess waits at the client, so no single connection fills the backlog.
-    max_streams_per_connection: int = 1000
+    max_streams_per_connection: int = at_least(1000, 1)
     # Where Recommend, Similar and ColdStart compute (docs/serving.md, "Admission
     # control"): auto = inline on the event loop when the call is the worker's only one,
     # else in the compute thread; always = the thread; never = the loop (the old way).
-    pipeline_offload: str = "auto"
+    pipeline_offload: str = one_of("auto", OFFLOAD_MODES)
     # Threads of that compute pool per worker.
-    compute_threads: int = 1
+    compute_threads: int = at_least(1, 1)
     # Dynamic batching (server/batcher.py, docs/serving.md "Batching"): a worker's
     # concurrent Recommend, Similar and ColdStart calls computed together, with the same
     # answers. A call alone in its worker never waits; with others in flight it waits at
     # most batch_wait_ms for more to join, and a batch holds at most max_batch calls.
     batching: bool = True
-    batch_wait_ms: float = 1.0
-    max_batch: int = 32
+    batch_wait_ms: float = at_least(1.0, 0)
+    max_batch: int = at_least(32, 1)
     # Test hook, off (0) by default: every compute step of a call sleeps this long first
     # (server/engine/deadline.py), so a test can see a call abandoned mid-compute.
     # Environment only (BOOKREC_TEST_STEP_DELAY_MS); never set it in production.
-    test_step_delay_ms: float = 0.0
+    test_step_delay_ms: float = at_least(0.0, 0)
     # Finished Recommend, Similar and ColdStart lists kept per worker (keyed by model
     # version and request); 0 disables.
-    cache_size: int = 10_000
+    cache_size: int = at_least(10_000, 0)
     # Seconds after which a client connection is asked to reconnect (GOAWAY; calls in
     # flight finish): the kernel places whole connections on workers, so this spreads
     # long-lived clients again after a worker restarts. 0 = never.
-    max_connection_age_seconds: float = 300.0
+    max_connection_age_seconds: float = at_least(300.0, 0)
     # Compile the reranker's trees to native code (gcc; ~4x faster than LightGBM's
     # predict, checked equal at load; LightGBM answers when it cannot be done).
     compile_reranker: bool = True
@@ -104,10 +112,10 @@ class ServerConfig:
     pin: str = ""
     # Prometheus metrics over HTTP on this port (all workers summed; docs/serving.md
     # "Observability"), on ``host``; 0 = off.
-    metrics_port: int = 0
+    metrics_port: int = settings.port(0, "off")
     # The web page (clients/web) and its gRPC-Web gateway on this port, on ``host``
     # (every worker, SO_REUSEPORT); 0 = off. docs/web.md.
-    web_port: int = 0
+    web_port: int = settings.port(0, "off")
     # Versions from an S3-compatible bucket (docs/fleet.md): s3://BUCKET/PREFIX, listed
     # every bucket_poll_seconds; a new complete version is downloaded and checked into
     # artifacts_dir, then loaded as a local one. Empty: the local folder alone.
@@ -115,28 +123,19 @@ class ServerConfig:
     artifact_bucket: str = ""
     # S3 API other than AWS (MinIO, moto): http://HOST:PORT; empty = AWS (or AWS_ENDPOINT_URL).
     s3_endpoint: str = ""
-    bucket_poll_seconds: float = 10.0
+    bucket_poll_seconds: float = above(10.0, 0)
     # Local versions kept when serving from a bucket (plus the pinned and leased ones);
     # 0 = never delete.
-    bucket_keep: int = 3
+    bucket_keep: int = at_least(3, 0)
 
     @staticmethod
     def from_env(environ: dict[str, str] | None = None) -> ServerConfig:
+        """Defaults with the BOOKREC_* variables set; a bad one stops with one line."""
         env = os.environ if environ is None else environ
-        base = ServerConfig()
-        updates: dict[str, Any] = {}
-        for f in fields(ServerConfig):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            kind = type(getattr(base, f.name))
-            try:
-                updates[f.name] = _parse(kind, raw)
-            except ValueError as e:
-                raise SystemExit(
-                    f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected {kind.__name__}"
-                ) from e
-        return replace(base, **updates)
+        try:
+            return settings.from_env(ServerConfig, ENV_PREFIX, env)
+        except settings.SettingError as e:
+            raise SystemExit(f"server: {e}") from None
 
 
 def port_taken(host: str, port: int, why: object) -> str:
@@ -146,14 +145,6 @@ def port_taken(host: str, port: int, why: object) -> str:
         f"stop it, or choose another port with --port N or BOOKREC_PORT=N "
         f"(make run: BOOKREC_PORT=N make run)"
     )
-
-
-def _parse(kind: type, raw: str) -> Any:
-    if kind is bool:
-        if raw.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
-            raise ValueError(raw)
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    return Path(raw) if kind is Path else kind(raw)
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
@@ -264,24 +255,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--web-port", dest="web_port", type=int, help="web page + gRPC-Web port, 0 = off"
     )
     args = vars(p.parse_args(argv))
-    cfg = replace(base, **{k: v for k, v in args.items() if v is not None})
-    if cfg.pipeline_offload not in OFFLOAD_MODES or cfg.compute_threads < 1:
-        raise SystemExit(
-            f"--pipeline-offload / BOOKREC_PIPELINE_OFFLOAD must be one of {OFFLOAD_MODES} "
-            f"(got {cfg.pipeline_offload!r}) and --compute-threads / BOOKREC_COMPUTE_THREADS "
-            f">= 1 (got {cfg.compute_threads})"
-        )
-    if cfg.max_core_backlog < 1 or cfg.max_streams_per_connection < 1:
-        raise SystemExit(
-            "--max-core-backlog / BOOKREC_MAX_CORE_BACKLOG and --max-streams-per-connection / "
-            f"BOOKREC_MAX_STREAMS_PER_CONNECTION must be >= 1 (got {cfg.max_core_backlog} and "
-            f"{cfg.max_streams_per_connection})"
-        )
-    if cfg.batch_wait_ms < 0 or cfg.max_batch < 1:
-        raise SystemExit(
-            "--batch-wait-ms / BOOKREC_BATCH_WAIT_MS must be >= 0 and --max-batch / "
-            f"BOOKREC_MAX_BATCH >= 1 (got {cfg.batch_wait_ms:g} and {cfg.max_batch})"
-        )
+    given = {k: v for k, v in args.items() if v is not None}
+    cfg = replace(base, **given)
+    flags = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
+    try:  # the environment's values were checked by from_env; these are the flags'
+        settings.check(cfg, {k: flags[k] for k in given})
+    except settings.SettingError as e:
+        raise SystemExit(f"server: {e}") from None
     if cfg.artifact_bucket:
         from bookrec.objectstore import BucketURL
 

@@ -138,7 +138,24 @@ def test_if_missing_says_which_model_it_reused(tiny_artifact: Path, tmp_path: Pa
     ("args", "env", "expected"),
     [
         (["demo-data", "--seed", "-1", "--out", "OUT"], {}, "--seed -1: the seed must be >= 0"),
-        (["runs"], {"BOOKREC_TRAIN_SEED": "abc"}, "BOOKREC_TRAIN_SEED='abc': expected int"),
+        (["runs"], {"BOOKREC_TRAIN_SEED": "abc"}, "BOOKREC_TRAIN_SEED='abc': expected a whole"),
+        (
+            ["runs"],
+            {"BOOKREC_TRAIN_THREADS": "-1"},
+            "BOOKREC_TRAIN_THREADS=-1: expected a whole number >= 1, or 0 (all cores)",
+        ),
+        (
+            ["runs"],
+            {"BOOKREC_TRAIN_ITEM_ITEM": "maybe"},
+            "BOOKREC_TRAIN_ITEM_ITEM='maybe': expected 1/0, true/false, yes/no or on/off",
+        ),
+        (["runs"], {"BOOKREC_TRAIN_RERANK": "sometimes"}, "expected one of auto, always, off"),
+        (
+            ["run", "--data", "OUT", "--max-eval-users", "0"],
+            {},
+            "--max-eval-users=0: expected a whole number >= 1",
+        ),
+        (["run", "--data", "OUT", "--study-seconds", "0"], {}, "--study-seconds=0.0: expected"),
         (["schedule", "--now", "--cron", "0 3 * * 8"], {}, "cron '0 3 * * 8'"),
         (["schedule", "--now", "--keep", "0"], {}, "--keep 0: retention must keep at least 1"),
         (["ingest", "--data", "OUT", "--rating-scale", "5..1"], {}, "rating_scale '5..1'"),

@@ -1,20 +1,31 @@
 """Trainer configuration: one typed place, defaults < environment < flags.
 
 Every field can be set by an environment variable BOOKREC_TRAIN_<FIELD> (upper
-case) and by the matching command-line flag. Booleans read 1/0, true/false,
-yes/no, on/off.
+case) and by the matching command-line flag, read and checked by the loader the
+server uses too (bookrec/settings.py): booleans read 1/0, true/false, yes/no,
+on/off; counts and budgets have bounds, and a bad value is one error naming it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bookrec import settings
+from bookrec.pooling import POOLINGS
+from bookrec.settings import above, at_least, one_of
 from trainer.errors import InputError
 
 ENV_PREFIX = "BOOKREC_TRAIN_"
+# Flags whose name is not the field's (--data for data_dir ...).
+_FLAGS = {
+    "data_dir": "--data",
+    "artifacts_dir": "--artifacts",
+    "store_url": "--store",
+    "interaction_kind": "--interactions",
+}
 
 
 @dataclass(frozen=True)
@@ -29,48 +40,48 @@ class TrainerConfig:
     # bring-your-own data (interactions.csv, trainer/sources/generic.py): the values are
     # "explicit" ratings on rating_scale ("LOW..HIGH", mapped onto 1..10) or "implicit"
     # positive counts (plays, clicks); bad rows fail the import unless skip_bad_rows
-    interaction_kind: str = "explicit"
+    interaction_kind: str = one_of("explicit", ("explicit", "implicit"))
     rating_scale: str = "1..10"
     skip_bad_rows: bool = False
     seed: int = 0
     # cleaning: users / works with fewer interactions are dropped (to a fixed point)
-    min_user_interactions: int = 1
-    min_work_interactions: int = 1
+    min_user_interactions: int = at_least(1, 1)
+    min_work_interactions: int = at_least(1, 1)
     # split
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     # Held out whole to judge cold start and users unknown to the model; the refit
     # puts them back, so a larger share costs the served model nothing.
     cold_user_fraction: float = 0.1
-    min_holdout: int = 5
-    max_subjects: int = 1000
+    min_holdout: int = at_least(5, 0)
+    max_subjects: int = at_least(1000, 1)
     # models (docs/models.md). The settings search: an Optuna study per model, bounded
     # by trials and by seconds (whichever comes first; the seconds are shared by the
     # studies: two thirds to ALS, a third to item-item). 210 s keeps a bookcrossing-scale
     # run (105k users, 190k books) near 10 minutes on 2 cores; Last.fm's studies end
     # by their trial budget in under a minute.
-    study_trials: int = 30
-    study_seconds: float = 210.0
+    study_trials: int = at_least(30, 1)
+    study_seconds: float = above(210.0, 0)
     # Points the ALS study tries first, e.g. "factors=64;alpha=1,10" (cartesian product)
     als_grid: str = ""
     item_item: bool = True  # EASE over the catalogue's head as a second candidate source
-    item_item_max_items: int = 6000
-    item_item_trials: int = 6
-    subject_dim: int = 32
-    subject_pooling: str = "attention"
-    subject_epochs: int = 4
+    item_item_max_items: int = at_least(6000, 1)
+    item_item_trials: int = at_least(6, 1)
+    subject_dim: int = at_least(32, 1)
+    subject_pooling: str = one_of("attention", POOLINGS)
+    subject_epochs: int = at_least(4, 1)
     # The reranker: "auto" fits it and serves it only when it beats what it reranks,
     # "always" serves it whatever the figures say (recorded as forced), "off" skips it.
-    rerank: str = "auto"
-    rerank_candidates: int = 300
-    rerank_trees: int = 150
-    max_eval_users: int = 4000
+    rerank: str = one_of("auto", ("auto", "always", "off"))
+    rerank_candidates: int = at_least(300, 1)
+    rerank_trees: int = at_least(150, 1)
+    max_eval_users: int = at_least(4000, 1)
     # quality gate: refuse to publish when NDCG@10 drops more than this below the
     # published artifact's on the same split
-    gate_tolerance: float = 0.01
-    threads: int = 0
-    prior_strength: float = 10.0
-    min_subject_books: int = 2
+    gate_tolerance: float = at_least(0.01, 0)
+    threads: int = at_least(0, 1, zero_means="all cores")
+    prior_strength: float = at_least(10.0, 0)
+    min_subject_books: int = at_least(2, 1)
     # The servers' shared rating log (docs/fleet.md): nats://HOST:PORT/STREAM. Each run
     # reads all of it, besides <data_dir>/feedback/ratings.jsonl when that exists.
     # Empty: the local file alone (one machine).
@@ -91,34 +102,21 @@ class TrainerConfig:
 
     @staticmethod
     def from_env(environ: dict[str, str] | None = None) -> TrainerConfig:
+        """Defaults with the BOOKREC_TRAIN_* variables set; InputError naming a bad one."""
         env = os.environ if environ is None else environ
-        cfg = TrainerConfig()
-        updates: dict[str, Any] = {}
-        for f in fields(TrainerConfig):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is not None:
-                kind = _KINDS.get(f.name) or type(getattr(cfg, f.name))
-                updates[f.name] = _parse(f.name, kind, raw)
-        return replace(cfg, **updates)
+        try:
+            return settings.from_env(TrainerConfig, ENV_PREFIX, env)
+        except settings.SettingError as e:
+            raise InputError(str(e)) from None
 
     def override(self, **values: Any) -> TrainerConfig:
-        """Apply flags that were given (None means not given)."""
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
-
-
-# Fields whose default (None) does not tell their type.
-_KINDS: dict[str, type] = {"store_url": str}
-_BOOLS = {"1": True, "true": True, "yes": True, "on": True}
-_BOOLS |= {"0": False, "false": False, "no": False, "off": False}
-
-
-def _parse(name: str, kind: type, raw: str) -> Any:
-    if kind is bool:
-        value = _BOOLS.get(raw.strip().lower())
-        if value is None:
-            raise InputError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected 1/0, true/false")
-        return value
-    try:
-        return Path(raw) if kind is Path else kind(raw)
-    except ValueError as e:
-        raise InputError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected {kind.__name__}") from e
+        """Apply flags that were given (None means not given), checked: a bad one is an
+        InputError naming the flag."""
+        given = {k: v for k, v in values.items() if v is not None}
+        cfg = replace(self, **given)
+        flags = {k: _FLAGS.get(k, "--" + k.replace("_", "-")) for k in given}
+        try:
+            settings.check(cfg, flags)
+        except settings.SettingError as e:
+            raise InputError(str(e)) from None
+        return cfg
