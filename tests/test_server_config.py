@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.config import ServerConfig, parse_args
+from tests.fault_table import record_fault
 
 
 def test_environment_switches_parse_as_words_and_bad_ones_are_refused() -> None:
@@ -116,3 +117,5 @@ def test_a_bad_setting_stops_the_server_with_one_line_naming_it(
         env={**os.environ, **env},
     )
     assert (done.returncode, done.stderr.splitlines()) == (1, [f"server: {line}"])
+    given = " ".join(flags) or " ".join(f"{k}={v}" for k, v in env.items())
+    record_fault(f"bad setting {given}", f"exit 1 before serving, one line: {line}")
