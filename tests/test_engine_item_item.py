@@ -208,12 +208,16 @@ def test_the_reranker_reranks_the_top_of_the_blended_list_with_blended_scores() 
     np.testing.assert_allclose(ii, want.item_item[0], rtol=0, atol=1e-6)
     assert (ii > 0).any() and (als != scores).any()
     assert [s.item for s in first.items] == cand[::-1][:10].tolist()
-    # A page reaching past the reranked 12: plain blended order.
+    # A page across the reranked 12's end: its last two, then the blended order past
+    # them; the books one large page holds there (one list, issue 20).
     deeper = recommend(reranked, "u2", 5, NONE, explain=False, offset=10)
-    assert deeper.source is Source.ALS
-    assert [s.item for s in deeper.items] == [
-        s.item for s in recommend(bundle, "u2", 5, NONE, False, offset=10).items
+    assert deeper.source is Source.ALS_RERANKED
+    past = recommend(bundle, "u2", 3, NONE, False, offset=12)
+    assert [s.item for s in deeper.items] == cand[::-1][10:12].tolist() + [
+        s.item for s in past.items
     ]
+    large = recommend(reranked, "u2", 15, NONE, False)
+    assert [s.item for s in deeper.items] == [s.item for s in large.items][10:15]
     # A user the model does not know is never reranked (no per-user statistics).
     calls = len(stub.calls)
     stranger = dataclasses.replace(reranked, new_user_foldin=True)

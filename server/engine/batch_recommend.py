@@ -8,9 +8,11 @@ reranker pass over every reranked call's candidates (batch_rerank.py). Per call
 again: its page, reasons and ``has_more``. A user the model cannot place (no
 vector: the cold-start answer) is answered by ``recommend`` itself.
 
-The page logic mirrors ``recommend._page`` step for step; tests/test_batch_engine.py
-holds the two to the same lists and scores over many users, k, offsets, filters,
-new ratings and batch sizes. A change there must be made here too.
+The page logic mirrors ``recommend._page`` step for step, and cuts each page from
+the list by the same functions (``als_page``, ``blended_page``: listing.py);
+tests/test_batch_engine.py holds the two to the same lists and scores over many
+users, k, offsets, filters, new ratings and batch sizes. A change there must be made
+here too.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ import numpy.typing as npt
 from server.engine.batch_blended import blended_many
 from server.engine.batch_rerank import RankAsk, rank_many
 from server.engine.batch_retrieval import CandidateAsk, candidates_many
-from server.engine.blended import BlendedList, to_depth
 from server.engine.bundle import Bundle
 from server.engine.ranking import BoolMask, allowed_mask
-from server.engine.recommend import _explain, _new_user_vector, _user_vector, recommend
+from server.engine.recommend import (
+    _explain,
+    _new_user_vector,
+    _user_vector,
+    als_page,
+    blended_page,
+    head_size,
+    recommend,
+)
 from server.engine.types import Filters, RankedList, Scored, Source
 
 F32 = npt.NDArray[np.float32]
@@ -121,20 +130,21 @@ def _pages(bundle: Bundle, placed: Sequence[_Placed]) -> list[_Page]:
     return _blended_pages(bundle, placed)
 
 
-def _reranked(bundle: Bundle, p: _Placed, depth: int) -> bool:
-    reranker = bundle.reranker
-    return reranker is not None and p.user is not None and p.end <= depth
+def _reranked(bundle: Bundle, p: _Placed) -> bool:
+    return bundle.reranker is not None and p.user is not None
 
 
 def _als_pages(bundle: Bundle, placed: Sequence[_Placed]) -> list[_Page]:
     reranker = bundle.reranker
-    depth = reranker.candidates if reranker is not None else 0
-    reranked = [_reranked(bundle, p, depth) for p in placed]
-    asks = [
-        CandidateAsk(p.vector, depth if r else p.end + 1, p.rated, p.mask)
-        for p, r in zip(placed, reranked, strict=True)
-    ]
+    reranked = [_reranked(bundle, p) for p in placed]
+    depths = [head_size(bundle, p.user) for p in placed]
+    asks = [CandidateAsk(p.vector, n, p.rated, p.mask) for p, n in zip(placed, depths, strict=True)]
     found = candidates_many(bundle, asks)
+    # A page past the head needs only its books, not their order (``recommend._page``).
+    reranked = [
+        r and p.call.offset < len(pool[0])
+        for p, pool, r in zip(placed, found, reranked, strict=True)
+    ]
     rank_asks = [
         RankAsk(p.user if p.user is not None else -1, p.rated, c, s, s, np.zeros_like(s))
         for p, (c, s), r in zip(placed, found, reranked, strict=True)
@@ -142,12 +152,11 @@ def _als_pages(bundle: Bundle, placed: Sequence[_Placed]) -> list[_Page]:
     ]
     ranks = iter(rank_many(reranker, bundle.subjects, rank_asks) if reranker else [])
     out = []
-    for p, (cand, scores), r in zip(placed, found, reranked, strict=True):
-        if r:
-            best, best_scores = next(ranks)
-            out.append(_cut(p, best, best_scores, Source.ALS_RERANKED, len(best) > p.end))
-        else:
-            out.append(_cut(p, cand, scores, Source.ALS, len(cand) > p.end))
+    for p, pool, n, r in zip(placed, found, depths, reranked, strict=True):
+        head = next(ranks) if r else pool
+        c = p.call
+        page = als_page(bundle, p.vector, p.rated, p.mask, pool, n, head, r, c.offset, c.k)
+        out.append(_Page(*page))
     return out
 
 
@@ -158,7 +167,9 @@ def _blended_pages(bundle: Bundle, placed: Sequence[_Placed]) -> list[_Page]:
         bundle, model, [CandidateAsk(p.vector, 0, p.rated, p.mask) for p in placed]
     )
     tops = [min(reranker.candidates, len(r.items)) if reranker else 0 for r in ranked]
-    reranked = [_reranked(bundle, p, t) for p, t in zip(placed, tops, strict=True)]
+    reranked = [
+        _reranked(bundle, p) and p.call.offset < t for p, t in zip(placed, tops, strict=True)
+    ]
     rank_asks = [
         RankAsk(
             p.user if p.user is not None else -1,
@@ -174,28 +185,11 @@ def _blended_pages(bundle: Bundle, placed: Sequence[_Placed]) -> list[_Page]:
     ranks = iter(rank_many(reranker, bundle.subjects, rank_asks) if reranker else [])
     out = []
     for p, r, on in zip(placed, ranked, reranked, strict=True):
-        if on:
-            best, scores = next(ranks)
-            out.append(_cut(p, best, scores, Source.ALS_RERANKED, _more(bundle, p, r)))
-        else:
-            items, scores = to_depth(bundle, model, r, p.vector, p.rated, p.mask, p.end + 1)
-            out.append(_cut(p, items, scores, Source.ALS, len(items) > p.end))
+        c = p.call
+        head = next(ranks) if on else None
+        page = blended_page(bundle, model, p.vector, p.rated, p.mask, r, head, c.offset, c.k)
+        out.append(_Page(*page))
     return out
-
-
-def _more(bundle: Bundle, p: _Placed, ranked: BlendedList) -> bool:
-    """Whether a reranked blended list goes on past the page (``recommend._page``)."""
-    model = bundle.item_item
-    assert model is not None
-    if p.end < len(ranked.items):
-        return True
-    deeper, _ = to_depth(bundle, model, ranked, p.vector, p.rated, p.mask, p.end + 1)
-    return len(deeper) > p.end
-
-
-def _cut(p: _Placed, items: I32, scores: F32, source: Source, has_more: bool) -> _Page:
-    offset, end = p.call.offset, p.end
-    return _Page(items[offset:end], scores[offset:end], source, has_more)
 
 
 def _listed(bundle: Bundle, p: _Placed, page: _Page) -> RankedList:

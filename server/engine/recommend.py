@@ -22,10 +22,12 @@ import numpy.typing as npt
 
 from bookrec.confidence import confidence
 from server import metrics
-from server.engine.blended import blended, to_depth
+from server.engine import listing
+from server.engine.blended import BlendedList, blended, to_depth
 from server.engine.bundle import Bundle
 from server.engine.cold_start import cold_start
 from server.engine.foldin import fold_in
+from server.engine.models import ItemItem
 from server.engine.ranking import BoolMask, allowed_mask, favourite_subject, in_sorted
 from server.engine.retrieval import candidates
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
@@ -77,49 +79,112 @@ def _page(
     offset: int,
     k: int,
 ) -> tuple[I32, F32, Source, bool]:
-    """Books ``offset .. offset + k`` of the user's list, their scores, the source, and
-    whether the list goes on. ``user`` None: one the model does not know (no reranker)."""
-    reranker = bundle.reranker
-    end = offset + k
+    """Books ``offset .. offset + k`` of the user's list (listing.py: the reranked head,
+    then ALS or blended order), their scores, the source, and whether the list goes on.
+    ``user`` None: one the model does not know (no reranker)."""
+    reranker = bundle.reranker if user is not None else None
     model = bundle.item_item
     if model is None:
-        if reranker is not None and user is not None and end <= reranker.candidates:
-            cand, als_scores = candidates(bundle, vector, reranker.candidates, rated, mask)
-            best, scores = reranker.rank(
+        n = head_size(bundle, user)
+        pool = candidates(bundle, vector, n, rated, mask)
+        head = pool
+        # A page past the head needs only its books, not their order.
+        on_head = reranker is not None and offset < len(pool[0])
+        if reranker is not None and on_head:
+            cand, als_scores = pool
+            # user is not None here: ``reranker`` is only set for a known user.
+            head = reranker.rank(
                 bundle.subjects,
-                user,
+                user if user is not None else -1,
                 rated,
                 cand,
                 als_scores,
                 als_scores,
                 np.zeros_like(als_scores),
             )
-            return best[offset:end], scores[offset:end], Source.ALS_RERANKED, len(best) > end
-        # Pages deeper than the reranked list fall back to plain ALS order.
-        best, scores = candidates(bundle, vector, end + 1, rated, mask)
-        return best[offset:end], scores[offset:end], Source.ALS, len(best) > end
+        return als_page(bundle, vector, rated, mask, pool, n, head, on_head, offset, k)
     ranked = blended(bundle, model, vector, rated, mask)
-    if reranker is not None and user is not None:
+    reranked: tuple[I32, F32] | None = None
+    top = min(reranker.candidates, len(ranked.items)) if reranker is not None else 0
+    if reranker is not None and offset < top:
         # The reranker sees the top of the blended union with the blended scores and both
         # sources' own, as the trainer fitted it (trainer/modeling.py ``retrieved``).
-        top = min(reranker.candidates, len(ranked.items))
-        if end <= top:
-            best, scores = reranker.rank(
-                bundle.subjects,
-                user,
-                rated,
-                ranked.items[:top],
-                ranked.scores[:top],
-                ranked.als[:top],
-                ranked.item_item[:top],
-            )
-            more = end < len(ranked.items) or (
-                len(to_depth(bundle, model, ranked, vector, rated, mask, end + 1)[0]) > end
-            )
-            return best[offset:end], scores[offset:end], Source.ALS_RERANKED, more
-    # Pages deeper than the reranked list: plain blended order.
-    best, scores = to_depth(bundle, model, ranked, vector, rated, mask, end + 1)
-    return best[offset:end], scores[offset:end], Source.ALS, len(best) > end
+        reranked = reranker.rank(
+            bundle.subjects,
+            user if user is not None else -1,
+            rated,
+            ranked.items[:top],
+            ranked.scores[:top],
+            ranked.als[:top],
+            ranked.item_item[:top],
+        )
+    return blended_page(bundle, model, vector, rated, mask, ranked, reranked, offset, k)
+
+
+def head_size(bundle: Bundle, user: int | None) -> int:
+    """How many ALS candidates head the list: the reranker's, for a user it can rank."""
+    reranker = bundle.reranker
+    return reranker.candidates if reranker is not None and user is not None else listing.HEAD
+
+
+def als_page(
+    bundle: Bundle,
+    vector: F32,
+    rated: I32,
+    mask: BoolMask | None,
+    pool: tuple[I32, F32],
+    n: int,
+    head: tuple[I32, F32],
+    reranked: bool,
+    offset: int,
+    k: int,
+) -> tuple[I32, F32, Source, bool]:
+    """A page of the ALS list once the head is known: ``pool``, the candidates asked
+    ``n`` deep, and ``head``, the same books in the order served (the reranker's, or
+    ALS's). Shared with the batched path (batch_recommend.py)."""
+    items, scores, more = listing.cut(
+        head,
+        len(pool[0]) == n,
+        lambda depth: candidates(bundle, vector, depth, rated, mask),
+        offset,
+        offset + k,
+    )
+    on_head = reranked and offset < len(head[0])
+    return items, scores, Source.ALS_RERANKED if on_head else Source.ALS, more
+
+
+def blended_page(
+    bundle: Bundle,
+    model: ItemItem,
+    vector: F32,
+    rated: I32,
+    mask: BoolMask | None,
+    ranked: BlendedList,
+    reranked: tuple[I32, F32] | None,
+    offset: int,
+    k: int,
+) -> tuple[I32, F32, Source, bool]:
+    """A page of the blended list once the union is ranked: ``reranked``, the
+    reranker's order of the union's first books (None: the blend's order stands).
+    Shared with the batched path (batch_recommend.py)."""
+    head: tuple[I32, F32] = (ranked.items, ranked.scores)
+    top = 0
+    if reranked is not None:
+        best, scores = reranked
+        top = len(best)
+        head = (
+            np.concatenate([best, ranked.items[top:]]),
+            np.concatenate([scores, ranked.scores[top:]]),
+        )
+    items, page_scores, more = listing.cut(
+        head,
+        True,
+        lambda depth: to_depth(bundle, model, ranked, vector, rated, mask, depth),
+        offset,
+        offset + k,
+    )
+    source = Source.ALS_RERANKED if offset < top else Source.ALS
+    return items, page_scores, source, more
 
 
 def _user_vector(bundle: Bundle, user: int, fresh: Mapping[int, int]) -> tuple[F32, I32]:
@@ -178,12 +243,25 @@ def _new_user(
     unrated = dataclasses.replace(
         filters, exclude_book_ids=filters.exclude_book_ids | {bundle.book_ids[r] for r in fresh}
     )
-    ranked = cold_start(bundle, favourites, None, offset + k + 1, unrated, explain)
+    answers: list[RankedList] = []
+    reasons: dict[int, tuple[Reason, ...]] = {}
+
+    def ranked(depth: int) -> tuple[I32, F32]:
+        answer = cold_start(bundle, favourites, None, depth, unrated, explain)
+        answers.append(answer)
+        reasons.update((s.item, s.reasons) for s in answer.items)
+        items = np.array([s.item for s in answer.items], dtype=np.int32)
+        return items, np.array([s.score for s in answer.items], dtype=np.float32)
+
+    head = ranked(listing.HEAD)
+    items, scores, more = listing.cut(
+        head, len(head[0]) == listing.HEAD, ranked, offset, offset + k
+    )
     page = [
-        Scored(s.item, s.score, offset + n + 1, s.reasons)
-        for n, s in enumerate(ranked.items[offset : offset + k])
+        Scored(int(i), float(s), offset + n + 1, reasons[int(i)])
+        for n, (i, s) in enumerate(zip(items, scores, strict=True))
     ]
-    return RankedList(page, ranked.source, has_more=len(ranked.items) > offset + k)
+    return RankedList(page, answers[0].source, has_more=more)
 
 
 def _explain(bundle: Bundle, rated: I32, page: I32) -> dict[int, tuple[Reason, ...]]:
