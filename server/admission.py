@@ -16,7 +16,10 @@ the queue is full or when the wait this queue predicts for it (places ahead x th
 measured wait per place) is longer than it may wait: ``max_wait`` or a little less
 than its remaining deadline, whichever is less. A call that still gets no turn
 within that is refused then. A call whose deadline has passed when its turn comes
-(or while it waits) is not computed (DEADLINE_EXCEEDED), and is logged.
+(or while it waits) is not computed (DEADLINE_EXCEEDED), and is logged. The time a
+call waited inside gRPC core before the loop took it in (server/intake.py) counts as
+waiting: it is taken off ``max_wait``, and a call that already waited longer than
+``max_wait`` there is refused at once, even with a slot free.
 
 On shutdown, gRPC core cancels the calls it holds that the application has not
 taken yet (CANCELLED, no detail). So ``take_in`` first lets the loop bring them
@@ -68,6 +71,8 @@ _MIN_WAIT_S = 0.001
 _TAKE_IN_TICK_S = 0.002
 # The first guess of that wait, before any call has waited (a few ms of compute).
 _FIRST_GUESS_S = 0.002
+# A call that waited at least this long in gRPC core may be refused for that alone.
+_AGE_FLOOR_S = 0.05
 
 
 @dataclass
@@ -106,11 +111,12 @@ class Counts:
     refused_full: int = 0  # the queue held max_queue calls
     refused_wait: int = 0  # the predicted wait was longer than the call may wait
     refused_late: int = 0  # it waited all it could and got no turn
+    refused_aged: int = 0  # it had waited all it could in gRPC core before admission
     expired: int = 0  # its deadline passed before its turn: not computed
 
     @property
     def refused(self) -> int:
-        return self.refused_full + self.refused_wait + self.refused_late
+        return self.refused_full + self.refused_wait + self.refused_late + self.refused_aged
 
 
 @dataclass(eq=False)
@@ -201,13 +207,15 @@ class Admission:
 
     @contextlib.asynccontextmanager
     async def turn(
-        self, time_remaining: Callable[[], float | None], what: str = ""
+        self, time_remaining: Callable[[], float | None], what: str = "", waited: float = 0.0
     ) -> AsyncIterator[None]:
         """Wait for a turn (or raise ``Shed``), hold a slot for the body, give it back.
-        ``time_remaining``: seconds to the call's deadline, None without one."""
+        ``time_remaining``: seconds to the call's deadline, None without one; ``waited``:
+        seconds it already waited in gRPC core (server/intake.py), counted against
+        ``max_wait``."""
         _IN_FLIGHT.n += 1
         try:
-            await self._enter(time_remaining, what)
+            await self._enter(time_remaining, what, waited)
             try:
                 yield
             finally:
@@ -216,13 +224,22 @@ class Admission:
             _IN_FLIGHT.n -= 1
             self._events += 1
 
-    async def _enter(self, time_remaining: Callable[[], float | None], what: str) -> None:
+    async def _enter(
+        self, time_remaining: Callable[[], float | None], what: str, waited: float
+    ) -> None:
         self._arrivals += 1
         self._events += 1
         remaining = time_remaining()
         if remaining is not None and remaining <= 0:
             self._expired(what, "on arrival")
         predicted = self.predicted_wait()
+        if waited > max(self.max_wait, _AGE_FLOOR_S):
+            self.counts.refused_aged += 1
+            raise Shed(
+                f"server overloaded: this call waited {waited * 1000:.0f} ms for the server "
+                "to take it in; retry later",
+                retry_after=max(predicted, self._per_place),
+            )
         if predicted > 0 and self._waiting >= self.max_queue:
             self.counts.refused_full += 1
             raise Shed(
@@ -237,7 +254,7 @@ class Admission:
             if remaining is None
             else remaining - min(max(remaining * _REPLY_MARGIN, low), high)
         )
-        budget = min(self.max_wait, latest)
+        budget = min(self.max_wait - waited, latest)
         if predicted > 0 and predicted > budget:
             self.counts.refused_wait += 1
             raise Shed(
@@ -252,7 +269,7 @@ class Admission:
         self._dispatch()
         # Queued on a prediction within budget, it may wait a little longer than that
         # before a late refusal (which reaches the client slowly, so should be rare).
-        hold = min(self.max_wait * _HOLD_FACTOR, latest)
+        hold = min(self.max_wait * _HOLD_FACTOR - waited, latest)
         try:
             async with asyncio.timeout(max(hold, budget, _MIN_WAIT_S)):
                 await waiter.turn

@@ -20,11 +20,28 @@ from server import metrics
 from server.admission import Admission, Shed
 from server.auth import RETRY_AFTER  # the rate limiter's hint: the same trailer
 from server.config import ServerConfig
+from server.intake import INTAKE
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/bookrec.v1.AdminService/")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+
+
+class IntakeInterceptor(grpc.aio.ServerInterceptor):
+    """Counts every call this process takes in (server/intake.py), so that the waits
+    in core of the calls admission sees are right: the one installed where admission
+    is off, and the base of the admission interceptor."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
+        INTAKE.take()
+        return await continuation(handler_call_details)
 
 
 class AdmissionInterceptor(grpc.aio.ServerInterceptor):
@@ -39,6 +56,9 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         ],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Req, Resp] | None:
+        # Every call, exempt ones too: server/intake.py counts them all. Before the
+        # continuation, so the wait ends where the call was taken in.
+        waited = INTAKE.take()
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or handler.unary_unary is None or method.startswith(self.exempt):
@@ -46,18 +66,18 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         # Not cached per method: an interceptor before this one may hand a different
         # handler per call (one that refuses a bad key, say).
         return grpc.unary_unary_rpc_method_handler(
-            _admitted(self.admission, handler.unary_unary, method),
+            _admitted(self.admission, handler.unary_unary, method, waited),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
 def _admitted(
-    admission: Admission, behaviour: Callable[[Any, Any], Any], method: str
+    admission: Admission, behaviour: Callable[[Any, Any], Any], method: str, waited: float
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            async with admission.turn(context.time_remaining, method):
+            async with admission.turn(context.time_remaining, method, waited):
                 reply = behaviour(request, context)
                 return (await reply) if inspect.isawaitable(reply) else reply
         except Shed as e:
@@ -84,7 +104,7 @@ def _retry_hint(e: Shed) -> tuple[tuple[str, str], ...]:
 def admission_interceptors(cfg: ServerConfig) -> list[grpc.aio.ServerInterceptor]:
     """The interceptor a worker's config asks for (none when admission is off)."""
     if cfg.max_concurrent_rpcs <= 0:
-        return []
+        return [IntakeInterceptor()]
     admission = Admission(
         slots=cfg.max_concurrent_rpcs,
         max_queue=cfg.max_queued_rpcs,

@@ -25,7 +25,7 @@ from bookrec.v1 import admin_pb2, catalog_pb2, recommender_pb2
 from bookrec.v1.admin_pb2_grpc import AdminServiceStub
 from bookrec.v1.catalog_pb2_grpc import CatalogServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
-from server.admission import Admission
+from server.admission import Admission, Shed
 from server.app import serve
 from server.auth import RETRY_AFTER
 from server.config import ServerConfig
@@ -208,6 +208,50 @@ async def test_a_connection_cannot_fill_the_core_backlog(
         "each OK, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED: the excess streams wait at the "
         "client instead of overflowing core's backlog (none CANCELLED)",
     )
+
+
+async def test_calls_that_waited_in_core_past_the_queue_wait_are_refused(
+    tiny_artifact: Path, tmp_path: Path
+) -> None:
+    """3,000 Recommend calls at once on 8 connections, queue wait 200 ms: taking them all
+    in from gRPC core takes the worker longer than that, so the calls it takes in last
+    have waited past it before admission saw them. They are refused at once with
+    ``retry-after-ms`` (before, they were queued with a full wait and answered OK
+    seconds after they were sent)."""
+    users, _ = _ids(tiny_artifact)
+    flags = ("--max-queue-wait-ms", "200")
+    with running_server(tiny_artifact.parent, tmp_path, workers=1, extra_args=flags) as srv:
+        await asyncio.to_thread(srv.wait_health, health_pb2.HealthCheckResponse.SERVING)
+        results = await _burst(srv.target, users, 3000, channels=8)
+    by_code = Counter(code for code, _, _ in results)
+    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, by_code
+    aged = [t for code, d, t in results if code == SHED and "to take it in" in d]
+    assert aged, Counter(d[:40] for _, d, _ in results)
+    assert all(int(t[RETRY_AFTER]) >= 1 for t in aged)
+    record_fault(
+        "a burst that gRPC core holds longer than the queue wait before the worker takes "
+        "it all in (3,000 calls, 200 ms)",
+        f"the calls taken in past their wait are refused at once with retry-after-ms "
+        f"({len(aged)} of 3,000 in one run), not queued and answered late",
+    )
+
+
+async def test_a_wait_in_core_counts_against_the_queue_wait() -> None:
+    """Admission alone: a call that waited 0.6 s in core (more than the 0.5 s it may
+    wait) is refused even with the slot free; one that waited 0.4 s is admitted; with
+    the slot held, one that waited 0.499 s may not queue for the ~2 ms a turn takes."""
+    admission = Admission(slots=1, max_queue=4, max_wait=0.5)
+    with pytest.raises(Shed) as refused:
+        async with admission.turn(lambda: None, waited=0.6):
+            pass
+    assert not refused.value.expired and refused.value.retry_after > 0
+    assert "to take it in" in refused.value.message
+    async with admission.turn(lambda: None, waited=0.4):
+        with pytest.raises(Shed):
+            async with admission.turn(lambda: None, waited=0.499):
+                pass
+    assert (admission.counts.refused_aged, admission.counts.refused_wait) == (1, 1)
+    assert admission.counts.admitted == 1
 
 
 async def test_a_queued_call_is_refused_before_its_deadline(
