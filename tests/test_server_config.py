@@ -67,6 +67,18 @@ def test_batching_is_set_by_env_or_flag_and_checked(monkeypatch: pytest.MonkeyPa
         parse_args(["--batch-wait-ms", "-1"])
 
 
+def test_the_core_backlog_and_streams_per_connection_are_set_and_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = parse_args([])
+    assert (cfg.max_core_backlog, cfg.max_streams_per_connection) == (10_000, 1000)
+    monkeypatch.setenv("BOOKREC_MAX_CORE_BACKLOG", "500")
+    cfg = parse_args(["--max-streams-per-connection", "20"])
+    assert (cfg.max_core_backlog, cfg.max_streams_per_connection) == (500, 20)
+    with pytest.raises(SystemExit, match="--max-core-backlog=0: expected a whole number >= 1"):
+        parse_args(["--max-core-backlog", "0"])
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_taken_port_is_one_line_with_the_fix(workers: str, tmp_path: Path) -> None:
     with socket.socket() as held:
