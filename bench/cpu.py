@@ -12,6 +12,8 @@ Protocol, per RPC on ``python -m server --workers 2 --cache-size 0``:
 - grpc.health.v1.Health/Check at the same concurrency on the same server: the floor,
   beside each row;
 - the same server with batching off (``--no-batching``) at 8 and 64 in flight;
+- optionally the server of another commit (``--cpu-baseline REF``: a git worktree of
+  REF, on the same artifact) at 8 in flight: the "before" of a change, side by side;
 - then each RPC open loop (h2load --rps) at 50% of its 8 x 1 capacity, for p99 / p50;
 - per pipeline Recommend serves (``bench.scale_artifact --pipeline``): with the
   reranker (every RPC), and ALS + item-item (the floor and Recommend, which alone
@@ -24,6 +26,7 @@ range. Figures only, never a timed test.
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from typing import Any
 from grpc_health.v1 import health_pb2
 
 from bench import h2load
+from bench.common import ROOT
 from bench.report import markdown_table
 from bench.scale_artifact import DEFAULT_PIPELINE, ScaleSpec
 from bench.serverproc import ServerProcess, cpu_seconds, running_server
@@ -63,6 +67,31 @@ class CpuSettings:
     repeats: int = 3
     open_share: float = 0.5  # open-loop rate, as a share of the 8 x 1 capacity
     k: int = 10
+    baseline: Path | None = None  # another checkout's server, measured at baseline_curve
+    baseline_curve: tuple[int, ...] = (BASE_STREAMS,)
+
+
+def baseline_tree(ref: str) -> Path:
+    """A git worktree of ``ref`` (made once per commit under bench/results/) whose server
+    is the "before" of a side-by-side run."""
+    from bench.common import RESULTS
+
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = RESULTS / f"baseline-{sha[:12]}"
+    if not (tree / "server").is_dir():
+        subprocess.run(
+            ["git", "worktree", "add", "--force", "--detach", str(tree), sha],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+    return tree
 
 
 def shape(in_flight: int) -> tuple[int, int]:
@@ -144,7 +173,19 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
-def _tags(run: dict[str, Any]) -> tuple[str, bool, int]:
+# A run's batching tag: on, off, or "before" (the baseline commit's server).
+Batching = bool | str
+BEFORE = "before"
+_BATCHING_ORDER: dict[Batching, int] = {True: 0, False: 1, BEFORE: 2}
+
+
+def _batching_label(batching: Batching) -> str:
+    if isinstance(batching, str):
+        return batching
+    return "on" if batching else "off"
+
+
+def _tags(run: dict[str, Any]) -> tuple[str, Batching, int]:
     """(pipeline, batching, in flight) of a run (older runs: the defaults at 8 x 1)."""
     return (
         run.get("pipeline", DEFAULT_PIPELINE),
@@ -153,17 +194,18 @@ def _tags(run: dict[str, Any]) -> tuple[str, bool, int]:
     )
 
 
-def _order(tags: tuple[str, bool, int]) -> tuple[int, bool, int]:
+def _order(tags: tuple[str, Batching, int]) -> tuple[int, int, int]:
     pipeline, batching, in_flight = tags
-    return (PIPELINES.index(pipeline) if pipeline in PIPELINES else 99, not batching, in_flight)
+    rank = PIPELINES.index(pipeline) if pipeline in PIPELINES else 99
+    return (rank, _BATCHING_ORDER.get(batching, 3), in_flight)
 
 
 def summarize_runs(books: int, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (pipeline, batching, in flight, RPC): medians and ranges over the
     repeats, the floor of the same server at the same concurrency beside each row, and
     the cost against the same server's 8 x 1 row (and its open loop there)."""
-    closed: dict[tuple[str, tuple[str, bool, int]], list[dict[str, Any]]] = {}
-    opened: dict[tuple[str, tuple[str, bool, int]], list[dict[str, Any]]] = {}
+    closed: dict[tuple[str, tuple[str, Batching, int]], list[dict[str, Any]]] = {}
+    opened: dict[tuple[str, tuple[str, Batching, int]], list[dict[str, Any]]] = {}
     for r in runs:
         (closed if r["mode"] == "closed" else opened).setdefault((r["rpc"], _tags(r)), []).append(r)
     rows = []
@@ -184,7 +226,7 @@ def summarize_runs(books: int, runs: list[dict[str, Any]]) -> list[dict[str, Any
                 {
                     "books": books,
                     "pipeline": pipeline,
-                    "batching": "on" if batching else "off",
+                    "batching": _batching_label(batching),
                     "in_flight": in_flight,
                     "shape": f"{conn}x{streams}",
                     "rpc": kind,
@@ -257,22 +299,28 @@ def run_size(
     pipeline: str = DEFAULT_PIPELINE,
 ) -> tuple[list[dict[str, Any]], ArtifactIds, int]:
     """All runs on one artifact: batching on over the curve (then open loop), batching
-    off over ``off_curve``, each on its own server; raw runs, ids, server workers."""
+    off over ``off_curve``, the baseline commit's server over ``baseline_curve``, each on
+    its own server; raw runs, ids, server workers."""
     ids = ArtifactIds.load(artifact)
     bodies = requests(ids, settings.k)
     runs: list[dict[str, Any]] = []
     workers = 1
-    for batching, curve in ((True, settings.curve), (False, settings.off_curve)):
+    variants: list[tuple[Batching, tuple[int, ...], tuple[str, ...], Path]] = [
+        (True, settings.curve, ("--batching",), ROOT),
+        (False, settings.off_curve, ("--no-batching",), ROOT),
+    ]
+    if settings.baseline is not None:
+        variants.append((BEFORE, settings.baseline_curve, (), settings.baseline))
+    for batching, curve, flags, root in variants:
         if not curve:
             continue
         tags = {"pipeline": pipeline, "batching": batching}
-        flag = "--batching" if batching else "--no-batching"
         with running_server(
-            artifact.parent, workdir, 2, cache_size=0, extra_args=(flag,)
+            artifact.parent, workdir, 2, cache_size=0, extra_args=flags, root=root
         ) as server:
             closed = _closed(server, bodies, rpcs, curve, settings, tags)
             runs += closed
-            if batching:
+            if batching is True:
                 runs += _open(server, bodies, rpcs, closed, settings, tags)
             workers = server.workers or 1
     return runs, ids, workers

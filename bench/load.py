@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         help="cpu: calls in flight with batching off (its own server; none: skipped)",
     )
     g.add_argument(
+        "--cpu-baseline",
+        metavar="REF",
+        help="cpu: also measure the server of git commit REF (a worktree) on the same "
+        "artifacts at 8x1, side by side (the 'before' of a change)",
+    )
+    g.add_argument(
         "--cpu-pipelines",
         nargs="+",
         choices=PIPELINES,
@@ -170,6 +176,7 @@ async def _run(name: str, args: argparse.Namespace) -> None:
             pipelines=tuple(args.cpu_pipelines),
             repeats=args.cpu_repeats,
             duration=d or 5.0,
+            baseline=cpu.baseline_tree(args.cpu_baseline) if args.cpu_baseline else None,
         )
         rows, md = await asyncio.to_thread(
             cpu.cpu_scenario,

@@ -190,12 +190,14 @@ def running_server(
     cache_size: int | None = None,
     extra_args: Sequence[str] = (),
     log_level: str = "INFO",
+    root: Path = ROOT,
 ) -> Iterator[ServerProcess]:
     """A ready server on a free loopback port; its log and feedback go to ``workdir``.
 
     ``cache_size`` (the per-worker result cache) is passed when the server
     has the flag; None keeps the server's default. ``extra_args`` go on the
-    command line as they are (flags of the current server only)."""
+    command line as they are (flags of the current server only). ``root``: the
+    source tree whose server runs (another checkout: the "before" of a comparison)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
@@ -218,9 +220,9 @@ def running_server(
     if cache_size is not None and supports("--cache-size"):
         cmd += ["--cache-size", str(cache_size)]
     log = workdir / "server.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = ServerProcess(proc, f"127.0.0.1:{port}", used_workers, log)
     try:
         server.wait_ready(timeout)

@@ -55,7 +55,7 @@ def test_summaries_take_medians_and_put_the_floor_beside_each_row() -> None:
 
 
 def _at(
-    rpc: str, cpu_ms: float, in_flight: int, batching: bool = True, **tags: Any
+    rpc: str, cpu_ms: float, in_flight: int, batching: bool | str = True, **tags: Any
 ) -> dict[str, Any]:
     return {
         **_run(rpc, "closed", cpu_ms, 1000, 1.0, 2.0),
@@ -77,6 +77,8 @@ def test_the_curve_the_batching_off_rows_and_pipelines_are_rows_of_their_own() -
         _at("health", 0.45, 8, batching=False),
         _at("recommend", 2.4, 8, batching=False),
         _at("recommend", 2.1, 64, batching=False),
+        _at("health", 0.43, 8, batching="before"),
+        _at("recommend", 2.3, 8, batching="before"),
         _at("health", 0.41, 8, pipeline="als+item_item"),
         _at("recommend", 0.9, 8, pipeline="als+item_item"),
     ]
@@ -87,6 +89,8 @@ def test_the_curve_the_batching_off_rows_and_pipelines_are_rows_of_their_own() -
     assert got[("als+reranker", "on", "1x1", "recommend")]["floor_cpu_ms"] is None
     off64 = got[("als+reranker", "off", "8x8", "recommend")]
     assert off64["vs_8x1"] == 0.875 and off64["floor_cpu_ms"] is None
+    before = got[("als+reranker", "before", "8x1", "recommend")]
+    assert before["cpu_ms_per_call"] == 2.3 and before["floor_cpu_ms"] == 0.43
     ii = got[("als+item_item", "on", "8x1", "recommend")]
     assert ii["cpu_ms_per_call"] == 0.9 and ii["floor_cpu_ms"] == 0.41
     # The batching-on rows first, by concurrency; then off; then the next pipeline.
@@ -99,6 +103,7 @@ def test_the_curve_the_batching_off_rows_and_pipelines_are_rows_of_their_own() -
         ("als+reranker", "on", 64),
         ("als+reranker", "off", 8),
         ("als+reranker", "off", 64),
+        ("als+reranker", "before", 8),
         ("als+item_item", "on", 8),
     ]
     assert [cpu.shape(n) for n in (1, 8, 32, 64)] == [(1, 1), (8, 1), (8, 4), (8, 8)]
