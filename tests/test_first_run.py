@@ -192,4 +192,5 @@ def test_the_first_models_summary_says_make_train_runs_the_full_search(
     summary = next(d["text"] for d in docs if d["event"] == "summary")
     assert summary.startswith("trainer: done in") and "published " in summary
     assert "`make train` runs the full one (30 trials, 210 s)" in summary, summary
+    assert " 1 trials" not in summary
     assert short_study_note(TrainerConfig()) == ""

@@ -84,7 +84,8 @@ def short_study_note(cfg: TrainerConfig) -> str:
     if cfg.study_trials >= full.study_trials and cfg.study_seconds >= full.study_seconds:
         return ""
     return (
-        f"; a short settings search ({cfg.study_trials} trials, {cfg.study_seconds:g} s): "
+        f"; a short settings search ({cfg.study_trials} trial{'s' * (cfg.study_trials != 1)}, "
+        f"{cfg.study_seconds:g} s): "
         f"`make train` runs the full one ({full.study_trials} trials, "
         f"{full.study_seconds:g} s) and the server loads its model live"
     )
