@@ -16,7 +16,7 @@ from bookrec.v1 import feedback_pb2, recommender_pb2
 from bookrec.v1.feedback_pb2_grpc import FeedbackServiceStub
 from bookrec.v1.recommender_pb2_grpc import RecommenderServiceStub
 from server.engine.bundle import Bundle
-from server.engine.foldin import RatingsOverlay, fold_in
+from server.engine.foldin import MAX_FOLDED_RATINGS, RatingsOverlay, fold_in
 from server.engine.recommend import _user_vector
 from server.engine.scan import gram_and_finite
 from tests.serverproc import own_connection, running_server
@@ -65,6 +65,23 @@ def test_overlay_tails_the_log_newest_rating_wins(tmp_path: Path) -> None:
     overlay.refresh()
     assert overlay.ratings_of("u") == {}
     assert overlay.ratings_of("w") == {"b3": 5}
+
+
+def test_overlay_keeps_a_users_newest_books_only(tmp_path: Path) -> None:
+    """A call folds in at most MAX_FOLDED_RATINGS of a user's books, the newest: a key
+    that rated thousands of books cannot make each of its Recommends cost more."""
+    log = tmp_path / "ratings.jsonl"
+    n = MAX_FOLDED_RATINGS
+    lines = [_line("u", f"b{i}", 5) for i in range(n + 50)]
+    lines.append(_line("u", "b60", 7))  # re-rated: now the newest, so it stays
+    log.write_text("".join(lines) + _line("v", "b0", 1))
+    overlay = RatingsOverlay(log)
+    overlay.refresh()
+    kept = overlay.ratings_of("u")
+    assert len(kept) == n
+    assert "b49" not in kept and "b50" in kept and f"b{n + 49}" in kept
+    assert kept["b60"] == 7 and list(kept)[-1] == "b60"
+    assert overlay.ratings_of("v") == {"b0": 1}
 
 
 def _series_probe(bundle: Bundle) -> tuple[str, list[str], list[int]]:
