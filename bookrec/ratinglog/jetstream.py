@@ -42,7 +42,7 @@ log = logging.getLogger("bookrec.ratinglog.jetstream")
 
 ACK_TIMEOUT = 2.0  # seconds RateBook waits for the engine before UNAVAILABLE
 FETCH_BATCH = 512
-FETCH_WAIT = 2.0  # one idle pull's life: the tail checks its consumer this often
+FETCH_WAIT = 2.0  # one idle pull's life; its 408 shows the consumer is still there
 
 
 def parse_url(url: str) -> tuple[str, str, int]:
@@ -184,15 +184,17 @@ class JetStreamRatingLog:
                     if consumer is not None:
                         await _quietly_delete(consumer)
                     consumer = await PullConsumer.create(
-                        self.link.nc, self.link.js, self.stream, self.delivered + 1
+                        self.link.nc,
+                        self.link.js,
+                        self.stream,
+                        self.delivered + 1,
+                        lambda: self._resubscribe,
                     )
                     backlog = True
                 if backlog:
                     msgs = await consumer.available(FETCH_BATCH)
-                else:
+                else:  # an idle pull; no answer at all (consumer gone) raises
                     msgs = await consumer.next(FETCH_WAIT)
-                    if not msgs:
-                        await consumer.check()  # gone after an engine restart? raises
                 for m in msgs:
                     self._deliver(int(m.metadata.sequence.stream), m.data)
                 backlog = bool(msgs) and msgs[-1].metadata.num_pending > 0

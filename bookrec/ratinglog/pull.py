@@ -8,14 +8,20 @@ and the fetch that receives it waits for the orphan's batch to fill or expire: t
 rating reaches the sink up to 2 s late (3 of ~1,800 ratings across hosts, issue 20
 item 18). Here each pull has a fresh inbox, so an answer can only be its own:
 
-- ``next(wait)``: one message, waiting up to ``wait`` s for it (the server expires
-  the request; the client waits a little longer, so the 408 arrives first). It
-  returns the moment a rating is stored: nothing waits for a batch to fill.
+- ``next(wait)``: one message, waiting up to ``wait`` s for it. The server ends
+  the request (a 408, which also proves the consumer is there); the client waits
+  ``ANSWER_SLACK`` longer for that answer, in short steps, so a busy machine that
+  reads it late is not taken for a lost consumer. It returns the moment a rating
+  is stored: nothing waits for a batch to fill.
 - ``available(batch)``: up to ``batch`` messages there now (``no_wait``), which the
   server ends with a 404 or 408 at once. Used while ``num_pending`` says more wait.
 
-A pull whose answer never came (a dropped connection) may still take a message on
-the server and send it to an inbox nobody reads. The consumer sequence of every
+No answer at all means the consumer is gone (an engine restart: the engine drops
+pulls for a consumer it lacks without a word) or the connection is: ``TimeoutError``,
+and the caller makes a new consumer. A reconnect (``stale()`` turns true) ends a
+pull at once, as its request died with the old connection. A pull whose answer
+never came may still take a message on the server and send it to an inbox nobody
+reads. The consumer sequence of every
 delivery is checked, so such a gap raises ``MissedDelivery`` and the caller makes
 a new consumer from the last stream sequence it handled: nothing is skipped.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client
@@ -34,8 +41,10 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
-# Seconds the client waits for an answer beyond the request's own expiry.
-ANSWER_SLACK = 1.0
+# Seconds the client waits for an answer beyond the request's own expiry, and the
+# steps it waits in (each step also looks whether the connection was replaced).
+ANSWER_SLACK = 5.0
+STEP = 0.25
 HEARTBEAT = "100"
 ENDED = ("404", "408")  # no messages now / the request expired: a normal end
 
@@ -47,14 +56,27 @@ class MissedDelivery(Exception):
 class PullConsumer:
     """An ephemeral pull consumer of ``stream`` from ``start``, AckAll, never paused."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, stream: str, name: str) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        stream: str,
+        name: str,
+        stale: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.nc, self.js, self.stream, self.name = nc, js, stream, name
+        self.stale = stale  # true once the connection was replaced: pulls end at once
         self._next_subject = f"{js._prefix}.CONSUMER.MSG.NEXT.{stream}.{name}"
         self._dseq = 0  # consumer sequence of the last delivery taken
 
     @classmethod
     async def create(
-        cls, nc: Client, js: JetStreamContext, stream: str, start: int
+        cls,
+        nc: Client,
+        js: JetStreamContext,
+        stream: str,
+        start: int,
+        stale: Callable[[], bool] = lambda: False,
     ) -> PullConsumer:
         info = await js.add_consumer(
             stream,
@@ -68,7 +90,7 @@ class PullConsumer:
         )
         if not info.name:
             raise APIError(description=f"{stream}: the engine made a consumer without a name")
-        return cls(nc, js, stream, info.name)
+        return cls(nc, js, stream, info.name, stale)
 
     async def next(self, wait: float) -> list[Msg]:
         """The next message, or none when ``wait`` s passed without one."""
@@ -77,10 +99,6 @@ class PullConsumer:
     async def available(self, batch: int) -> list[Msg]:
         """Up to ``batch`` messages stored now, without waiting for more."""
         return await self._pull({"batch": batch, "no_wait": True}, batch, 0.0)
-
-    async def check(self) -> None:
-        """Raises when the engine no longer has the consumer (an engine restart)."""
-        await self.js.consumer_info(self.stream, self.name)
 
     async def delete(self) -> None:
         await self.js.delete_consumer(self.stream, self.name)
@@ -95,8 +113,12 @@ class PullConsumer:
             await self.nc.publish(self._next_subject, json.dumps(request).encode(), reply=inbox)
             while len(out) < limit:
                 try:
-                    msg = await sub.next_msg(timeout=max(end - loop.time(), 0.001))
+                    msg = await sub.next_msg(timeout=min(STEP, max(end - loop.time(), 0.001)))
                 except NatsTimeout:
+                    if self.stale():
+                        return out  # the request died with the old connection
+                    if loop.time() < end:
+                        continue  # never leave a live pull: it would deliver to nobody
                     if out:
                         return out
                     raise TimeoutError(
