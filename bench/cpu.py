@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,10 +73,8 @@ class CpuSettings:
 
 
 def baseline_tree(ref: str) -> Path:
-    """A git worktree of ``ref`` (made once per commit under bench/results/) whose server
-    is the "before" of a side-by-side run."""
-    from bench.common import RESULTS
-
+    """A git worktree of ``ref`` (made once per commit in the temp folder, outside the
+    tree that ruff and mypy check) whose server is the "before" of a side-by-side run."""
     sha = subprocess.run(
         ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
         cwd=ROOT,
@@ -83,7 +82,7 @@ def baseline_tree(ref: str) -> Path:
         text=True,
         check=True,
     ).stdout.strip()
-    tree = RESULTS / f"baseline-{sha[:12]}"
+    tree = Path(tempfile.gettempdir()) / f"bookrec-baseline-{sha[:12]}"
     if not (tree / "server").is_dir():
         subprocess.run(
             ["git", "worktree", "add", "--force", "--detach", str(tree), sha],

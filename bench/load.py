@@ -126,8 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--cpu-baseline",
         metavar="REF",
-        help="cpu: also measure the server of git commit REF (a worktree) on the same "
-        "artifacts at 8x1, side by side (the 'before' of a change)",
+        help="cpu: also measure the server of git commit REF (a worktree in the temp "
+        "folder) on the same artifacts at 8x1, side by side (the 'before' of a change)",
     )
     g.add_argument(
         "--cpu-pipelines",

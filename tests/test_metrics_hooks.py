@@ -57,7 +57,9 @@ async def test_a_call_refused_by_admission_is_counted_as_shed() -> None:
     method = "/bookrec.v1.RecommenderService/Recommend"
     label = method.lstrip("/")
     before = sample("bookrec_shed_total", method=label, reason="deadline")
-    admitted = _admitted(Admission(slots=1, max_queue=8, max_wait=0.02), lambda r, c: r, method)
+    admitted = _admitted(
+        Admission(slots=1, max_queue=8, max_wait=0.02), lambda r, c: r, method, 0.0
+    )
     context = _Context(remaining=0.0)  # its deadline passed on arrival
     await admitted("request", context)
     assert context.aborted == grpc.StatusCode.DEADLINE_EXCEEDED
