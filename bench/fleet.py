@@ -24,6 +24,7 @@ the software path. tests/test_fleet_hosts.py checks behaviour across namespaces.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -329,6 +330,7 @@ class Seen:
     # visible until then. Unlike ``delay``, one call stalled by a busy machine adds
     # nothing to it, so it tells a late rating from a slow reply.
     hidden: float = 0.0
+    at: str = ""  # UTC time of the acknowledgement, to match with the replicas' logs
 
 
 def _one_rating(
@@ -349,7 +351,7 @@ def _one_rating(
     except grpc.RpcError as e:  # counted, not fatal: the run goes on
         return Seen(error=str(e.code()))
     acked = time.perf_counter()
-    seen = Seen(ack=acked - sent)
+    seen = Seen(ack=acked - sent, at=time.strftime("%H:%M:%S", time.gmtime()))
     req = recommender_pb2.RecommendRequest(user_id=user, k=100)
     while time.perf_counter() - acked <= 30:
         start = time.perf_counter()
@@ -411,6 +413,7 @@ def visibility(
             {
                 "ms": round(g.delay * 1000, 1),
                 "hidden_ms": round(g.hidden * 1000, 1),
+                "at": g.at,
                 "ack_ms": round(g.ack * 1000, 1),
                 "polls": len(g.polls),
                 "poll_max_ms": round(max(g.polls) * 1000, 1),
@@ -420,9 +423,16 @@ def visibility(
     }
 
 
-def tail_interruptions(reps: list[Replica]) -> int:
-    """'rating tail interrupted' warnings in the replicas' logs (resubscribes)."""
-    return sum(r.proc.tail(10_000_000).count("rating tail interrupted") for r in reps)
+def tail_interruptions(reps: list[Replica]) -> list[str]:
+    """The replicas' 'rating tail interrupted' warnings (each a resubscribe): their errors."""
+    out = []
+    for r in reps:
+        for line in r.proc.tail(10_000_000).splitlines():
+            if "rating tail interrupted" in line:
+                with suppress(ValueError):
+                    doc = json.loads(line)
+                    out.append(f"{doc.get('ts', '')} r{r.n} {doc.get('error', '')}")
+    return out
 
 
 def _serving(target: str) -> str:

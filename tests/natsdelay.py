@@ -2,10 +2,11 @@
 
 It forwards every byte both ways, but reads the server's protocol (``MSG`` and
 ``HMSG`` frames, other lines) and sends each ``408 Request Timeout`` status
-``delay`` seconds late, after what came behind it. That is the race a replica on
-another host meets now and then: a pull's expiry notice arriving after the client
-gave up on that pull and sent the next one. Made constant, a test can see what a
-tail does with it.
+``delay`` seconds late, after what came behind it, or never (``delay`` None).
+Late is the race a replica on another host meets now and then: a pull's expiry
+notice arriving after the client gave up on that pull and sent the next one.
+Never is what nats-server 2.9 does now and then when a message is stored as a
+pull expires. Made constant, a test can see what a tail does with either.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ TIMEOUT_STATUS = b"NATS/1.0 408"
 
 
 class StatusDelayer:
-    def __init__(self, upstream_port: int, delay: float) -> None:
+    def __init__(self, upstream_port: int, delay: float | None) -> None:
         self.upstream_port = upstream_port
         self.delay = delay
         self.delayed = 0  # 408s held back so far
@@ -66,7 +67,8 @@ class StatusDelayer:
                 frame = await _frame(reader)
                 if frame.startswith(b"HMSG") and TIMEOUT_STATUS in frame:
                     self.delayed += 1
-                    loop.call_later(self.delay, _write_if_open, writer, frame)
+                    if self.delay is not None:
+                        loop.call_later(self.delay, _write_if_open, writer, frame)
                 else:
                     writer.write(frame)
                     await writer.drain()
@@ -94,7 +96,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @contextmanager
-def late_timeouts(upstream_port: int, delay: float) -> Iterator[StatusDelayer]:
+def late_timeouts(upstream_port: int, delay: float | None) -> Iterator[StatusDelayer]:
     """A ``StatusDelayer`` on its own event loop thread."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)

@@ -144,11 +144,13 @@ class JetStreamRatingLog:
             return out
         consumer = await PullConsumer.create(self.link.nc, self.link.js, self.stream, start)
         try:
-            seq = start - 1
-            while seq < last:
+            seq, empty = start - 1, 0
+            while seq < last and empty < 3:
                 msgs = await consumer.available(FETCH_BATCH)
                 if not msgs:
-                    break  # the rest was deleted from the stream
+                    empty += 1  # three in a row: the rest was deleted from the stream
+                    continue
+                empty = 0
                 for m in msgs:
                     seq = int(m.metadata.sequence.stream)
                     if seq <= last:
