@@ -195,7 +195,7 @@ class JetStreamRatingLog:
                     backlog = True
                 if backlog:
                     msgs = await consumer.available(FETCH_BATCH)
-                else:  # an idle pull; no answer at all (consumer gone) raises
+                else:  # an idle pull (a lost consumer raises after three silent ones)
                     msgs = await consumer.next(FETCH_WAIT)
                 for m in msgs:
                     self._deliver(int(m.metadata.sequence.stream), m.data)
