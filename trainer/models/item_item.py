@@ -4,8 +4,11 @@
 EASE solves for an item x item matrix ``W`` with a zero diagonal that best
 rebuilds the binary user x item matrix ``X`` from itself:
 ``P = (XᵀX + λI)⁻¹``, ``W = -P / diag(P)`` column-wise. It is dense in the
-number of items, so it is fitted on the ``max_items`` books with the most
-readers (every book outside gets no row and no column), and each row keeps its
+number of items: fitted on every book read by at least ``min_readers`` users
+whenever the dense matrices fit the memory budget (``head_limit``: at most
+``BYTES_PER_ENTRY * n²`` bytes against ``memory_mb``, or half the memory the
+machine has free when that is less), else on the most-read books up to that
+limit (every book outside gets no row and no column). Each row keeps its
 ``neighbours`` largest positive weights: the server sums the rows of what a
 user rated (bookrec/blend.py), so a row's size is its cost.
 
@@ -20,15 +23,19 @@ ALS; ALS blended with EASE and RP3beta at share 0.7 scored 0.255, +0.013
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
 from bookrec.log import kv
+from trainer.errors import ModelFitError
 from trainer.models.rp3 import Walk
 
 log = logging.getLogger("trainer.models.item_item")
@@ -37,7 +44,8 @@ log = logging.getLogger("trainer.models.item_item")
 @dataclass(frozen=True)
 class ItemItemParams:
     l2: float = 100.0  # EASE's lambda
-    max_items: int = 6000  # the head fitted: memory 24 * max_items² bytes, time ~ max_items³
+    max_items: int = 0  # a fixed cap on the head; 0: as many as memory_mb allows
+    memory_mb: float = 2048.0  # the dense fit's budget: BYTES_PER_ENTRY * head² bytes
     neighbours: int = 200  # positive weights kept per row
     min_readers: int = 2  # a book read by one user has nothing to learn from
     rp3_alpha: float = 0.8
@@ -46,6 +54,11 @@ class ItemItemParams:
 
 
 SCALE_USERS = 2000  # users whose best scores set each model's typical score
+# Peak bytes per entry of the head x head matrices: XᵀX kept (float64, 8), the
+# factorised copy that becomes P (8), W in float32 (4), and 4 to spare for the
+# RP3beta walk's float32 result beside XᵀX and the row blocks of the sparse cut.
+BYTES_PER_ENTRY = 24
+SPARSE_BLOCK = 1024  # rows cut to their top weights at a time
 
 
 @dataclass(frozen=True)
@@ -56,12 +69,53 @@ class ItemItem:
     head: npt.NDArray[np.int64]  # the books fitted, as catalogue rows
 
 
-def head_of(binary: sp.csr_matrix, params: ItemItemParams) -> npt.NDArray[np.int64]:
-    """The most-read books (ties by row), at most ``max_items``, each read by enough users."""
+def available_bytes() -> int | None:
+    """The memory the machine has free (MemAvailable), None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def head_limit(params: ItemItemParams, available: int | None = None) -> int:
+    """The most books the dense fit may take: ``BYTES_PER_ENTRY * n² <= budget``, the
+    budget being ``memory_mb``, or half of ``available`` bytes when that is less (a
+    busy machine gets a smaller head rather than an out-of-memory kill); never more
+    than ``max_items`` when that is set."""
+    budget = params.memory_mb * 2**20
+    if available is not None:
+        budget = min(budget, available / 2)
+    limit = math.isqrt(max(int(budget), 0) // BYTES_PER_ENTRY)
+    return min(limit, params.max_items) if params.max_items > 0 else limit
+
+
+def head_of(
+    binary: sp.csr_matrix, params: ItemItemParams, available: int | None = None
+) -> npt.NDArray[np.int64]:
+    """Every book read by at least ``min_readers`` users when they fit ``head_limit``,
+    else the most-read of them (ties by row) up to it."""
     readers = np.asarray(binary.getnnz(axis=0)).ravel()
     order = np.lexsort((np.arange(len(readers)), -readers))
-    order = order[readers[order] >= params.min_readers][: params.max_items]
-    return np.sort(order).astype(np.int64)
+    eligible = order[readers[order] >= params.min_readers]
+    limit = head_limit(params, available)
+    if len(eligible) > limit:
+        log.warning(
+            "item-item head cut to the memory budget",
+            extra=kv(
+                eligible=len(eligible),
+                kept=limit,
+                memory_mb=params.memory_mb,
+                bytes_per_entry=BYTES_PER_ENTRY,
+            ),
+        )
+    return np.sort(eligible[:limit]).astype(np.int64)
 
 
 class ItemItemFitter:
@@ -70,7 +124,7 @@ class ItemItemFitter:
     typical score, so the share grid fits neither model again."""
 
     def __init__(self, binary: sp.csr_matrix, params: ItemItemParams) -> None:
-        self.head = head_of(binary, params)
+        self.head = head_of(binary, params, available_bytes())
         self.n_items = binary.shape[1]
         self.binary = binary
         sub = binary[:, self.head].astype(np.float64)
@@ -125,15 +179,23 @@ class ItemItemFitter:
 
     def _ease_dense(self, l2: float) -> npt.NDArray[np.float32]:
         n = len(self.head)
-        g = self.gram.copy()
+        if n == 0:
+            return np.zeros((0, 0), np.float32)
+        # Fortran order (XᵀX is symmetric, so its transpose is itself): LAPACK works in place.
+        g = np.array(self.gram.T, order="F", copy=True)
         g[np.diag_indices(n)] += l2
-        with threadpool_limits(None, "blas"):  # one large LAPACK call: let it use the cores
-            p = np.linalg.inv(g)
-        del g
-        w = -p / np.diag(p)[None, :]
-        del p
-        np.fill_diagonal(w, 0.0)
-        return w.astype(np.float32)
+        # Cholesky, then its inverse (potrf + potri): half the time of a general inverse.
+        with threadpool_limits(None, "blas"):  # large LAPACK calls: let them use the cores
+            c, info = lapack.dpotrf(g, lower=False, overwrite_a=True, clean=False)
+            if info == 0:
+                c, info = lapack.dpotri(c, lower=False, overwrite_c=True)
+        if info != 0:
+            raise ModelFitError(f"EASE: XᵀX + {l2:g}·I is not positive definite (LAPACK {info})")
+        _mirror_upper(c)
+        p: npt.NDArray[np.float64] = c
+        p /= -np.diag(p).copy()[None, :]
+        np.fill_diagonal(p, 0.0)
+        return p.astype(np.float32, order="C")
 
     def _sparse(self, w: npt.NDArray[np.float32]) -> sp.csr_matrix:
         if len(self.head) == 0:
@@ -157,20 +219,39 @@ def fit_item_item(binary: sp.csr_matrix, params: ItemItemParams) -> ItemItem:
     return ItemItemFitter(binary, params).fit(params)
 
 
+def _mirror_upper(a: npt.NDArray[np.float64]) -> None:
+    """Copy the upper triangle onto the lower one in place (potri fills only the upper),
+    a block of rows at a time so no second n x n array is made."""
+    n = a.shape[0]
+    for s in range(0, n, SPARSE_BLOCK):
+        e = min(n, s + SPARSE_BLOCK)
+        a[s:e, :s] = a[:s, s:e].T
+        block = a[s:e, s:e]
+        a[s:e, s:e] = np.triu(block) + np.triu(block, 1).T
+
+
 def _sparse_rows(
     w: npt.NDArray[np.float32], head: npt.NDArray[np.int64], n_items: int, keep: int
 ) -> sp.csr_matrix:
-    """The ``keep`` largest positive weights of each row, in catalogue coordinates."""
+    """The ``keep`` largest positive weights of each row, in catalogue coordinates (a
+    block of rows at a time: the partition's indices are 8 bytes an entry)."""
     k = min(keep, w.shape[1] - 1) if w.shape[1] > 1 else 0
     if k <= 0:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    top = np.argpartition(-w, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(w, top, axis=1)
-    rows = np.repeat(np.arange(len(head)), k)
-    cols, data = top.reshape(-1), vals.reshape(-1)
-    pos = data > 0
+    parts_r, parts_c, parts_v = [], [], []
+    for s in range(0, w.shape[0], SPARSE_BLOCK):
+        block = w[s : s + SPARSE_BLOCK]
+        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        vals = np.take_along_axis(block, top, axis=1).reshape(-1)
+        rows = np.repeat(np.arange(s, s + len(block)), k)
+        pos = vals > 0
+        parts_r.append(head[rows[pos]])
+        parts_c.append(head[top.reshape(-1)[pos]])
+        parts_v.append(vals[pos])
     out = sp.csr_matrix(
-        (data[pos], (head[rows[pos]], head[cols[pos]])), shape=(n_items, n_items), dtype=np.float32
+        (np.concatenate(parts_v), (np.concatenate(parts_r), np.concatenate(parts_c))),
+        shape=(n_items, n_items),
+        dtype=np.float32,
     )
     out.sort_indices()
     return out
