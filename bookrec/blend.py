@@ -61,3 +61,27 @@ def lookup(books: I32, scores: F32, rows: I32) -> F32:
     hit = (books[pos] == rows) if len(books) else np.zeros(len(rows), bool)
     out: F32 = np.where(hit, scores[pos] if len(books) else 0.0, 0.0).astype(np.float32)
     return out
+
+
+# Shrink by evidence (issue 22): a user the model does not know, who told the service n
+# ratings, gets ``w(n) * personal + (1 - w(n)) * popularity`` on the union of the
+# personal candidates (ALS, and item-item when served: each source's top n) and the
+# most popular books they have not rated, with ``w(n) = n / (n + k)`` and ``k`` learned
+# by the trainer on its journeys (trainer/models/cold.py). ``personal`` is the blend
+# above (ALS alone: its scaled score), rescaled to [-1, 1] on the union; ``popularity``
+# is the served popularity in [0, 1] (the artifact's ``served_popularity``).
+
+
+def shrink_weight(n: int, k: float) -> float:
+    """The personal share ``n / (n + k)`` for a user with ``n`` ratings (k >= 0)."""
+    if n <= 0:
+        return 0.0
+    return float(n) / (float(n) + float(k))
+
+
+def shrunk(als: F32, item_item: F32, weight: float, popularity01: F32, share: float) -> F32:
+    """``share * scale(blend(als, item_item, weight)) + (1 - share) * popularity01`` over
+    one user's candidates (item_item all 0 when that source is not served)."""
+    personal = scale(blend(als, item_item, weight))
+    out: F32 = (share * personal + (1.0 - share) * popularity01).astype(np.float32)
+    return out

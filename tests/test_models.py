@@ -35,8 +35,12 @@ def _snapshot(url: str) -> Snapshot:
 def test_manifest_holds_every_strategy_and_the_decisions(tiny_artifact: Path) -> None:
     metrics = read_manifest(tiny_artifact).metrics
     assert set(metrics["warm"]) >= {"popularity", "als"}
-    assert set(metrics["cold"]) == {"popularity", "subject", "subject+prior"}
-    assert set(metrics["history"]) == {"history/popularity", "history/fold-in"}
+    assert {"popularity", "prior", "subject", "served"} <= set(metrics["cold"])
+    journeys = ("n=1", "n=3", "n=5", "n=10")
+    assert {
+        f"{j}/{s}" for j in journeys for s in ("popularity", "prior", "personal", "served")
+    } <= (set(metrics["history"]))
+    assert set(metrics["new_users"]["journeys"]) == {"subjects", *journeys}
     rows = [*metrics["warm"].values(), *metrics["cold"].values(), *metrics["history"].values()]
     for row in rows:
         assert {"users", "recall@10", "ndcg@10", "ndcg@10_ci", "coverage@10_ci"} <= set(row)

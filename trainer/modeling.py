@@ -35,6 +35,7 @@ from bookrec.log import kv
 from bookrec.rerank_features import ItemTable
 from trainer import progress as bars
 from trainer.errors import InputError, ModelFitError
+from trainer.evaluation import journeys as jy
 from trainer.evaluation.decisions import Decision, decide
 from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
 from trainer.evaluation.metrics import RankingReport, ndcg_at_10, report_into
@@ -43,7 +44,6 @@ from trainer.evaluation.protocol import (
     I32,
     I64,
     WarmSet,
-    cold_set,
     part_matrix,
     popularity_lists,
     top_lists,
@@ -54,7 +54,7 @@ from trainer.evaluation.split import TEST, TRAIN, VAL
 from trainer.features import Features
 from trainer.models import reranker as rr
 from trainer.models.als import ALSModel, ALSParams, training_matrix
-from trainer.models.cold import evaluate_cold, evaluate_history
+from trainer.models.cold import NewUserSettings, evaluate_new_users, journey_metrics
 from trainer.models.item_item import ItemItem, ItemItemFitter, ItemItemParams
 from trainer.models.study import (
     PRUNE_USERS,
@@ -97,6 +97,11 @@ class ModelConfig:
     reranker_budget: StudyBudget = field(default_factory=lambda: StudyBudget(8, 45.0))
     max_eval_users: int = 4000
     popularity_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)
+    # New users' journeys (trainer/evaluation/journeys.py): k folds of users, every
+    # eligible user unless capped per journey
+    journey_folds: int = jy.FOLDS
+    max_journey_users: int | None = None
+    prior_strength: float = 10.0
 
 
 @dataclass
@@ -112,6 +117,7 @@ class Models:
     blend_candidates: int
     history_foldin: bool  # unknown users with ratings: folded-in ALS (else cold start)
     popularity_weight: float
+    new_users: NewUserSettings  # popularity's form, the shrink curve (trainer/models/cold.py)
     metrics: dict[str, Any]
     curves: dict[str, tuple[float, ...]]
     studies: dict[str, StudyResult]
@@ -372,29 +378,21 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     served = f"{base}+reranker" if use_reranker else base
     lap("reranker")
 
-    cs = cold_set(snap, feats.book_subjects, cfg.seed, 2 * cfg.max_eval_users)
-    cold = evaluate_cold(snap, feats, sm, vectors, cs, cfg.popularity_weights, cfg.seed)
-    hist_cs = cold_set(snap, feats.book_subjects, cfg.seed, cfg.max_eval_users, need_subjects=False)
-    history, history_choice = evaluate_history(
-        snap,
-        als,
-        als_params,
-        hist_cs,
-        feats.popularity.prior,
-        ii.matrix if ii is not None and base != "als" else None,
-        weight,
-        cfg.blend_candidates,
-        cfg.seed,
+    js = jy.build(
+        snap, feats.book_subjects, cfg.seed, cfg.journey_folds, max_users=cfg.max_journey_users
     )
-    lap("evaluate_cold")
+    personal = (als_params, ii_params if base != "als" else None, weight, cfg.blend_candidates)
+    new = evaluate_new_users(
+        snap, feats, sm, vectors, js, personal, cfg.popularity_weights, cfg.prior_strength, cfg.seed
+    )
+    lap("journeys")
 
     metrics: dict[str, Any] = {
         "split_id": snap.split_id,
         "eval_users": len(evals.users),
         "tune_users": len(tune.users),
         "warm": {k: v.row() for k, v in warm.items()},
-        "cold": {k: v.row() for k, v in cold.reports.items()},
-        "history": {k: v.row() for k, v in history.items()},
+        **journey_metrics(new, js.timed),
         "als": {"chosen": asdict(als_params), "study": als_study.summary()},
         "item_item": {
             **(decisions["item_item"].row() if "item_item" in decisions else {"served": False}),
@@ -409,12 +407,10 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
             else {"served": False, "reason": rerank_info.get("reason", "switched off (rerank off)")}
         ),
         "subject_model": {"pooling": sm.pooling, "history": sm.history},
-        "cold_start": cold.weight_choice | {"popularity_weight": cold.popularity_weight},
-        "new_user_history": history_choice,
         "served": served,
     }
     curves = {f"warm/{k}": v.ndcg_curve for k, v in warm.items()}
-    curves.update({f"cold/{k}": v.ndcg_curve for k, v in cold.reports.items()})
+    curves.update({f"cold/{k}": v.ndcg_curve for k, v in new.reports.get(jy.SUBJECTS, {}).items()})
     served_ii = ii_params if base != "als" else None
     return Models(
         als_params=als_params,
@@ -426,8 +422,9 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
         item_item_params=served_ii,
         blend_weight=weight,
         blend_candidates=cfg.blend_candidates,
-        history_foldin=bool(history_choice["served"]),
-        popularity_weight=cold.popularity_weight,
+        history_foldin=new.settings.shrink_k is not None,
+        popularity_weight=new.settings.cold_start_weight,
+        new_users=new.settings,
         metrics=metrics,
         curves=curves,
         studies=studies,

@@ -114,3 +114,17 @@ def report_into(
     """Score one strategy's lists into ``out`` and log its row."""
     out[name] = evaluate_lists(ranked, relevant, n_items)
     log.info("evaluated", extra=kv(strategy=name, **out[name].row()))
+
+
+def ndcg_per_user(
+    ranked: npt.NDArray[np.int64], relevant: Sequence[set[int]]
+) -> npt.NDArray[np.float64]:
+    """NDCG@10 of each user (no intervals): the grids of the new-user journeys."""
+    if len(relevant) == 0:
+        return np.empty(0, dtype=np.float64)
+    top = ranked[:, :10].tolist()
+    hits = np.array([[i in rel for i in row] for row, rel in zip(top, relevant, strict=True)])
+    n_rel = np.minimum([len(r) for r in relevant], 10)
+    ideal = np.cumsum(_DISCOUNT[:10])[n_rel - 1]
+    out: npt.NDArray[np.float64] = (hits * _DISCOUNT[: hits.shape[1]]).sum(axis=1) / ideal
+    return out

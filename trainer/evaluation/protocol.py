@@ -7,15 +7,13 @@ interactions it learned from, and every strategy is compared on the same
 users. Training interactions are excluded from each list; held-out ones are
 the targets.
 
-Cold users (held out entirely by the split) give their first ratings (by time,
-else a seeded order) as the seed from which their favourite subjects are
-taken; the rest are the targets.
+Users the model does not know are judged on their journeys instead
+(trainer/evaluation/journeys.py, trainer/models/cold.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from trainer.evaluation.metrics import CURVE_MAX_K
-from trainer.evaluation.split import COLD, TRAIN
+from trainer.evaluation.split import TRAIN
 from trainer.snapshot import Snapshot
 
 I32 = npt.NDArray[np.int32]
@@ -42,14 +40,6 @@ def _half(seed: int, user_id: str) -> int:
 @dataclass(frozen=True)
 class WarmSet:
     users: I32  # snapshot user indices
-    targets: list[set[int]]
-
-
-@dataclass(frozen=True)
-class ColdSet:
-    users: I32
-    seed_items: list[I32]
-    favourite_subjects: list[list[int]]  # subject_idx, most frequent first
     targets: list[set[int]]
 
 
@@ -103,52 +93,6 @@ def with_part(ws: WarmSet, snap: Snapshot, part: int) -> WarmSet:
     return WarmSet(ws.users, targets)
 
 
-def cold_set(
-    snap: Snapshot,
-    book_subjects: I32,
-    seed: int,
-    max_users: int,
-    seed_fraction: float = 0.3,
-    n_favourites: int = 3,
-    need_subjects: bool = True,
-) -> ColdSet:
-    """Cold users with at least 3 ratings; ``need_subjects``: only those whose seed
-    gives a favourite subject (ColdStart needs one; a user with ratings does not)."""
-    sel = np.flatnonzero(snap.parts == COLD)
-    by_user: dict[int, list[int]] = {}
-    for row in sel.tolist():
-        by_user.setdefault(int(snap.users[row]), []).append(row)
-    users, seeds, favs, targets = [], [], [], []
-    for u, rows in sorted(by_user.items()):
-        if len(rows) < 3:
-            continue
-        if (snap.timestamps[rows] >= 0).all():
-            rows.sort(key=lambda r: (int(snap.timestamps[r]), int(snap.items[r])))
-        else:
-            rows.sort(
-                key=lambda r: hashlib.blake2b(
-                    f"{seed}|{snap.work_ids[snap.items[r]]}".encode(), digest_size=8
-                ).digest()
-            )
-        n_seed = max(1, int(seed_fraction * len(rows)))
-        seed_rows = rows[:n_seed]
-        positive = [r for r in seed_rows if snap.ratings[r] == 0 or snap.ratings[r] >= 6]
-        counts = Counter(
-            int(s) for r in positive for s in book_subjects[snap.items[r]].tolist() if s >= 0
-        )
-        fav = [s for s, _ in sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:n_favourites]]
-        if not fav and need_subjects:
-            continue
-        users.append(u)
-        seeds.append(snap.items[seed_rows].astype(np.int32))
-        favs.append(fav)
-        targets.append({int(snap.items[r]) for r in rows[n_seed:]})
-    keep = _cap(np.array(users, dtype=np.int32), max_users, seed, snap.user_ids)
-    pos = {u: i for i, u in enumerate(users)}
-    idx = [pos[int(u)] for u in keep]
-    return ColdSet(keep, [seeds[i] for i in idx], [favs[i] for i in idx], [targets[i] for i in idx])
-
-
 def top_lists(
     score: Callable[[I32], F32], users: I32, exclude: sp.csr_matrix | None, k: int = K
 ) -> I64:
@@ -188,7 +132,7 @@ def popularity_lists(prior: F32, users: I32, exclude: sp.csr_matrix) -> I64:
 
 
 def exclusion_for(users: I32, seed_items: list[I32], n_items: int) -> sp.csr_matrix:
-    """Rows aligned with ``users`` (position i), excluding each cold user's seed items."""
+    """Rows aligned with ``users`` (position i), excluding each user's known items."""
     rows = np.repeat(np.arange(len(users)), [len(s) for s in seed_items])
     cols = np.concatenate(seed_items) if seed_items else np.empty(0, np.int32)
     m = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(users), n_items))
