@@ -32,12 +32,14 @@ from collections.abc import Callable
 
 log = logging.getLogger("server.intake")
 
-# Read core's count at most this often while calls come in (a read costs ~0.15 ms).
+# Read core's count at most this often while it holds a backlog (a read costs ~0.15 ms),
+# and at most _CALM_S apart while it holds none.
 _EVERY_S = 0.005
+_CALM_S = 0.1
 # A pause this long between calls taken in, the loop running freely: core holds none.
 _QUIET_S = 0.1
 # A gap between core's count and the calls taken in that moved no more than this over
-# a window is dropped calls, not a backlog.
+# a window is dropped calls, not a backlog; a gap no larger than this is no backlog.
 _STEADY_CALLS = 4
 # The heartbeat's period, and how late a beat may be before the loop counts as held.
 _BEAT_S = 0.025
@@ -100,11 +102,14 @@ class CoreIntake:
         clock: Callable[[], float] = time.monotonic,
         every: float = _EVERY_S,
         quiet: float = _QUIET_S,
+        calm: float = _CALM_S,
     ) -> None:
         self._started = started
         self._clock = clock
         self._every = every
         self._quiet = quiet
+        self._calm = calm
+        self._backlog = False  # the last read showed calls waiting in core
         self.heartbeat = Heartbeat(clock)
         self._reads: deque[tuple[float, int]] = deque()  # (time, core's count)
         self._index = 0  # core's count when the last call taken in came
@@ -123,7 +128,7 @@ class CoreIntake:
             self._anchor(now)
             return 0.0
         self._index += 1
-        if now - self._reads[-1][0] >= self._every:
+        if now - self._reads[-1][0] >= (self._every if self._backlog else self._calm):
             if not self._read(now):
                 return 0.0
             self._forget_dropped(now)
@@ -153,6 +158,7 @@ class CoreIntake:
             count = self._reads[-1][1]
             self._index = min(max(last, self._index) + 1, count)
             self._window = (now, count - self._index)
+            self._backlog = count - self._index > _STEADY_CALLS
 
     def _read(self, now: float) -> bool:
         count = self._started()
@@ -161,6 +167,7 @@ class CoreIntake:
             log.warning("channelz unreadable: waits in gRPC core are not counted")
             return False
         self._reads.append((now, count))
+        self._backlog = count - self._index > _STEADY_CALLS
         return True
 
 

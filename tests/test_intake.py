@@ -144,3 +144,31 @@ async def test_the_heartbeat_sees_a_held_loop() -> None:
     time.sleep(0.2)  # noqa: ASYNC251 -- holds the loop, on purpose
     await asyncio.sleep(0.06)
     assert not beat.free(since, time.monotonic())
+
+
+def test_reads_are_rare_without_a_backlog_and_follow_one_that_builds() -> None:
+    """Steady traffic with no backlog (a call every 2 ms, taken 1 ms later) reads core's
+    count about once per calm interval, not every 5 ms (a read costs ~0.15 ms of CPU).
+    Then calls come faster than they are taken in, with no pause: once a read sees the
+    backlog, reads come every 5 ms again and each wait is dated within one read."""
+    calm = 0.1
+    steady = [i * 0.002 for i in range(1000)]  # 2 s
+    rush = [2.0 + i * 0.0002 for i in range(5000)]  # 5 calls a ms, taken 1 a ms
+    core = Core(arrivals=steady + rush)
+    reads = 0
+
+    def started() -> int:
+        nonlocal reads
+        reads += 1
+        return core.started()
+
+    taker = CoreIntake(started, lambda: core.now, EVERY, QUIET, calm)
+    taker.heartbeat = Beat()  # type: ignore[assignment]
+    for t in steady:
+        take_at(core, taker, t + 0.001)
+    assert reads <= 2.0 / calm + 2  # not 2.0 / EVERY = 400
+    for i in range(1500):
+        true, measured = take_at(core, taker, 2.0005 + i * 0.001)
+        assert measured <= true + 1e-9
+        if i * 0.001 > calm + EVERY:  # the backlog was seen by then
+            assert measured >= true - EVERY - 0.001 - 1e-9
