@@ -4,7 +4,9 @@ has not met) and the trainer (scoring those users), so both solve the same thing
     x_u = (YᵀY + λI + Σ_i (c_ui - 1) y_i y_iᵀ)⁻¹ Σ_i c_ui y_i
 
 over the user's rated items with the confidences c of bookrec/confidence.py and
-the trained λ; this is implicit's ``recalculate_user``.
+the trained λ; this is implicit's ``recalculate_user``. A model fitted by Spark MLlib
+(manifest ``params.als.regularization_scaling = "count"``) weighed λ by the number of
+the user's ratings n in every solve (ALS-WR), so its fold-in solves with λ·n.
 """
 
 from __future__ import annotations
@@ -17,11 +19,31 @@ F64 = npt.NDArray[np.float64]
 I32 = npt.NDArray[np.int32]
 
 
-def fold_in(item_factors: F32, yty: F64, regularization: float, items: I32, conf: F32) -> F32:
+SCALINGS = ("none", "count")  # how λ is weighed: as is, or times the user's ratings
+
+
+def scaled(regularization: float, scaling: str, n: int) -> float:
+    """The λ of one solve over ``n`` ratings under ``scaling`` (SCALINGS)."""
+    if scaling == "count":
+        return regularization * n
+    if scaling != "none":
+        raise ValueError(f"unknown regularization scaling {scaling!r}: one of {SCALINGS}")
+    return regularization
+
+
+def fold_in(
+    item_factors: F32,
+    yty: F64,
+    regularization: float,
+    items: I32,
+    conf: F32,
+    scaling: str = "none",
+) -> F32:
     """The least-squares user vector for ``items`` rated with confidences ``conf``."""
     y = np.asarray(item_factors[items], dtype=np.float64)
     c = np.asarray(conf, dtype=np.float64)
-    a = yty + regularization * np.eye(yty.shape[0]) + (y.T * (c - 1.0)) @ y
+    lam = scaled(regularization, scaling, len(c))
+    a = yty + lam * np.eye(yty.shape[0]) + (y.T * (c - 1.0)) @ y
     b = c @ y
     out: F32 = np.linalg.solve(a, b).astype(np.float32)
     return out

@@ -31,7 +31,7 @@ from bookrec.artifact import newest_valid
 from bookrec.log import kv
 from trainer.config import TrainerConfig
 from trainer.demo import SCALES
-from trainer.errors import UserError
+from trainer.errors import StudyJoined, UserError
 from trainer.publish.bucket import PublishError
 
 log = logging.getLogger("trainer")
@@ -109,6 +109,21 @@ def _parser() -> argparse.ArgumentParser:
                 "two thirds to ALS, a third to item-item)",
             )
             c.add_argument("--threads", type=int, help="ALS threads (default 0: all cores)")
+            c.add_argument(
+                "--study-storage",
+                help="share the ALS study with the trainers of other hosts through this "
+                "MariaDB, e.g. mysql://root@DBHOST:3306/test: its trials and clock are "
+                "theirs together, and one of them publishes (docs/scale.md)",
+            )
+            c.add_argument("--study-name", help="the shared study's name (default als-<split id>)")
+            c.add_argument(
+                "--als-engine",
+                choices=["implicit", "spark"],
+                help="fit ALS here (implicit, default) or on Spark MLlib (--spark-master)",
+            )
+            c.add_argument(
+                "--spark-master", help="the Spark master of --als-engine spark: spark://HOST:7077"
+            )
             c.add_argument(
                 "--als-grid",
                 help='points the ALS study tries first, e.g. "factors=64,128;alpha=1;scheme=log"',
@@ -243,6 +258,10 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "upload":
             return _upload(args)
         return asyncio.run(_dispatch(args))
+    except StudyJoined as e:  # a shared study another trainer published: done here
+        log.info("shared study published elsewhere", extra=kv(outcome=str(e)))
+        print(f"not published here: {e}", flush=True)
+        return 0
     except UserError as e:  # bad input (trainer/errors.py): one line; a bug keeps its traceback
         log.error("failed", extra=kv(error=str(e)))
         print(f"trainer: error: {e}", file=sys.stderr)

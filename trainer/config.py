@@ -64,6 +64,19 @@ class TrainerConfig:
     study_seconds: float = above(210.0, 0)
     # Points the ALS study tries first, e.g. "factors=64;alpha=1,10" (cartesian product)
     als_grid: str = ""
+    # One ALS study shared by the trainers of several hosts (trainer/models/shared_study.py):
+    # the MariaDB they share (mysql://USER:PASSWORD@HOST:PORT/DB) and the study's name
+    # (empty: als-<split id>); the study's trials and clock are theirs together, and one of
+    # them publishes. Empty storage: the study is this trainer's own.
+    study_storage: str = ""
+    study_name: str = ""
+    study_heartbeat_seconds: int = at_least(10, 1)
+    # Who fits ALS: "implicit" here, or "spark": Spark MLlib on the cluster at spark_master
+    # (spark://HOST:7077, local[N]), trainer/models/spark_als.py; spark_memory: the heap of
+    # the Spark driver and of each executor
+    als_engine: str = one_of("implicit", ("implicit", "spark"))
+    spark_master: str = ""
+    spark_memory: str = "512m"
     item_item: bool = True  # EASE over the catalogue's head as a second candidate source
     # EASE's dense fit takes every book read twice or more while 24 * books² bytes fit
     # item_item_memory_mb (or half the free memory, when less); item_item_max_items caps it

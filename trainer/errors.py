@@ -20,3 +20,9 @@ class InputError(UserError, ValueError):
 
 class ModelFitError(UserError):
     """Training could not produce a usable model."""
+
+
+class StudyJoined(Exception):
+    """This trainer ran its share of a study shared by several trainers, and another
+    one of them published the model (trainer/models/shared_study.py): the run ends
+    without an artifact of its own, and that is a success."""

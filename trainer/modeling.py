@@ -56,6 +56,7 @@ from trainer.models import reranker as rr
 from trainer.models.als import ALSModel, ALSParams, training_matrix
 from trainer.models.cold import NewUserSettings, evaluate_new_users, journey_metrics
 from trainer.models.item_item import ItemItem, ItemItemFitter, ItemItemParams
+from trainer.models.shared_study import SharedStudy
 from trainer.models.study import (
     PRUNE_USERS,
     AlsSearch,
@@ -85,6 +86,7 @@ class ModelConfig:
     als_base: ALSParams = field(default_factory=ALSParams)
     als_enqueue: tuple[ALSParams, ...] = ()  # points the study tries first
     als_budget: StudyBudget = field(default_factory=StudyBudget)
+    als_shared: SharedStudy | None = None  # the ALS study several trainers share
     item_item: ItemItemParams | None = field(default_factory=ItemItemParams)  # None: off
     item_item_trials: int = 6
     item_item_seconds: float = 100.0
@@ -159,9 +161,9 @@ def search_als(
     search = AlsSearch(fit_matrix, score, cfg.als_base, explicit)
     enqueue = [als_point(p, explicit) for p in cfg.als_enqueue]
     search.deadline = time.perf_counter() + cfg.als_budget.seconds
-    study = run_study("als", search, cfg.als_budget, cfg.seed, enqueue)
-    assert search.best is not None  # run_study raises when no trial completed
-    return search.best[1], search.best[2], study
+    study = run_study("als", search, cfg.als_budget, cfg.seed, enqueue, shared=cfg.als_shared)
+    params, model = search.chosen(study)
+    return params, model, study
 
 
 SHARES = (0.0, 0.3, 0.5, 0.7, 1.0)  # RP3beta's share of the item-item model

@@ -11,6 +11,7 @@ from bookrec.log import kv
 from trainer.cleaning.clean import CleanData, clean
 from trainer.cleaning.interactions import KCore
 from trainer.config import TrainerConfig
+from trainer.errors import StudyJoined
 from trainer.run_report import RunResult, served_ndcg, split_config, stage
 from trainer.snapshot import Snapshot
 from trainer.sources.generic import ImportOptions
@@ -71,7 +72,8 @@ async def run(cfg: TrainerConfig) -> RunResult:
 
             result = await train_and_publish(cfg, snap, store, times)
         except BaseException as e:
-            await store.finish_run(run_id, "failed", split_id, message=f"{type(e).__name__}: {e}")
+            status = "joined" if isinstance(e, StudyJoined) else "failed"
+            await store.finish_run(run_id, status, split_id, message=f"{type(e).__name__}: {e}")
             raise
         summary = {
             "seconds": times,

@@ -5,6 +5,7 @@ that train (torch, LightGBM, Optuna)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from bookrec.pooling import POOLINGS
 from trainer.config import TrainerConfig
@@ -15,6 +16,7 @@ from trainer.models.als import ALSParams
 from trainer.models.item_item import ItemItemParams
 from trainer.models.refit import refit
 from trainer.models.reranker import RerankerParams
+from trainer.models.shared_study import SharedStudy
 from trainer.models.study import StudyBudget
 from trainer.models.subject_model import SubjectModelParams
 from trainer.models.tuning import parse_grid
@@ -72,8 +74,11 @@ async def train_and_publish(
 ) -> RunResult:
     with stage("features", times):
         feats = build_features(snap, cfg.min_subject_books, cfg.max_subjects, cfg.prior_strength)
+    shared = SharedStudy.of(
+        cfg.study_storage, cfg.study_name, snap.split_id, cfg.study_heartbeat_seconds
+    )
     with stage("models", times):
-        models = train_models(snap, feats, model_config(cfg))
+        models = train_models(snap, feats, replace(model_config(cfg), als_shared=shared))
     times.update({f"models.{k}": v for k, v in models.stage_seconds.items()})
     if await store.test_evaluation(snap.split_id) is None:
         with stage("test_baselines", times):
@@ -99,4 +104,6 @@ async def train_and_publish(
             counts={**snap.counts(), "subjects": len(feats.vocab.slugs)},
             visible=refused is None,
         )
+    if (claim := models.studies["als"].claim) is not None:  # a shared study: others stop
+        claim.finish({"status": "rejected" if refused else "published", "artifact": artifact.name})
     return RunResult(artifact, snap.split_id, times, models.metrics, refused)

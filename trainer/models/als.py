@@ -35,6 +35,11 @@ class ALSParams:
     min_rating: int = 0
     seed: int = 0
     threads: int = 0  # 0 = all cores
+    # Who fits: "implicit" here, "spark" on Spark MLlib (trainer/models/spark_als.py),
+    # and how its least-squares solves weigh the regularisation: "none" (implicit: λ),
+    # "count" (MLlib: λ times the ratings of the user or item). Fold-in follows it.
+    engine: str = "implicit"
+    regularization_scaling: str = "none"
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,10 @@ def train_als(
 
     if user_items.nnz == 0:
         raise ModelFitError("no interactions to train ALS on: check the ratings file")
+    if params.engine == "spark":  # one fit on the cluster: no checkpoints to prune at
+        from trainer.models import spark_als
+
+        return spark_als.fit(user_items, params)
     stops = sorted({c for c in checkpoints if 0 < c < params.iterations} | {params.iterations})
     # BLAS threads fight implicit's own OpenMP loop; it warns unless limited.
     with threadpool_limits(1, "blas"):

@@ -20,7 +20,7 @@ def parse_grid(text: str, base: ALSParams) -> list[ALSParams]:
     for group in filter(None, (g.strip() for g in text.split(";"))):
         name, _, values = group.partition("=")
         name = name.strip()
-        if name not in kinds or name in ("seed", "threads"):
+        if name not in kinds or name in ("seed", "threads", "engine", "regularization_scaling"):
             raise InputError(f"ALS grid: unknown field {name!r} in {group!r}")
         try:
             axes.append([(name, kinds[name](v.strip())) for v in values.split(",") if v.strip()])
