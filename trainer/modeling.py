@@ -177,6 +177,8 @@ class ItemItemChoice:
     pool: CandidatePool  # the tune half's candidates at that choice
     studies: dict[str, StudyResult]
     on_tune: dict[str, float]  # NDCG@10 at each (share, weight)
+    alone: ItemItem  # item-item served alone (weight 0): the best share at weight 0
+    alone_params: ItemItemParams
 
 
 def search_item_item(
@@ -188,7 +190,9 @@ def search_item_item(
 ) -> ItemItemChoice:
     """EASE's λ and RP3beta's (alpha, beta) by small studies on each model's own lists,
     then RP3beta's share and the ALS blend weight together on the served blend; all on
-    the first PRUNE_USERS tune users (the reranker gets the whole half's pool)."""
+    the first PRUNE_USERS tune users (the reranker gets the whole half's pool). Weight 0
+    is item-item served alone (EASE alone at share 0): a candidate like any blend, and
+    the best share at weight 0 is kept to be reported beside the chosen blend."""
     quick = WarmSet(tune.users[:PRUNE_USERS], tune.targets[:PRUNE_USERS])
     fitter = ItemItemFitter(exclude, params)
     budget = StudyBudget(cfg.item_item_trials, cfg.item_item_seconds / 2)
@@ -226,6 +230,7 @@ def search_item_item(
     )
     on_tune: dict[str, float] = {}
     best: tuple[float, ItemItem, ItemItemParams, float] | None = None
+    alone: tuple[float, ItemItem, ItemItemParams] | None = None
     uf, itf, n = als.user_factors, als.item_factors, cfg.blend_candidates
     for share in SHARES:
         p = replace(chosen, rp3_share=share)
@@ -236,12 +241,14 @@ def search_item_item(
             on_tune[f"share={share},w={w}"] = round(v, 4)
             if best is None or v > best[0]:
                 best = (v, ii, p, w)
-    assert best is not None
+            if w == 0.0 and (alone is None or v > alone[0]):
+                alone = (v, ii, p)
+    assert best is not None and alone is not None
     _, ii, p, weight = best
     pool = candidate_pool(
         als.user_factors, als.item_factors, ii.matrix, tune.users, exclude, cfg.blend_candidates
     )
-    return ItemItemChoice(ii, p, weight, pool, studies, on_tune)
+    return ItemItemChoice(ii, p, weight, pool, studies, on_tune, alone[1], alone[2])
 
 
 def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
@@ -294,25 +301,28 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     if choice is not None:
         ii, ii_params, w, tune_pool = choice.model, choice.params, choice.weight, choice.pool
         studies.update(choice.studies)
-        eval_pool = candidate_pool(
-            als.user_factors,
-            als.item_factors,
-            ii.matrix,
-            evals.users,
-            exclude,
-            cfg.blend_candidates,
-        )
-        report_into(warm, "als+item_item", blend_lists(eval_pool, w), evals.targets, snap.n_items)
-        decisions["item_item"] = decide(
-            "item_item", warm["als+item_item"], warm["als"], "als", cfg.seed
-        )
+
+        def pool_of(model: ItemItem) -> CandidatePool:
+            uf, itf, n = als.user_factors, als.item_factors, cfg.blend_candidates
+            return candidate_pool(uf, itf, model.matrix, evals.users, exclude, n)
+
+        eval_pool = pool_of(ii)
+        # Weight 0 is item-item alone (ALS only widens its candidates past what it reaches).
+        name = "item_item" if w == 0.0 else "als+item_item"
+        report_into(warm, name, blend_lists(eval_pool, w), evals.targets, snap.n_items)
+        if name != "item_item":  # item-item alone beside the blend, for the record
+            lists = blend_lists(pool_of(choice.alone), 0.0)
+            report_into(warm, "item_item", lists, evals.targets, snap.n_items)
+        decisions["item_item"] = decide("item_item", warm[name], warm["als"], "als", cfg.seed)
         blend_info = {
             "weight": w,
+            "strategy": name,
             "params": asdict(ii_params),
+            "alone_params": asdict(choice.alone_params),
             "tune_ndcg@10": choice.on_tune,
         }
         if decisions["item_item"].served:
-            base, weight = "als+item_item", w
+            base, weight = name, w
         lap("item_item")
 
     train = snap.parts == TRAIN
