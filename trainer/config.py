@@ -96,6 +96,11 @@ class TrainerConfig:
     # published artifact's on the same split
     gate_tolerance: float = at_least(0.01, 0)
     threads: int = at_least(0, 1, zero_means="all cores")
+    # The data pipeline's columnar engine (DuckDB, trainer/cleaning/columnar.py): the memory
+    # it may hold ("4GB", "50%") before it spills to columnar_temp_dir (empty: the system's
+    # temporary folder), docs/scale.md
+    columnar_memory: str = "4GB"
+    columnar_temp_dir: str = ""
     prior_strength: float = at_least(10.0, 0)
     min_subject_books: int = at_least(2, 1)
     # The servers' shared rating log (docs/fleet.md): nats://HOST:PORT/STREAM. Each run

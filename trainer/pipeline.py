@@ -8,7 +8,8 @@ import logging
 
 from bookrec.artifact import clean_stale_tmp
 from bookrec.log import kv
-from trainer.cleaning.clean import CleanData, clean
+from trainer.cleaning.clean import Cleaned, clean
+from trainer.cleaning.columnar import ColumnarSettings, configure
 from trainer.cleaning.interactions import KCore
 from trainer.config import TrainerConfig
 from trainer.errors import StudyJoined
@@ -25,12 +26,14 @@ def import_options(cfg: TrainerConfig) -> ImportOptions:
     return ImportOptions(cfg.interaction_kind, cfg.rating_scale, cfg.skip_bad_rows)
 
 
-def dataset_of(cfg: TrainerConfig, data: CleanData) -> DataSet:
+def dataset_of(cfg: TrainerConfig, data: Cleaned) -> DataSet:
     return DataSet(data.source, str(cfg.data_dir.resolve()))
 
 
-def clean_data_dir(cfg: TrainerConfig, times: dict[str, float]) -> CleanData:
+def clean_data_dir(cfg: TrainerConfig, times: dict[str, float]) -> Cleaned:
+    """Read and clean in the columnar engine; the caller closes the result."""
     options = import_options(cfg)  # a bad setting fails before anything is read
+    configure(ColumnarSettings(cfg.columnar_memory, cfg.columnar_temp_dir, cfg.threads))
     with stage("read", times):
         raw = read_data_dir(cfg.data_dir, options, cfg.rating_log)
     with stage("clean", times):
@@ -41,10 +44,10 @@ def clean_data_dir(cfg: TrainerConfig, times: dict[str, float]) -> CleanData:
 
 async def ingest(cfg: TrainerConfig, times: dict[str, float]) -> LoadSummary:
     """Read and clean the data directory, then load it into the store."""
-    data = clean_data_dir(cfg, times)
-    async with await Store.open(cfg.store, progress=log.info) as store:
-        with stage("load", times):
-            return await store.load(data, dataset_of(cfg, data), cfg.allow_mixed_data)
+    with clean_data_dir(cfg, times) as data:
+        async with await Store.open(cfg.store, progress=log.info) as store:
+            with stage("load", times):
+                return await store.load(data, dataset_of(cfg, data), cfg.allow_mixed_data)
 
 
 async def freeze_and_export(store: Store, cfg: TrainerConfig, times: dict[str, float]) -> Snapshot:
@@ -59,13 +62,18 @@ async def run(cfg: TrainerConfig) -> RunResult:
     times: dict[str, float] = {}
     clean_stale_tmp(cfg.artifacts_dir)
     data = clean_data_dir(cfg, times)
-    async with await Store.open(cfg.store, progress=log.info) as store:
+    try:
+        opened = await Store.open(cfg.store, progress=log.info)
+    except BaseException:
+        data.close()
+        raise
+    async with opened as store:
         run_id = await store.start_run()
         split_id: str | None = None
         try:
-            with stage("load", times):
+            with stage("load", times), data:
                 await store.load(data, dataset_of(cfg, data), cfg.allow_mixed_data)
-            del data
+            # the engine's tables are gone: training has the memory
             snap = await freeze_and_export(store, cfg, times)
             split_id = snap.split_id
             from trainer.training import train_and_publish  # torch, LightGBM: load when needed

@@ -13,17 +13,19 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import re
-import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bookrec import rerank_features
-from trainer.cleaning.isbn import normalize_isbn
 from trainer.cleaning.report import CleaningReport
 from trainer.cleaning.rules import BOOKS_ONE_PER_ISBN, BOOKS_VALID_ISBN, EDITIONS_TO_WORKS
-from trainer.cleaning.subjects import best_spelling, normalize_part, split_subject_spelled
-from trainer.sources.raw import RawBook
+from trainer.cleaning.subjects import best_spelling, normalize_part
+
+if TYPE_CHECKING:
+    from trainer.cleaning.columnar import Columnar
+    from trainer.sources.raw import RawBook
 
 UNKNOWN_AUTHOR = rerank_features.UNKNOWN_AUTHOR
 WORK_KEY_PREFIX = "work:"  # book_key form that names a work id directly
@@ -79,7 +81,8 @@ def clean_year(raw: str) -> int | None:
     return y if MIN_YEAR <= y <= _dt.date.today().year else None
 
 
-def _pages(raw: str) -> int | None:
+def clean_pages(raw: str) -> int | None:
+    """Impossible page counts (outside MIN_PAGES..MAX_PAGES) are unknown."""
     try:
         p = int(float(raw))
     except ValueError:
@@ -92,19 +95,153 @@ def fallback_work_id(title: str, author: str) -> str:
     return "BX" + hashlib.sha1(key.encode()).hexdigest()[:10].upper()
 
 
-def _subject_parts(raws: Sequence[str], spellings: dict[str, Counter[str]]) -> list[str]:
-    """A work's distinct parts in order; each distinct spelling of a part counts once in
-    ``spellings`` (part -> spelling -> books)."""
-    out: list[str] = []
-    seen: set[tuple[str, str]] = set()
-    for raw in raws:
-        for part, spelling in split_subject_spelled(raw):
-            if part not in out:
-                out.append(part)
-            if (part, spelling) not in seen:
-                seen.add((part, spelling))
-                spellings.setdefault(part, Counter())[spelling] += 1
-    return out
+# -- the merge, in the columnar engine ------------------------------------------------------
+#
+# Input tables (trainer/sources/raw.py): raw_books, source_isbn_work (Open Library's ISBN ->
+# work key), raw_subjects (work key -> raw strings) and isbn_canon (raw ISBN -> ISBN-13).
+# Output: works, work_isbns, work_parts, isbn_to_work, key_to_work.
+#
+# The rows are taken in one order: those that carry a work id (their own, or Open
+# Library's for their ISBN) first, then the rest, each in file order. A row is dropped
+# when it has neither a valid ISBN nor a book key, or when an earlier row had its
+# ISBN. A row without a work id joins the first work id seen with its normalised title
+# and author, else takes the fallback id, which depends on that pair alone: so the
+# result is the one of taking the rows one by one in that order.
+_ORDER = "CAST(cand IS NULL AS BIGINT) * 1000000000000000 + pos"
+
+
+def merge_editions(db: Columnar, report: CleaningReport) -> dict[str, str]:
+    """Build the works tables from raw_books; returns the subject spellings."""
+    db.execute(
+        """CREATE OR REPLACE TABLE b1 AS
+        SELECT r.pos, r.title, r.author, r.year, r.pages, r.book_key,
+               CASE WHEN r.isbn <> '' THEN c.canon END AS nisbn,
+               coalesce(nullif(r.work_key, ''), o.work) AS cand
+        FROM raw_books r
+        LEFT JOIN isbn_canon c ON c.raw = r.isbn
+        LEFT JOIN source_isbn_work o ON o.isbn = c.canon AND r.isbn <> ''"""
+    )
+    db.execute(
+        f"""CREATE OR REPLACE TABLE b2 AS
+        SELECT *, {_ORDER} AS ord, py_book_parts(title, author) AS p
+        FROM (SELECT *, row_number() OVER (PARTITION BY nisbn ORDER BY {_ORDER}) AS nth
+              FROM b1 WHERE nisbn IS NOT NULL OR book_key <> '')
+        WHERE nisbn IS NULL OR nth = 1"""
+    )
+    n_books = db.count("raw_books")
+    invalid = n_books - db.count("b1 WHERE nisbn IS NOT NULL OR book_key <> ''")
+    n_kept = db.count("b2")
+    db.execute(
+        """CREATE OR REPLACE TABLE b3 AS
+        WITH first_of_key AS (
+          SELECT p[5] AS tk, p[6] AS ak, arg_min(cand, pos) AS wid
+          FROM b2 WHERE cand IS NOT NULL GROUP BY ALL)
+        SELECT b2.*, CASE WHEN b2.cand IS NOT NULL THEN b2.cand
+                          ELSE coalesce(f.wid, b2.p[7]) END AS work_id
+        FROM b2 LEFT JOIN first_of_key f ON f.tk = b2.p[5] AND f.ak = b2.p[6]"""
+    )
+    db.execute(
+        """CREATE OR REPLACE TABLE works_raw AS
+        SELECT work_id, arg_min(p[1], ord) AS title, arg_min(p[4], ord) AS author,
+               min(py_year(year)) AS year,
+               arg_min(py_pages(pages), ord) FILTER (WHERE py_pages(pages) IS NOT NULL) AS pages,
+               arg_min(p[2], ord) AS series, arg_min(CAST(p[3] AS BIGINT), ord) AS series_volume
+        FROM b3 GROUP BY work_id"""
+    )
+    db.execute(
+        """CREATE OR REPLACE TABLE work_isbns AS
+        SELECT work_id, nisbn AS isbn FROM b3 WHERE nisbn IS NOT NULL"""
+    )
+    db.execute("CREATE OR REPLACE TABLE isbn_to_work AS SELECT isbn, work_id FROM work_isbns")
+    db.execute(
+        f"""CREATE OR REPLACE TABLE key_to_work AS
+        SELECT book_key, arg_max(work_id, ord) AS work_id FROM b3 WHERE book_key <> ''
+        GROUP BY book_key
+        UNION ALL SELECT '{WORK_KEY_PREFIX}' || work_id, work_id FROM works_raw"""
+    )
+    n_works = db.count("works_raw")
+    report.add(BOOKS_VALID_ISBN, n_books, n_books - invalid, "bad check digit or length")
+    report.add(
+        BOOKS_ONE_PER_ISBN, n_books - invalid, n_kept, "same ISBN listed twice; the first row wins"
+    )
+    report.add(
+        EDITIONS_TO_WORKS,
+        n_kept,
+        n_works,
+        "editions of one text merged (work key, Open Library, title + author)",
+    )
+    for t in ("b1", "b2", "b3"):
+        db.execute(f"DROP TABLE {t}")
+    spellings = _subjects(db)
+    _impute_pages(db, report)
+    return spellings
+
+
+def _subjects(db: Columnar) -> dict[str, str]:
+    """work_parts (a work's distinct parts, main first) and each part's display name."""
+    db.execute(
+        """CREATE OR REPLACE TABLE subject_map AS
+        SELECT raw, py_subject_parts(raw) AS l
+        FROM (SELECT DISTINCT s.raw FROM raw_subjects s SEMI JOIN works_raw w
+              ON w.work_id = s.work_id)"""
+    )
+    db.execute(
+        """CREATE OR REPLACE TABLE subject_pairs AS
+        SELECT s.work_id, s.rpos, i, m.l[2 * i - 1] AS part, m.l[2 * i] AS spelling
+        FROM raw_subjects s SEMI JOIN works_raw w ON w.work_id = s.work_id
+        JOIN subject_map m ON m.raw = s.raw,
+        LATERAL (SELECT unnest(range(1, len(m.l) // 2 + 1)) AS i)"""
+    )
+    db.execute(
+        """CREATE OR REPLACE TABLE work_parts AS
+        SELECT work_id, CAST(row_number() OVER (PARTITION BY work_id ORDER BY rpos, i) - 1
+                             AS BIGINT) AS position, part
+        FROM (SELECT work_id, part, arg_min(rpos, rpos * 100000 + i) AS rpos,
+                     arg_min(i, rpos * 100000 + i) AS i
+              FROM subject_pairs GROUP BY work_id, part)"""
+    )
+    counts: dict[str, Counter[str]] = {}
+    for part, spelling, n in db.all(
+        """SELECT part, spelling, count(*) FROM
+           (SELECT DISTINCT work_id, part, spelling FROM subject_pairs) GROUP BY ALL"""
+    ):
+        counts.setdefault(part, Counter())[spelling] = n
+    db.execute("DROP TABLE subject_pairs")
+    db.execute("DROP TABLE subject_map")
+    return {part: best_spelling(part, c) for part, c in counts.items()}
+
+
+def _impute_pages(db: Columnar, report: CleaningReport) -> None:
+    """Missing page counts take the median of works sharing the main subject."""
+    overall = db.scalar(
+        "SELECT CAST(trunc(quantile_cont(pages, 0.5)) AS BIGINT) FROM works_raw "
+        "WHERE pages IS NOT NULL"
+    )
+    overall = 250 if overall is None else int(overall)
+    db.execute(
+        f"""CREATE OR REPLACE TABLE works AS
+        WITH main AS (SELECT work_id, part FROM work_parts WHERE position = 0),
+        medians AS (
+          SELECT m.part, CAST(trunc(quantile_cont(w.pages, 0.5)) AS BIGINT) AS median
+          FROM works_raw w JOIN main m USING (work_id) WHERE w.pages IS NOT NULL GROUP BY m.part)
+        SELECT w.work_id, w.title, w.author, w.year,
+               coalesce(w.pages, d.median, {overall}) AS pages, w.pages IS NULL AS pages_imputed,
+               w.series, w.series_volume,
+               CASE WHEN w.pages IS NOT NULL THEN NULL WHEN d.median IS NOT NULL THEN 'subject'
+                    ELSE 'overall' END AS imputed_by
+        FROM works_raw w LEFT JOIN main m USING (work_id) LEFT JOIN medians d ON d.part = m.part
+        ORDER BY w.work_id"""
+    )
+    db.execute("DROP TABLE works_raw")
+    report.notes["pages_imputed"] = dict(
+        db.all(
+            "SELECT imputed_by, count(*) FROM works WHERE imputed_by IS NOT NULL "
+            "GROUP BY imputed_by ORDER BY min(work_id)"
+        )
+    )
+
+
+# -- small inputs: the same merge on rows held in Python (tests, tools) ---------------------
 
 
 def build_works(
@@ -113,87 +250,41 @@ def build_works(
     work_subjects: dict[str, list[str]],
     report: CleaningReport,
 ) -> Works:
-    works: dict[str, Work] = {}
-    by_title_author: dict[tuple[str, str], str] = {}
-    isbn_work: dict[str, str] = {}
-    key_work: dict[str, str] = {}
-    spellings: dict[str, Counter[str]] = {}
-    invalid = duplicate = 0
-    # Rows that carry a work id first, so unmapped twins can join their work.
-    ordered = sorted(
-        books, key=lambda b: 0 if b.work_key or normalize_isbn(b.isbn) in isbn_to_work else 1
-    )
-    for row in ordered:
-        isbn = normalize_isbn(row.isbn) if row.isbn else None
-        if isbn is None and not row.book_key:
-            invalid += 1
-            continue
-        if isbn is not None and isbn in isbn_work:
-            duplicate += 1
-            continue
-        title, series, volume = split_series(row.title)
-        author = primary_author(row.author)
-        key = (normalize_part(title), normalize_part(author))
-        wid = (
-            row.work_key
-            or (isbn_to_work.get(isbn) if isbn else None)
-            or by_title_author.get(key)
-            or fallback_work_id(title, author)
+    """``merge_editions`` on Python rows; the works come back as ``Work`` objects."""
+    from trainer.sources.raw import RawDataset
+
+    raw = RawDataset("", books=list(books), isbn_to_work=isbn_to_work, work_subjects=work_subjects)
+    with raw.tables() as db:
+        spellings = merge_editions(db, report)
+        works = read_works(db)
+        isbn_work = dict(db.all("SELECT isbn, work_id FROM isbn_to_work"))
+        key_work = dict(db.all("SELECT book_key, work_id FROM key_to_work"))
+    return Works(works, isbn_work, key_work, spellings)
+
+
+def read_works(db: Columnar) -> list[Work]:
+    """The works table as ``Work`` objects, sorted by work_id (small data only)."""
+    isbns: dict[str, list[str]] = {}
+    for wid, isbn in db.all("SELECT work_id, isbn FROM work_isbns ORDER BY rowid"):
+        isbns.setdefault(wid, []).append(isbn)
+    parts: dict[str, list[str]] = {}
+    for wid, part in db.all("SELECT work_id, part FROM work_parts ORDER BY work_id, position"):
+        parts.setdefault(wid, []).append(part)
+    return [
+        Work(
+            wid,
+            title,
+            author,
+            year,
+            series,
+            vol,
+            pages,
+            imputed,
+            isbns.get(wid, []),
+            parts.get(wid, []),
         )
-        work = works.get(wid)
-        year = clean_year(row.year)
-        if work is None:
-            work = Work(wid, title, author, year, series, volume, _pages(row.pages))
-            work.subjects = _subject_parts(work_subjects.get(wid, []), spellings)
-            works[wid] = work
-        else:
-            if year is not None and (work.year is None or year < work.year):
-                work.year = year  # the first edition's year
-            work.pages = work.pages or _pages(row.pages)
-        if isbn is not None:
-            work.isbns.append(isbn)
-            isbn_work[isbn] = wid
-        if row.book_key:
-            key_work[row.book_key] = wid
-        by_title_author.setdefault(key, wid)
-    report.add(BOOKS_VALID_ISBN, len(books), len(books) - invalid, "bad check digit or length")
-    report.add(
-        BOOKS_ONE_PER_ISBN,
-        len(books) - invalid,
-        len(books) - invalid - duplicate,
-        "same ISBN listed twice; the first row wins",
-    )
-    report.add(
-        EDITIONS_TO_WORKS,
-        len(books) - invalid - duplicate,
-        len(works),
-        "editions of one text merged (work key, Open Library, title + author)",
-    )
-    _impute_pages(list(works.values()), report)
-    # Ratings recorded by the server name works directly (trainer/sources/feedback.py).
-    key_work.update({f"{WORK_KEY_PREFIX}{wid}": wid for wid in works})
-    return Works(
-        sorted(works.values(), key=lambda w: w.work_id),
-        isbn_work,
-        key_work,
-        {part: best_spelling(part, counts) for part, counts in spellings.items()},
-    )
-
-
-def _impute_pages(works: list[Work], report: CleaningReport) -> None:
-    """Missing page counts take the median of works sharing the main subject."""
-    by_subject: dict[str, list[int]] = {}
-    for w in works:
-        if w.pages is not None and w.subjects:
-            by_subject.setdefault(w.subjects[0], []).append(w.pages)
-    known = [w.pages for w in works if w.pages is not None]
-    overall = int(statistics.median(known)) if known else 250
-    medians = {s: int(statistics.median(v)) for s, v in by_subject.items()}
-    imputed = Counter[str]()
-    for w in works:
-        if w.pages is None:
-            subject = w.subjects[0] if w.subjects else ""
-            w.pages = medians.get(subject, overall)
-            w.pages_imputed = True
-            imputed["subject" if subject in medians else "overall"] += 1
-    report.notes["pages_imputed"] = dict(imputed)
+        for wid, title, author, year, pages, imputed, series, vol in db.all(
+            "SELECT work_id, title, author, year, pages, pages_imputed, series, series_volume "
+            "FROM works ORDER BY work_id"
+        )
+    ]

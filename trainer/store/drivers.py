@@ -10,7 +10,7 @@ asyncio-native.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
@@ -37,6 +37,12 @@ class Driver(Protocol):
         ...
 
     async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]: ...
+    def chunks(
+        self, sql: str, params: Params | None = None, size: int = 100_000
+    ) -> AsyncIterator[list[Row]]:
+        """The rows of ``sql`` a chunk at a time, never all of them in memory at once."""
+        ...
+
     async def begin(self, consistent_snapshot: bool = False) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
@@ -74,6 +80,17 @@ class SQLiteDriver:
     async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
         c = compile_sql(sql, self.dialect)
         return self.conn.execute(c.sql, c.args(params)).fetchall()
+
+    async def chunks(
+        self, sql: str, params: Params | None = None, size: int = 100_000
+    ) -> AsyncIterator[list[Row]]:
+        c = compile_sql(sql, self.dialect)
+        cur = self.conn.execute(c.sql, c.args(params))
+        try:
+            while rows := cur.fetchmany(size):
+                yield rows
+        finally:
+            cur.close()
 
     async def begin(self, consistent_snapshot: bool = False) -> None:
         # A read transaction in SQLite is a snapshot; IMMEDIATE takes the write lock early.
@@ -186,6 +203,25 @@ class MySQLDriver:
                 await cur.execute(c.sql, c.args(params))
                 rows: list[Row] = list(await cur.fetchall())
                 return rows
+        except Exception as e:
+            if _connection_gone(e):
+                raise self._lost(e) from e
+            raise
+
+    async def chunks(
+        self, sql: str, params: Params | None = None, size: int = 100_000
+    ) -> AsyncIterator[list[Row]]:
+        """Streamed from the server (an unbuffered cursor): the client holds one chunk."""
+        from asyncmy.cursors import SSCursor
+
+        if self.lost is not None:
+            raise self.lost
+        c = compile_sql(sql, self.dialect)
+        try:
+            async with self.conn.cursor(SSCursor) as cur:
+                await cur.execute(c.sql, c.args(params))
+                while rows := list(await cur.fetchmany(size)):
+                    yield rows
         except Exception as e:
             if _connection_gone(e):
                 raise self._lost(e) from e

@@ -28,7 +28,8 @@ import numpy.typing as npt
 
 from bookrec.log import kv
 from trainer.cleaning.catalog import UNKNOWN_AUTHOR
-from trainer.cleaning.clean import CleanData
+from trainer.cleaning.clean import CleanData, Cleaned
+from trainer.cleaning.columnar import CHUNK, Columnar
 from trainer.errors import InputError
 from trainer.evaluation.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign
 from trainer.snapshot import Snapshot
@@ -140,28 +141,44 @@ class Store:
 
     # -- load ---------------------------------------------------------------------------
 
-    async def _index(self, table: str, key: str, idx: str) -> dict[str, int]:
-        return {
-            str(k): int(i) for k, i in await self.db.fetchall(f"SELECT {key}, {idx} FROM {table}")
-        }
-
-    @staticmethod
-    def _assign(existing: dict[str, int], keys: Iterable[str]) -> tuple[dict[str, int], int]:
-        """Stable indices: known keys keep theirs, new keys get the next ones in sorted order."""
-        out = dict(existing)
-        nxt = max(existing.values(), default=-1) + 1
-        new = sorted(set(keys) - existing.keys())
-        for k in new:
-            out[k] = nxt
-            nxt += 1
-        return out, len(new)
-
     async def _write(self, table: Table, rows: Sequence[Sequence[Any]], what: str) -> None:
         sql = upsert_sql(self.db.dialect, table)
         for start in range(0, len(rows), BATCH):
             await self.db.executemany(sql, rows[start : start + BATCH])
-            if len(rows) > 10 * BATCH and (start // BATCH) % 40 == 0:
-                self.progress(f"loading {what}: {min(start + BATCH, len(rows))}/{len(rows)}")
+
+    async def _stream(
+        self, table: Table, chunks: Iterable[Sequence[Sequence[Any]]], what: str
+    ) -> int:
+        """Bulk-load ``chunks`` of rows (one multi-row statement per chunk on MySQL)."""
+        sql = upsert_sql(self.db.dialect, table)
+        n = 0
+        for rows in chunks:
+            await self.db.executemany(sql, rows)
+            n += len(rows)
+            if n % (10 * CHUNK) < len(rows):
+                self.progress(f"loading {what}: {n}")
+        return n
+
+    async def _pull_index(self, db: Columnar, table: str, key: str, idx: str) -> None:
+        """The store's key -> index of ``table`` into the engine as ``store_<table>``."""
+        db.execute(f"CREATE OR REPLACE TABLE store_{table} (key VARCHAR, idx BIGINT)")
+        async for rows in self.db.chunks(f"SELECT {key}, {idx} FROM {table}", size=CHUNK):
+            db.insert(f"store_{table}", ("key", "idx"), [(str(k), int(i)) for k, i in rows])
+
+    async def _assign(self, db: Columnar, table: str, key: str, idx: str, keys_sql: str) -> int:
+        """Stable indices in ``idx_<table>``: known keys keep theirs, new keys get the next
+        ones in sorted order. Returns how many are new."""
+        await self._pull_index(db, table, key, idx)
+        db.execute(
+            f"""CREATE OR REPLACE TABLE idx_{table} AS
+            WITH new AS (SELECT DISTINCT k AS key FROM ({keys_sql}) ANTI JOIN store_{table} s
+                         ON s.key = k)
+            SELECT key, idx, false AS is_new FROM store_{table}
+            UNION ALL
+            SELECT key, (SELECT coalesce(max(idx), -1) FROM store_{table})
+                        + row_number() OVER (ORDER BY key) AS idx, true FROM new"""
+        )
+        return int(db.scalar(f"SELECT count(*) FROM idx_{table} WHERE is_new"))
 
     async def datasets(self) -> list[dict[str, str]]:
         rows = await self.db.fetchall(
@@ -203,169 +220,204 @@ class Store:
             )
 
     async def load(
-        self, data: CleanData, dataset: DataSet | None = None, allow_mixed: bool = False
+        self, data: Cleaned | CleanData, dataset: DataSet | None = None, allow_mixed: bool = False
     ) -> LoadSummary:
-        """Upsert clean data in one transaction; re-running it changes nothing.
+        """Load clean data in one transaction; re-running it changes nothing.
 
-        With ``dataset``, the store records which data set it holds and refuses
-        (InputError, nothing written) a different one unless ``allow_mixed``.
+        Bulk: indices are assigned in the columnar engine, beside the clean tables,
+        and the rows go to the store in chunks of upserts. With ``dataset``, the store
+        records which data set it holds and refuses (InputError, nothing written) a
+        different one unless ``allow_mixed``.
         """
         start = time.perf_counter()
+        cleaned = data if isinstance(data, Cleaned) else Cleaned.of(data)
         await self.db.begin()
         try:
             if dataset is not None:
                 await self._claim(dataset, allow_mixed)
-            work_idx, new_works = self._assign(
-                await self._index("works", "work_id", "item_idx"), (w.work_id for w in data.works)
-            )
-            author_idx, _ = self._assign(
-                await self._index("authors", "name", "author_idx"),
-                (w.author or UNKNOWN_AUTHOR for w in data.works),
-            )
-            subject_id, _ = self._assign(
-                await self._index("subjects", "name", "subject_id"),
-                (s for w in data.works for s in w.subjects),
-            )
-            user_idx, new_users = self._assign(
-                await self._index("users", "user_id", "user_idx"), (u.user_id for u in data.users)
-            )
-            await self._write(
-                schema.AUTHORS, sorted((i, n) for n, i in author_idx.items()), "authors"
-            )
-            await self._write(
-                schema.SUBJECTS, sorted((i, n) for n, i in subject_id.items()), "subjects"
-            )
-            await self._write(
-                schema.SUBJECT_SPELLINGS,
-                sorted(
-                    (subject_id[part], spelling)
-                    for part, spelling in data.subject_spellings.items()
-                    if part in subject_id and len(spelling) <= SPELLING_CHARS
-                ),
-                "subject spellings",
-            )
-            await self._write(
-                schema.WORKS,
-                [
-                    (
-                        work_idx[w.work_id],
-                        w.work_id,
-                        w.title,
-                        author_idx[w.author or UNKNOWN_AUTHOR],
-                        w.year,
-                        w.pages,
-                        int(w.pages_imputed),
-                        w.series,
-                        w.series_volume,
-                    )
-                    for w in data.works
-                ],
-                "works",
-            )
-            await self._write(
-                schema.EDITIONS,
-                [(isbn, work_idx[w.work_id]) for w in data.works for isbn in w.isbns],
-                "editions",
-            )
-            loaded = [work_idx[w.work_id] for w in data.works]
-            for s in range(0, len(loaded), 1000):
-                chunk = loaded[s : s + 1000]
-                marks = ", ".join(f":i{j}" for j in range(len(chunk)))
-                await self.db.execute(
-                    f"DELETE FROM work_subjects WHERE item_idx IN ({marks})",
-                    {f"i{j}": item for j, item in enumerate(chunk)},
-                )
-            await self._write(
-                schema.WORK_SUBJECTS,
-                [
-                    (work_idx[w.work_id], pos, subject_id[s])
-                    for w in data.works
-                    for pos, s in enumerate(w.subjects)
-                ],
-                "work subjects",
-            )
-            await self._write(
-                schema.USERS,
-                [
-                    (user_idx[u.user_id], u.user_id, u.age, u.age_bucket, u.country)
-                    for u in data.users
-                ],
-                "users",
-            )
-            await self._write(
-                schema.INTERACTIONS,
-                [(user_idx[u], work_idx[w], r, t) for u, w, r, t, _ in data.interactions],
-                "interactions",
-            )
-            await self._write_weights(data, user_idx, work_idx)
+            summary = await self._load(cleaned, start)
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
             raise
-        summary = LoadSummary(
-            len(data.works),
-            new_works,
-            len(data.users),
-            new_users,
-            len(data.interactions),
-            round(time.perf_counter() - start, 3),
-        )
+        finally:
+            if cleaned is not data:
+                cleaned.close()
         log.info("store loaded", extra=kv(store=self.db.url, **asdict(summary)))
         return summary
 
-    async def _write_weights(
-        self, data: CleanData, user_idx: dict[str, int], work_idx: dict[str, int]
-    ) -> None:
-        """Weights other than 1.0 upserted; a loaded interaction back at 1.0 loses its row."""
-        stored = {
-            (int(u), int(i))
-            for u, i in await self.db.fetchall("SELECT user_idx, item_idx FROM interaction_weights")
-        }
-        if stored:
-            stale = [
-                key
-                for u, w, _, _, weight in data.interactions
-                if weight == 1.0 and (key := (user_idx[u], work_idx[w])) in stored
-            ]
-            if stale:
+    async def _load(self, data: Cleaned, start: float) -> LoadSummary:
+        db = data.db
+        new_works = await self._assign(
+            db, "works", "work_id", "item_idx", "SELECT work_id AS k FROM works"
+        )
+        await self._assign(
+            db, "authors", "name", "author_idx",
+            f"SELECT coalesce(nullif(author, ''), '{UNKNOWN_AUTHOR}') AS k FROM works",
+        )  # fmt: skip
+        await self._assign(db, "subjects", "name", "subject_id", "SELECT part AS k FROM work_parts")
+        new_users = await self._assign(
+            db, "users", "user_id", "user_idx", "SELECT user_id AS k FROM users"
+        )
+        fresh_subjects = not await self.db.fetchall("SELECT 1 FROM work_subjects LIMIT 1")
+        fresh_weights = not await self.db.fetchall("SELECT 1 FROM interaction_weights LIMIT 1")
+        await self._stream(
+            schema.AUTHORS,
+            db.chunks("SELECT idx, key FROM idx_authors WHERE is_new ORDER BY idx"),
+            "authors",
+        )
+        await self._stream(
+            schema.SUBJECTS,
+            db.chunks("SELECT idx, key FROM idx_subjects WHERE is_new ORDER BY idx"),
+            "subjects",
+        )
+        db.execute("CREATE OR REPLACE TABLE spellings (part VARCHAR, spelling VARCHAR)")
+        db.insert("spellings", ("part", "spelling"), list(data.subject_spellings.items()))
+        await self._stream(
+            schema.SUBJECT_SPELLINGS,
+            db.chunks(
+                f"SELECT s.idx, p.spelling FROM spellings p JOIN idx_subjects s ON s.key = p.part "
+                f"WHERE length(p.spelling) <= {SPELLING_CHARS} ORDER BY s.idx"
+            ),
+            "subject spellings",
+        )
+        await self._stream(
+            schema.WORKS,
+            db.chunks(
+                f"""SELECT i.idx, w.work_id, w.title, a.idx, w.year, w.pages,
+                       CAST(w.pages_imputed AS INT), w.series, w.series_volume
+                FROM works w JOIN idx_works i ON i.key = w.work_id
+                JOIN idx_authors a ON a.key = coalesce(nullif(w.author, ''), '{UNKNOWN_AUTHOR}')
+                ORDER BY w.work_id"""
+            ),
+            "works",
+        )
+        await self._stream(
+            schema.EDITIONS,
+            db.chunks(
+                "SELECT e.isbn, i.idx FROM work_isbns e JOIN idx_works i ON i.key = e.work_id"
+            ),
+            "editions",
+        )
+        if not fresh_subjects:
+            for chunk in db.chunks(
+                "SELECT i.idx FROM works w JOIN idx_works i ON i.key = w.work_id", 1000
+            ):
+                marks = ", ".join(f":i{j}" for j in range(len(chunk)))
+                await self.db.execute(
+                    f"DELETE FROM work_subjects WHERE item_idx IN ({marks})",
+                    {f"i{j}": int(r[0]) for j, r in enumerate(chunk)},
+                )
+        await self._stream(
+            schema.WORK_SUBJECTS,
+            db.chunks(
+                "SELECT i.idx, p.position, s.idx FROM work_parts p JOIN idx_works i "
+                "ON i.key = p.work_id JOIN idx_subjects s ON s.key = p.part ORDER BY 1, 2"
+            ),
+            "work subjects",
+        )
+        await self._stream(
+            schema.USERS,
+            db.chunks(
+                "SELECT i.idx, u.user_id, u.age, u.age_bucket, u.country FROM users u "
+                "JOIN idx_users i ON i.key = u.user_id ORDER BY u.user_id"
+            ),
+            "users",
+        )
+        db.execute(
+            """CREATE OR REPLACE TABLE loaded AS
+            SELECT u.idx AS user_idx, w.idx AS item_idx, r.rating, r.ts, r.weight
+            FROM interactions r JOIN idx_users u ON u.key = r.user_id
+            JOIN idx_works w ON w.key = r.work_id"""
+        )
+        if db.count("loaded") != db.count("interactions"):
+            (user, work) = db.all(
+                "SELECT user_id, work_id FROM interactions r WHERE NOT EXISTS (SELECT 1 FROM "
+                "loaded l JOIN idx_users u ON u.idx = l.user_idx JOIN idx_works w ON "
+                "w.idx = l.item_idx WHERE u.key = r.user_id AND w.key = r.work_id) LIMIT 1"
+            )[0]
+            raise KeyError(f"interaction ({user!r}, {work!r}) names a user or work not loaded")
+        n = await self._stream(
+            schema.INTERACTIONS,
+            db.chunks(
+                "SELECT user_idx, item_idx, rating, ts FROM loaded ORDER BY user_idx, item_idx"
+            ),
+            "interactions",
+        )
+        if not fresh_weights:
+            # A loaded interaction back at weight 1.0 loses its stored weight.
+            db.execute("CREATE OR REPLACE TABLE stored_weights (user_idx BIGINT, item_idx BIGINT)")
+            async for rows in self.db.chunks("SELECT user_idx, item_idx FROM interaction_weights"):
+                db.insert("stored_weights", ("user_idx", "item_idx"), rows)
+            stale = (
+                "SELECT user_idx, item_idx FROM loaded WHERE weight = 1.0 "
+                "INTERSECT SELECT * FROM stored_weights"
+            )
+            for chunk in db.chunks(stale, BATCH):
                 await self.db.executemany(
                     "DELETE FROM interaction_weights WHERE user_idx = :user AND item_idx = :item",
-                    stale,
+                    chunk,
                 )
-        await self._write(
+        await self._stream(
             schema.INTERACTION_WEIGHTS,
-            [
-                (user_idx[u], work_idx[w], float(weight))
-                for u, w, _, _, weight in data.interactions
-                if weight != 1.0
-            ],
+            db.chunks(
+                "SELECT user_idx, item_idx, weight FROM loaded WHERE weight <> 1.0 ORDER BY 1, 2"
+            ),
             "interaction weights",
+        )
+        return LoadSummary(
+            db.count("works"),
+            new_works,
+            db.count("users"),
+            new_users,
+            n,
+            round(time.perf_counter() - start, 3),
         )
 
     # -- split --------------------------------------------------------------------------
 
+    async def _interaction_arrays(
+        self, sql: str, params: dict[str, Any] | None = None
+    ) -> npt.NDArray[np.int64]:
+        """An integer query's rows as one array, read a chunk at a time."""
+        parts = [
+            np.array(rows, dtype=np.int64) async for rows in self.db.chunks(sql, params, CHUNK)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, 5), dtype=np.int64)
+
+    async def _ids(self, sql: str) -> list[str]:
+        """Ids by their dense index (``sql`` selects index, id in index order)."""
+        out: list[str] = []
+        async for rows in self.db.chunks(sql):
+            for i, key in rows:
+                if int(i) != len(out):
+                    raise StoreError(f"{sql}: the index is not dense 0..n-1: the store is corrupt")
+                out.append(str(key))
+        return out
+
     async def freeze_split(self, cfg: SplitConfig) -> str:
         """Assign every interaction to a part and store it; an identical split is reused."""
-        rows = await self.db.fetchall(
-            "SELECT u.user_id, w.work_id, i.rating, i.ts, i.user_idx, i.item_idx "
-            "FROM interactions i JOIN users u ON u.user_idx = i.user_idx "
-            "JOIN works w ON w.item_idx = i.item_idx ORDER BY i.user_idx, i.item_idx"
+        arr = await self._interaction_arrays(
+            "SELECT user_idx, item_idx, rating, ts FROM interactions ORDER BY user_idx, item_idx"
         )
-        if not rows:
+        if not len(arr):
             raise StoreError(f"store {self.db.url} holds no interactions: load data first")
-        user_ids = [str(r[0]) for r in rows]
-        work_ids = [str(r[1]) for r in rows]
-        ratings = np.array([r[2] for r in rows], dtype=np.int8)
-        ts = np.array([r[3] for r in rows], dtype=np.int64)
+        users = await self._ids("SELECT user_idx, user_id FROM users ORDER BY user_idx")
+        works = await self._ids("SELECT item_idx, work_id FROM works ORDER BY item_idx")
+        user_ids = [users[i] for i in arr[:, 0].tolist()]
+        work_ids = [works[i] for i in arr[:, 1].tolist()]
         weights = _aligned_weights(
-            np.array([r[4] for r in rows], dtype=np.int64),
-            np.array([r[5] for r in rows], dtype=np.int64),
+            arr[:, 0],
+            arr[:, 1],
             await self.db.fetchall(
                 "SELECT user_idx, item_idx, weight FROM interaction_weights "
                 "ORDER BY user_idx, item_idx"
             ),
         )
-        parts, sid = assign(user_ids, work_ids, ratings, ts, cfg, weights)
+        parts, sid = assign(
+            user_ids, work_ids, arr[:, 2].astype(np.int8), arr[:, 3].copy(), cfg, weights
+        )
+        del user_ids, work_ids
         if await self.db.fetchall("SELECT 1 FROM splits WHERE split_id = :sid", {"sid": sid}):
             return sid
         counts = [int((parts == p).sum()) for p in (TRAIN, VAL, TEST, COLD)]
@@ -381,12 +433,20 @@ class Store:
                     **dict(zip(("train", "val", "test", "cold"), counts, strict=True)),
                 },
             )
-            await self._write(
+            await self._stream(
                 schema.SPLIT_PARTS,
-                [
-                    (sid, int(r[4]), int(r[5]), int(p))
-                    for r, p in zip(rows, parts.tolist(), strict=True)
-                ],
+                (
+                    [
+                        (sid, u, i, p)
+                        for u, i, p in zip(
+                            arr[s : s + CHUNK, 0].tolist(),
+                            arr[s : s + CHUNK, 1].tolist(),
+                            parts[s : s + CHUNK].tolist(),
+                            strict=True,
+                        )
+                    ]
+                    for s in range(0, len(arr), CHUNK)
+                ),
                 "split",
             )
             await self.db.commit()
@@ -402,38 +462,50 @@ class Store:
     # -- export -------------------------------------------------------------------------
 
     async def export(self, split_id: str) -> Snapshot:
-        """One consistent read of the store for ``split_id``."""
+        """One consistent read of the store for ``split_id``, a chunk at a time."""
         await self.db.begin(consistent_snapshot=True)
         try:
             if not await self.db.fetchall(
                 "SELECT 1 FROM splits WHERE split_id = :sid", {"sid": split_id}
             ):
                 raise StoreError(f"no split {split_id!r} in {self.db.url}; run `trainer split`")
-            works = await self.db.fetchall(
-                "SELECT w.item_idx, w.work_id, w.title, a.name, w.year, w.pages, w.series, "
-                "w.series_volume FROM works w JOIN authors a ON a.author_idx = w.author_idx "
-                "ORDER BY w.item_idx"
-            )
-            editions = await self.db.fetchall(
+            works = await self._works()
+            n = len(works["work_ids"])
+            isbns: list[list[str]] = [[] for _ in range(n)]
+            async for rows in self.db.chunks(
                 "SELECT item_idx, isbn13 FROM editions ORDER BY isbn13"
-            )
-            subjects = await self.db.fetchall(
+            ):
+                for item, isbn in rows:
+                    isbns[int(item)].append(str(isbn))
+            subj: list[list[str]] = [[] for _ in range(n)]
+            async for rows in self.db.chunks(
                 "SELECT ws.item_idx, s.name FROM work_subjects ws "
                 "JOIN subjects s ON s.subject_id = ws.subject_id ORDER BY ws.item_idx, ws.position"
-            )
+            ):
+                for item, name in rows:
+                    subj[int(item)].append(str(name))
             spellings = await self.db.fetchall(
                 "SELECT s.name, sp.spelling FROM subject_spellings sp "
                 "JOIN subjects s ON s.subject_id = sp.subject_id ORDER BY s.name"
             )
-            users = await self.db.fetchall(
+            user_ids: list[str] = []
+            age_buckets: list[str] = []
+            countries: list[str] = []
+            async for rows in self.db.chunks(
                 "SELECT user_idx, user_id, age_bucket, country FROM users ORDER BY user_idx"
-            )
-            inter = await self.db.fetchall(
-                "SELECT i.user_idx, i.item_idx, i.rating, i.ts, p.part FROM interactions i "
-                "JOIN split_parts p ON p.split_id = :sid AND p.user_idx = i.user_idx "
-                "AND p.item_idx = i.item_idx ORDER BY i.user_idx, i.item_idx",
-                {"sid": split_id},
-            )
+            ):
+                for _, uid, bucket, country in rows:
+                    user_ids.append(str(uid))
+                    age_buckets.append(str(bucket))
+                    countries.append(str(country))
+            arr = (
+                await self._interaction_arrays(
+                    "SELECT i.user_idx, i.item_idx, i.rating, i.ts, p.part FROM interactions i "
+                    "JOIN split_parts p ON p.split_id = :sid AND p.user_idx = i.user_idx "
+                    "AND p.item_idx = i.item_idx ORDER BY i.user_idx, i.item_idx",
+                    {"sid": split_id},
+                )
+            ).reshape(-1, 5)
             weights = await self.db.fetchall(
                 "SELECT w.user_idx, w.item_idx, w.weight FROM interaction_weights w "
                 "JOIN split_parts p ON p.split_id = :sid AND p.user_idx = w.user_idx "
@@ -444,30 +516,20 @@ class Store:
         except BaseException:
             await self.db.rollback()
             raise
-        n = len(works)
-        if [int(w[0]) for w in works] != list(range(n)):
-            raise StoreError("works.item_idx is not dense 0..n-1: the store is corrupt")
-        isbns: list[list[str]] = [[] for _ in range(n)]
-        for item, isbn in editions:
-            isbns[int(item)].append(str(isbn))
-        subj: list[list[str]] = [[] for _ in range(n)]
-        for item, name in subjects:
-            subj[int(item)].append(str(name))
-        arr = np.array(inter, dtype=np.int64).reshape(-1, 5)
         return Snapshot(
             split_id=split_id,
-            work_ids=[str(w[1]) for w in works],
-            titles=[str(w[2]) for w in works],
-            authors=[str(w[3]) for w in works],
-            years=np.array([w[4] or 0 for w in works], dtype=np.int16),
-            pages=np.array([w[5] or 0 for w in works], dtype=np.int32),
-            series=[str(w[6]) for w in works],
-            series_volume=np.array([w[7] for w in works], dtype=np.int16),
+            work_ids=works["work_ids"],
+            titles=works["titles"],
+            authors=works["authors"],
+            years=np.array(works["years"], dtype=np.int16),
+            pages=np.array(works["pages"], dtype=np.int32),
+            series=works["series"],
+            series_volume=np.array(works["series_volume"], dtype=np.int16),
             isbns=isbns,
             subjects=subj,
-            user_ids=[str(u[1]) for u in users],
-            age_buckets=[str(u[2]) for u in users],
-            countries=[str(u[3]) for u in users],
+            user_ids=user_ids,
+            age_buckets=age_buckets,
+            countries=countries,
             users=arr[:, 0].astype(np.int32),
             items=arr[:, 1].astype(np.int32),
             ratings=arr[:, 2].astype(np.int8),
@@ -476,6 +538,28 @@ class Store:
             weights=_aligned_weights(arr[:, 0], arr[:, 1], weights),
             subject_spellings={str(part): str(spelling) for part, spelling in spellings},
         )
+
+    async def _works(self) -> dict[str, list[Any]]:
+        cols: dict[str, list[Any]] = {
+            k: []
+            for k in ("work_ids", "titles", "authors", "years", "pages", "series", "series_volume")
+        }
+        async for rows in self.db.chunks(
+            "SELECT w.item_idx, w.work_id, w.title, a.name, w.year, w.pages, w.series, "
+            "w.series_volume FROM works w JOIN authors a ON a.author_idx = w.author_idx "
+            "ORDER BY w.item_idx"
+        ):
+            for idx, wid, title, author, year, pages, series, vol in rows:
+                if int(idx) != len(cols["work_ids"]):
+                    raise StoreError("works.item_idx is not dense 0..n-1: the store is corrupt")
+                cols["work_ids"].append(str(wid))
+                cols["titles"].append(str(title))
+                cols["authors"].append(str(author))
+                cols["years"].append(year or 0)
+                cols["pages"].append(pages or 0)
+                cols["series"].append(str(series))
+                cols["series_volume"].append(vol)
+        return cols
 
     # -- the once-per-split test evaluation ----------------------------------------------
 
