@@ -28,8 +28,20 @@ def read_data_dir(
     ``rating_log`` names the servers' shared rating log (docs/fleet.md), if any."""
     if not data.is_dir():
         raise InputError(f"{data}: data directory not found (run `trainer demo-data --out {data}`)")
+    raw = RawDataset("")
+    try:
+        return _read(data, raw, options, rating_log)
+    except BaseException:
+        if raw.db is not None:
+            raw.db.close()
+        raise
+
+
+def _read(
+    data: Path, shell: RawDataset, options: ImportOptions | None, rating_log: str
+) -> RawDataset:
     if (data / bx_reader.RATINGS_FILE).exists() or (data / bx_reader.BOOKS_FILE).exists():
-        raw = _read_bx(data)
+        raw = _read_bx(data, shell)
     elif (data / "books.csv").exists():
         from trainer.sources.goodbooks import read_goodbooks
 
@@ -51,18 +63,19 @@ def read_data_dir(
     return raw
 
 
-def _read_bx(data: Path) -> RawDataset:
-    books, books_report = bx_reader.read_books(data / bx_reader.BOOKS_FILE)
-    ratings, ratings_report = bx_reader.read_ratings(data / bx_reader.RATINGS_FILE)
-    users, users_report = bx_reader.read_users(data / bx_reader.USERS_FILE)
-    raw = RawDataset("bookcrossing", books, ratings, users, rules=bx_reader.RULES)
-    raw.reports += [books_report, ratings_report, users_report]
+def _read_bx(data: Path, raw: RawDataset) -> RawDataset:
+    """The Book-Crossing files and the Open Library dumps, read into the engine's tables."""
+    raw.source, raw.rules = "bookcrossing", bx_reader.RULES
+    db = raw.columnar()
+    raw.reports += [
+        bx_reader.load_books(data / bx_reader.BOOKS_FILE, db),
+        bx_reader.load_ratings(data / bx_reader.RATINGS_FILE, db),
+        bx_reader.load_users(data / bx_reader.USERS_FILE, db),
+    ]
     editions = openlibrary.find(data, openlibrary.EDITIONS_FILE)
     works = openlibrary.find(data, openlibrary.WORKS_FILE)
     if editions:
-        raw.isbn_to_work = openlibrary.read_editions(editions)
+        openlibrary.load_editions(editions, db)
     if works:
-        raw.work_subjects = {
-            w.work_id: list(w.subjects) for w in openlibrary.read_works(works).values()
-        }
+        openlibrary.load_works(works, db)
     return raw
