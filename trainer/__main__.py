@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
                 default=None,
                 help="load this data set into a store that holds another one",
             )
+            c.add_argument(
+                "--columnar-memory",
+                help='memory the data pipeline\'s DuckDB holds before it spills, e.g. "4GB"',
+            )
+            c.add_argument(
+                "--columnar-temp-dir",
+                help="where DuckDB spills (default: the system's temp folder)",
+            )
         if name == "export":
             c.add_argument("--out", type=Path, required=True)
         if name == "schedule":
