@@ -19,12 +19,16 @@ Protocol, per RPC on ``python -m server --workers 2 --cache-size 0``:
   reranker (every RPC), and ALS + item-item (the floor and Recommend, which alone
   depends on it).
 
-Repeated ``repeats`` times per catalogue size; the table gives the median and the
-range. Figures only, never a timed test.
+The servers of one artifact (batching on, off, the baseline) run at once and are
+measured in turn at each point and RPC, the order reversed each repeat: on this
+shared machine a neighbour's burst then falls on all of them, and their ratios hold
+where a figure alone moves by a third. Repeated ``repeats`` times per catalogue size;
+the table gives the median and the range. Figures only, never a timed test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import subprocess
 import tempfile
@@ -251,20 +255,38 @@ def summarize_runs(books: int, runs: list[dict[str, Any]]) -> list[dict[str, Any
     return rows
 
 
+@dataclass
+class Variant:
+    """One server of a side-by-side run: its batching tag, the points of the curve it is
+    measured at, and the server itself."""
+
+    batching: Batching
+    curve: tuple[int, ...]
+    server: ServerProcess
+
+
 def _closed(
-    server: ServerProcess,
+    variants: Sequence[Variant],
     bodies: dict[str, bytes],
     rpcs: Sequence[str],
-    curve: Sequence[int],
     settings: CpuSettings,
-    tags: dict[str, Any],
+    pipeline: str,
 ) -> list[dict[str, Any]]:
+    """Closed-loop runs with the variants' servers interleaved: at each point and RPC
+    every server runs in turn (the order reversed each repeat), so that a neighbour's
+    burst on this shared machine falls on all of them, not on whichever ran then."""
     runs = []
+    points = sorted({p for v in variants for p in v.curve})
     for repeat in range(settings.repeats):
-        for in_flight in curve:
+        order = list(variants) if repeat % 2 == 0 else list(reversed(variants))
+        for in_flight in points:
             for kind in rpcs:
-                row = measure(server, kind, bodies[kind], in_flight, settings)
-                runs.append({"mode": "closed", "repeat": repeat, **tags, **row})
+                for v in order:
+                    if in_flight not in v.curve:
+                        continue
+                    row = measure(v.server, kind, bodies[kind], in_flight, settings)
+                    tags = {"pipeline": pipeline, "batching": v.batching}
+                    runs.append({"mode": "closed", "repeat": repeat, **tags, **row})
     return runs
 
 
@@ -299,29 +321,42 @@ def run_size(
 ) -> tuple[list[dict[str, Any]], ArtifactIds, int]:
     """All runs on one artifact: batching on over the curve (then open loop), batching
     off over ``off_curve``, the baseline commit's server over ``baseline_curve``, each on
-    its own server; raw runs, ids, server workers."""
+    its own server, all started at once and measured in turn; raw runs, ids, server
+    workers."""
     ids = ArtifactIds.load(artifact)
     bodies = requests(ids, settings.k)
-    runs: list[dict[str, Any]] = []
-    workers = 1
-    variants: list[tuple[Batching, tuple[int, ...], tuple[str, ...], Path]] = [
+    wanted: list[tuple[Batching, tuple[int, ...], tuple[str, ...], Path]] = [
         (True, settings.curve, ("--batching",), ROOT),
         (False, settings.off_curve, ("--no-batching",), ROOT),
     ]
     if settings.baseline is not None:
-        variants.append((BEFORE, settings.baseline_curve, (), settings.baseline))
-    for batching, curve, flags, root in variants:
-        if not curve:
-            continue
-        tags = {"pipeline": pipeline, "batching": batching}
-        with running_server(
-            artifact.parent, workdir, 2, cache_size=0, extra_args=flags, root=root
-        ) as server:
-            closed = _closed(server, bodies, rpcs, curve, settings, tags)
-            runs += closed
-            if batching is True:
-                runs += _open(server, bodies, rpcs, closed, settings, tags)
-            workers = server.workers or 1
+        wanted.append((BEFORE, settings.baseline_curve, (), settings.baseline))
+    with contextlib.ExitStack() as stack:
+        variants = [
+            Variant(
+                batching,
+                curve,
+                stack.enter_context(
+                    running_server(
+                        artifact.parent,
+                        workdir / _batching_label(batching),
+                        2,
+                        cache_size=0,
+                        extra_args=flags,
+                        root=root,
+                    )
+                ),
+            )
+            for batching, curve, flags, root in wanted
+            if curve
+        ]
+        runs = _closed(variants, bodies, rpcs, settings, pipeline)
+        on = next((v for v in variants if v.batching is True), None)
+        if on is not None:
+            closed_on = [r for r in runs if r["batching"] is True]
+            tags = {"pipeline": pipeline, "batching": True}
+            runs += _open(on.server, bodies, rpcs, closed_on, settings, tags)
+        workers = max((v.server.workers or 1 for v in variants), default=1)
     return runs, ids, workers
 
 

@@ -61,10 +61,11 @@ class ServerConfig:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
-    # Admission control (server/admission.py), per worker: calls computing at once (the
-    # pipelines on the event loop take one at a time anyway; this bounds the threaded
-    # ones); 0 turns admission off.
-    max_concurrent_rpcs: int = at_least(8, 1, zero_means="admission off")
+    # Admission control (server/admission.py), per worker: calls admitted at once (the
+    # pipelines on the event loop take one at a time anyway; with batching, those
+    # admitted together compute as one batch, so this is also the largest batch that can
+    # form: 8 held batches to 4 calls on average, 32 to 11); 0 turns admission off.
+    max_concurrent_rpcs: int = at_least(32, 1, zero_means="admission off")
     # Calls waiting for a turn beyond which new ones get RESOURCE_EXHAUSTED at once.
     max_queued_rpcs: int = at_least(256, 0)
     # The longest a call waits for a turn (less when its deadline is nearer): a call this
