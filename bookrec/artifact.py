@@ -88,6 +88,11 @@ ITEM_ITEM_ARRAYS: dict[str, tuple[str, int]] = {
     "item_item_indices": ("int32", 1),
     "item_item_weights": ("float32", 1),
 }
+# Optional (issue 22): the popularity the trainer chose to serve (counts, recent counts or
+# the prior, in [0, 1]) for ColdStart and the new-user shrink; absent: the prior, as before.
+NEW_USER_ARRAYS: dict[str, tuple[str, int]] = {
+    "served_popularity": ("float32", 1),
+}
 # Subject pooling weights: subject_pool_<name>.npy, names per pooling in the manifest params.
 POOL_PREFIX = "subject_pool_"
 
@@ -365,6 +370,7 @@ def verify(directory: Path, manifest: Manifest, check_hashes: bool = True) -> No
             raise ArtifactError(f"{path}: sha256 differs from the manifest (corrupt file)")
     optional = dict(ITEM_ITEM_ARRAYS) if has_item_item(manifest) else {}
     optional |= {n: v for n, v in RERANKER_ARRAYS.items() if f"{n}.npy" in manifest.files}
+    optional |= {n: v for n, v in NEW_USER_ARRAYS.items() if f"{n}.npy" in manifest.files}
     for name, (dtype, ndim) in {**REQUIRED_ARRAYS, **optional}.items():
         entry = manifest.files[f"{name}.npy"]
         if entry.dtype != dtype or entry.shape is None or len(entry.shape) != ndim:

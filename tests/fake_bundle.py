@@ -41,13 +41,14 @@ def fake_bundle(
     subject_columns: tuple[Sequence[str], Sequence[str]] | None = None,
     item_item: sp.csr_matrix | tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     params: Mapping[str, Any] | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> Bundle:
     """``subject_columns``: (ids, names) of the 2 * CLUSTERS subjects, for a vocabulary as the
     trainer writes it; by default ids ``c-a``/``c-b``, names ``Subject c-a``.
     ``item_item``: the n x n CSR saved as item_item_{indptr,indices,weights} (listed in
     the manifest, so ``artifact.has_item_item`` sees it), or those three arrays as they
     are (a broken one). ``params``: manifest params over the defaults (``als`` merged
-    key by key)."""
+    key by key). ``extra``: optional arrays (``served_popularity``), listed in the manifest."""
     rng = np.random.default_rng(7)
     n = CLUSTERS * PER_CLUSTER
     centers = np.eye(DIM, dtype=np.float32)[:CLUSTERS] * 2.0
@@ -95,6 +96,9 @@ def fake_bundle(
         for (name, (dtype, _)), part in zip(ITEM_ITEM_ARRAYS.items(), parts, strict=True):
             arrays[name] = np.asarray(part, dtype)
             files[f"{name}.npy"] = FileEntry("", 0, arrays[name].shape, dtype)
+    for name, array in (extra or {}).items():
+        arrays[name] = array
+        files[f"{name}.npy"] = FileEntry("", 0, array.shape, str(array.dtype))
     manifest_params: dict[str, Any] = {
         "als": {"alpha": 10.0, "scheme": "log", "regularization": 0.1},
         "subject_pooling": "scalar",

@@ -134,7 +134,12 @@ class Bundle:
     reranker: Reranker | None  # present when the trainer decided to serve it
     item_item: ItemItem | None  # present when the trainer decided to blend it in
     new_user_foldin: bool  # unknown users with ratings: folded-in ALS (else cold start)
-    prior01: F32  # popularity rescaled to [0, 1], the cold-start blend's scale
+    # w(n) = n / (n + k) of an unknown user's ratings (bookrec/blend.py shrunk); None:
+    # an artifact from before it, served as before
+    shrink_k: float | None
+    # the served popularity in [0, 1] (served_popularity.npy, else the prior rescaled):
+    # the cold-start blend's and the shrink's scale
+    prior01: F32
     prior_order: npt.NDArray[np.int64]  # books by descending prior01 (cold start's 2nd list)
     # 1 / share of training reads per subject: cold start's lift (cold_score.py)
     subject_inverse_share: npt.NDArray[np.float64]
@@ -281,7 +286,8 @@ class Bundle:
         padded_idf = np.append(np.asarray(idf, dtype=np.float32), np.float32(0.0))
         weights = np.where(book_subjects >= 0, padded_idf[book_subjects], 0.0)
         subj_norm = np.sqrt((weights**2).sum(axis=1)).astype(np.float32)
-        prior_order = np.argsort(-popularity, kind="stable")
+        prior01 = _served_popularity(path, manifest, arr, popularity)
+        prior_order = np.argsort(-prior01, kind="stable")
         # Each subject's books by descending prior (cold start reads them in that order).
         flat_books = np.repeat(prior_order.astype(np.int32), book_subjects.shape[1])
         flat_subj = np.asarray(book_subjects)[prior_order].reshape(-1)
@@ -337,6 +343,7 @@ class Bundle:
         item_item = None
         if artifact.has_item_item(manifest):
             item_item = _item_item(path, params, arr, n_books)
+        shrink_k = _shrink_k(path, params)
         new_user_foldin = params.get("new_user_foldin", False)
         if not isinstance(new_user_foldin, bool):
             raise ArtifactError(f"{path}: params.new_user_foldin {new_user_foldin!r} is not a bool")
@@ -379,13 +386,41 @@ class Bundle:
             reranker=reranker,
             item_item=item_item,
             new_user_foldin=new_user_foldin,
-            prior01=cold_score.rescale_prior(popularity),
+            shrink_k=shrink_k,
+            prior01=prior01,
             cold_start_weight=float(params.get("cold_start_popularity_weight", 0.3)),
             prior_order=prior_order,
             subject_inverse_share=cold_score.inverse_shares(book_subjects, rating_count, len(idf)),
             subject_bits=subject_bits,
         )
         return bundle
+
+
+def _served_popularity(
+    path: Path, manifest: Manifest, arr: Callable[[str], Any], prior: F32
+) -> F32:
+    """The popularity the trainer chose (issue 22), or the prior rescaled when the artifact
+    predates it; checked to be one value in [0, 1] per book."""
+    if "served_popularity.npy" not in manifest.files:
+        return cold_score.rescale_prior(prior)
+    served = np.asarray(arr("served_popularity"), dtype=np.float32)
+    if served.shape != prior.shape:
+        raise ArtifactError(
+            f"{path}/served_popularity.npy has shape {served.shape}, not {prior.shape}"
+        )
+    if len(served) and (float(served.min()) < 0.0 or float(served.max()) > 1.0):
+        raise ArtifactError(f"{path}/served_popularity.npy holds values outside [0, 1]")
+    return served
+
+
+def _shrink_k(path: Path, params: Mapping[str, Any]) -> float | None:
+    """``new_user_shrink_k``: absent (None: today's new-user path) or a number >= 0."""
+    k = params.get("new_user_shrink_k")
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int | float) or not np.isfinite(k) or k < 0:
+        raise ArtifactError(f"{path}: params.new_user_shrink_k {k!r} is not a number >= 0")
+    return float(k)
 
 
 def _item_item(

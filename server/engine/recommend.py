@@ -4,10 +4,12 @@ trainer serves it), minus what the user rated, reranked.
 Ratings that arrived since training (``new_ratings``) are folded into the
 user's ALS vector first, so the list reacts at once; they count as rated (never
 listed, and item-item seeds). A user the model does not know is folded in from
-those ratings alone when the trainer found that better than cold start
-(``new_user_foldin``), then ranked as a known user is, without the reranker (it
-needs per-user statistics the model lacks); otherwise they get cold start, from
-the subjects of the books they rated when there are any. ``source`` says which
+those ratings alone and, with an artifact that carries the learned shrink
+(``new_user_shrink_k``), blended with popularity by how many they rated
+(server/engine/new_user.py); with an older artifact, ranked as a known user is when
+the trainer found that better than cold start (``new_user_foldin``), without the
+reranker (it needs per-user statistics the model lacks), else cold start from the
+subjects of the books they rated when there are any. ``source`` says which
 path answered.
 """
 
@@ -28,6 +30,7 @@ from server.engine.bundle import Bundle
 from server.engine.cold_start import cold_start
 from server.engine.foldin import fold_in
 from server.engine.models import ItemItem
+from server.engine.new_user import shrunk_recommend
 from server.engine.ranking import BoolMask, allowed_mask, favourite_subject, in_sorted
 from server.engine.retrieval import candidates
 from server.engine.types import Filters, RankedList, Reason, ReasonKind, Scored, Source
@@ -53,6 +56,10 @@ def recommend(
         if row is not None:
             fresh[row] = rating
     user = bundle.user_row.get(user_id)
+    if user is None and shrinks(bundle, fresh):
+        why = (lambda rated, page: _explain(bundle, rated, page)) if explain else None
+        vector = _new_user_vector(bundle, fresh)
+        return shrunk_recommend(bundle, vector, fresh, k, filters, offset, why)
     if user is None:
         vector = _new_user_vector(bundle, fresh) if bundle.new_user_foldin else None
         if vector is None:
@@ -119,6 +126,12 @@ def _page(
             ranked.item_item[:top],
         )
     return blended_page(bundle, model, vector, rated, mask, ranked, reranked, offset, k)
+
+
+def shrinks(bundle: Bundle, fresh: Mapping[int, int]) -> bool:
+    """A user the model does not know, with ratings, and an artifact with the learned
+    shrink: server/engine/new_user.py answers (the batched path leaves it to ``recommend``)."""
+    return bundle.shrink_k is not None and len(fresh) > 0
 
 
 def head_size(bundle: Bundle, user: int | None) -> int:
@@ -216,7 +229,7 @@ def _user_vector(bundle: Bundle, user: int, fresh: Mapping[int, int]) -> tuple[F
 
 def _new_user_vector(bundle: Bundle, fresh: Mapping[int, int]) -> F32 | None:
     """A vector for a user the model does not know, folded in from the ratings ALS would
-    have fitted (trainer/models/cold.py ``history_vectors``); None when no such rating
+    have fitted (trainer/models/cold.py ``fold_vectors``); None when no such rating
     is of a book with an ALS vector (a zero vector ranks nothing)."""
     rows = np.array(list(fresh), dtype=np.int32)
     ratings = np.array(list(fresh.values()))

@@ -477,3 +477,19 @@ def holdout_note(timed: bool) -> dict[str, Any]:
 
 def _gain_text(g: dict[str, Any]) -> str:
     return f"{g['mean']:+.4f} [{g['low']:+.4f}, {g['high']:+.4f}] on {g['users']} users"
+
+
+def served_popularity(snap: Snapshot, form: str, strength: float) -> F32:
+    """The chosen form on every interaction (the published models' rows), in [0, 1]: the
+    artifact's ``served_popularity``."""
+    forms = pop.forms(snap.items, snap.ratings, snap.timestamps, snap.n_items, strength)
+    return forms.get(form, forms[pop.COUNTS])
+
+
+def artifact_params(settings: NewUserSettings) -> dict[str, Any]:
+    """The manifest params the server reads (docs/artifact-format.md); no shrink k when
+    there was nothing to learn it on, so the server keeps the path it had."""
+    out: dict[str, Any] = {"popularity_form": settings.popularity_form}
+    if settings.shrink_k is not None:
+        out["new_user_shrink_k"] = settings.shrink_k
+    return out

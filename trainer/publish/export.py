@@ -17,6 +17,7 @@ from bookrec.rerank_features import FEATURES, book_recency
 from trainer.evaluation.plots import ndcg_curves, study_plot
 from trainer.modeling import Models
 from trainer.models.als import is_positive
+from trainer.models.cold import artifact_params, served_popularity
 from trainer.models.refit import Published
 from trainer.publish.indexes import write_indexes
 from trainer.snapshot import Snapshot
@@ -69,6 +70,10 @@ def write_artifact(
         writer.save_array("user_items_indices", rated.indices.astype(np.int32))
         writer.save_array("user_items_confidence", rated.data.astype(np.float32))
         writer.save_array("popularity", feats.popularity.prior)
+        # The popularity the journeys chose, for ColdStart and new users (issue 22).
+        strength = float(params.get("prior_strength", 10.0))
+        form = models.new_users.popularity_form
+        writer.save_array("served_popularity", served_popularity(snap, form, strength))
         writer.save_array("rating_count", feats.book.count)
         writer.save_array("mean_rating", feats.book.mean)
         writer.save_array("year", snap.years.astype(np.int16))
@@ -136,6 +141,7 @@ def write_artifact(
             "blend_candidates": models.blend_candidates,
             # Users the model does not know but who rated books: fold-in (else cold start).
             "new_user_foldin": models.history_foldin,
+            **artifact_params(models.new_users),
             **index_report,
             **rerank_params,
         }
