@@ -36,6 +36,7 @@ from server.engine.recommend import (
     blended_page,
     head_size,
     recommend,
+    shrinks,
 )
 from server.engine.types import Filters, RankedList, Scored, Source
 
@@ -111,6 +112,8 @@ def _place(bundle: Bundle, call: RecommendCall) -> _Placed | None:
         if row is not None:
             fresh[row] = rating
     user = bundle.user_row.get(call.user_id)
+    if user is None and shrinks(bundle, fresh):
+        return None  # server/engine/new_user.py, through ``recommend``
     if user is None:
         vector = _new_user_vector(bundle, fresh) if bundle.new_user_foldin else None
         if vector is None:
