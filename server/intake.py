@@ -34,7 +34,7 @@ log = logging.getLogger("server.intake")
 
 # Read core's count at most this often while it holds a backlog (a read costs ~0.15 ms),
 # and at most _CALM_S apart while it holds none.
-_EVERY_S = 0.005
+_EVERY_S = 0.02
 _CALM_S = 0.1
 # A pause this long between calls taken in, the loop running freely: core holds none.
 _QUIET_S = 0.1
