@@ -144,7 +144,7 @@ def test_fixture_reads_exactly(tmp_path: Path) -> None:
             work_key="GR245494",
         ),
     ]
-    assert data.ratings == [
+    assert data.rating_rows() == [
         RawRating("1", "", 10, book_key="gb:1"),
         RawRating("1", "", 2, book_key="gb:2"),
         RawRating("3", "", 6, book_key="gb:7"),
@@ -196,7 +196,7 @@ def test_optional_files_missing_read_as_empty(tmp_path: Path) -> None:
     _write(tmp_path, books=BOOKS, book_tags=BOOK_TAGS)
     data = read_goodbooks(tmp_path)
     assert len(data.books) == 7
-    assert data.ratings == []
+    assert data.rating_rows() == []
     assert data.work_subjects == {}
     notes = {r.file: r.rejected_examples for r in data.reports[2:]}
     assert notes == {
@@ -406,8 +406,8 @@ def test_real_books_read_fast_and_whole(real_dir: Path) -> None:
     assert len({b.book_key for b in data.books}) == 10_000
     assert all(b.work_key.startswith("GR") and b.title for b in data.books)
     assert _report(data.reports, "books.csv").rejected == 0
-    assert len(data.ratings) == 99
-    assert all(r.rating in (2, 4, 6, 8, 10) for r in data.ratings)
+    assert len(data.rating_rows()) == 99
+    assert all(r.rating in (2, 4, 6, 8, 10) for r in data.rating_rows())
 
 
 @pytest.mark.shared_data

@@ -49,6 +49,15 @@ def bx_split(line: str, n: int) -> list[str]:
     return next(csv.reader([line], delimiter=";", quotechar='"'))
 
 
+def csv_split(line: str) -> list[str]:
+    """A comma-separated line with quotes, split as csv would."""
+    return next(csv.reader([line]))
+
+
+def repr_list(values: list[str]) -> str:
+    return repr(values)
+
+
 def bx_field(value: str) -> str:
     """A book field: entities decoded, trimmed, a stray escaping backslash dropped."""
     return html.unescape(value).strip().rstrip("\\").strip()
@@ -109,6 +118,8 @@ FUNCTIONS: dict[str, tuple[Any, list[Any], Any]] = {
     "py_bx_field": (bx_field, [VARCHAR], VARCHAR),
     "py_bx_split": (bx_split, [VARCHAR, BIGINT], TEXTS),
     "py_int": (py_int, [VARCHAR], BIGINT),
+    "py_csv_split": (csv_split, [VARCHAR], TEXTS),
+    "py_repr_list": (repr_list, [TEXTS], VARCHAR),
     "py_repr": (py_repr, [VARCHAR], VARCHAR),
     "py_fold": (fold_explicit, [INTS, INTS], INTS),
 }

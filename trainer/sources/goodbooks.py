@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.cleaning import rules
+from trainer.cleaning.columnar import Columnar
 from trainer.cleaning.isbn import normalize_isbn
 from trainer.errors import InputError
-from trainer.sources.raw import RawBook, RawDataset, RawRating, ReadReport
+from trainer.sources.lines import load_lines, rejected
+from trainer.sources.raw import RawBook, RawDataset, ReadReport
 
 SOURCE = "goodbooks"
 BOOKS_FILE = "books.csv"
@@ -379,52 +381,60 @@ def read_books(path: Path) -> BooksFile:
     return out
 
 
-def read_ratings(path: Path, book_keys: set[str]) -> tuple[list[RawRating], ReadReport]:
-    """ratings.csv: 1..5 stars rescaled to 2..10; unknown books and bad values rejected.
+def load_ratings(path: Path, book_keys: set[str], db: Columnar) -> ReadReport:
+    """ratings.csv -> raw_ratings: 1..5 stars rescaled to 2..10; unknown books and bad
+    values rejected.
 
-    The full file has ~6M lines, so clean lines take a fast path (dict look-ups, one
-    shared key string per book); only dirty lines are stripped and explained.
-    """
+    The full file has ~6M lines: the columnar engine reads it (trainer/sources/lines.py).
+    A clean line (three plain fields, a known book, 1..5 stars, a numeric user) is taken
+    as it is; any other is stripped and explained."""
+    _check(path, RATINGS_HEADER)
+    load_lines(db, path, "utf-8", "gb_lines")
+    db.execute("CREATE OR REPLACE TABLE gb_keys (book_id VARCHAR, book_key VARCHAR)")
+    db.insert("gb_keys", ("book_id", "book_key"), [(k.removeprefix("gb:"), k) for k in book_keys])
+    strip = "CASE WHEN simple_text({v}) THEN {v} ELSE py_strip({v}) END"
+    db.execute(
+        f"""CREATE OR REPLACE TABLE gb_ratings AS
+        WITH f AS (
+          SELECT lineno, CASE WHEN contains(line, '"') THEN py_csv_split(line)
+                              ELSE string_split(line, ',') END AS f
+          FROM gb_lines WHERE lineno > 1 AND line <> ''),
+        s AS (
+          SELECT lineno, f, len(f) AS n, {strip.format(v="f[1]")} AS u,
+                 {strip.format(v="f[2]")} AS b, {strip.format(v="f[3]")} AS r
+          FROM f WHERE list_bool_or(list_transform(f, lambda x: x <> ''))),
+        v AS (
+          SELECT s.*, regexp_full_match(u, '[0-9]+') AND regexp_full_match(b, '[0-9]+')
+                 AND regexp_full_match(r, '[0-9]+') AS ids,
+                 k.book_key
+          FROM s LEFT JOIN gb_keys k
+            ON k.book_id = CASE WHEN regexp_full_match(s.b, '[0-9]{{1,30}}')
+                                THEN CAST(CAST(s.b AS HUGEINT) AS VARCHAR) END)
+        SELECT lineno, u AS user_id, book_key, TRY_CAST(r AS HUGEINT) * 2 AS rating,
+          CASE WHEN n <> 3 THEN n || ' fields, expected 3'
+               WHEN NOT ids THEN 'fields ' || py_repr_list(f) || ' are not all integers'
+               WHEN NOT TRY_CAST(r AS HUGEINT) BETWEEN 1 AND 5
+                 THEN 'rating ' || CAST(TRY_CAST(r AS HUGEINT) AS VARCHAR) || ' outside 1..5'
+               WHEN book_key IS NULL THEN 'book_id ' || b || ' not in {BOOKS_FILE}' END AS why
+        FROM v"""
+    )
     report = ReadReport(path.name)
-    rows: list[RawRating] = []
-    key_of = {key.removeprefix("gb:"): key for key in book_keys}
-    append = rows.append
-    for lineno, fields in _lines(path, RATINGS_HEADER):
-        if len(fields) == 3:
-            user, book_id, stars = fields
-            value = _STARS.get(stars)
-            key = key_of.get(book_id)
-            if value is not None and key is not None and user.isascii() and user.isdigit():
-                append(RawRating(user, "", value, book_key=key))
-                continue
-        rating = _slow_rating(report, lineno, fields, key_of)
-        if rating is not None:
-            append(rating)
-    report.rows = len(rows)
+    report.rejected, report.rejected_examples = rejected(db, "gb_ratings", path.name)
+    db.execute(
+        """INSERT INTO raw_ratings SELECT lineno, user_id, '', CAST(rating AS BIGINT), book_key,
+        NULL, 1.0 FROM gb_ratings WHERE why IS NULL"""
+    )
+    report.rows = db.count("gb_ratings WHERE why IS NULL")
     report.lines = report.rows + report.rejected
-    return rows, report
+    for t in ("gb_lines", "gb_keys", "gb_ratings"):
+        db.execute(f"DROP TABLE {t}")
+    return report
 
 
-def _slow_rating(
-    report: ReadReport, lineno: int, fields: list[str], key_of: dict[str, str]
-) -> RawRating | None:
-    """A line off the fast path: accepted when only padded (" 5", "07"), else rejected."""
-    if len(fields) != len(RATINGS_HEADER):
-        report.reject(lineno, f"{len(fields)} fields, expected {len(RATINGS_HEADER)}")
-        return None
-    user, book_id, stars = (v.strip() for v in fields)
-    if not (_is_id(user) and _is_id(book_id) and _is_id(stars)):
-        report.reject(lineno, f"fields {fields!r} are not all integers")
-        return None
-    value = int(stars)
-    if not 1 <= value <= 5:
-        report.reject(lineno, f"rating {value} outside 1..5")
-        return None
-    key = key_of.get(str(int(book_id)))
-    if key is None:
-        report.reject(lineno, f"book_id {book_id} not in {BOOKS_FILE}")
-        return None
-    return RawRating(user, "", value * 2, book_key=key)
+def _check(path: Path, header: tuple[str, ...]) -> None:
+    """The file exists and begins with ``header`` (``_lines`` checks it first)."""
+    for _ in _lines(path, header):
+        break
 
 
 def read_tags(path: Path) -> tuple[dict[str, str], ReadReport]:
@@ -511,8 +521,7 @@ def read_goodbooks(data_dir: Path, min_tag_count: int = MIN_TAG_COUNT) -> RawDat
     ratings_path = data_dir / RATINGS_FILE
     if ratings_path.is_file():
         keys = {b.book_key for b in books.books}
-        data.ratings, ratings_report = read_ratings(ratings_path, keys)
-        data.reports.append(ratings_report)
+        data.reports.append(load_ratings(ratings_path, keys, data.columnar()))
     else:
         data.reports.append(_absent(RATINGS_FILE, "not found; no ratings read"))
 

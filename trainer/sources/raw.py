@@ -115,6 +115,20 @@ class RawDataset:
                 self.db.execute(f"CREATE TABLE {name} ({columns})")
         return self.db
 
+    def rating_rows(self) -> list[RawRating]:
+        """Every rating row, the engine's and the Python-held ones, in order (small data:
+        tests and tools)."""
+        rows: list[RawRating] = []
+        if self.db is not None:
+            rows = [
+                RawRating(u, i, int(r), k, None if t is None else int(t), float(w))
+                for u, i, r, k, t, w in self.db.all(
+                    "SELECT user_id, isbn, rating, book_key, ts, weight FROM raw_ratings "
+                    "ORDER BY pos"
+                )
+            ]
+        return rows + self.ratings
+
     def tables(self) -> Columnar:
         """Every raw row in the engine (the Python-held ones moved there), plus
         isbn_canon: each distinct raw ISBN and its ISBN-13 (NULL when invalid)."""
