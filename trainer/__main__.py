@@ -224,6 +224,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
             return 0
         result = await pipeline.run(cfg)
         print(run_report.metrics_table(result.metrics))
+        if hint := run_report.timestamp_hint(cfg, result.metrics):
+            print(hint)
         outcome = (
             f"not published: {result.refused}"
             if result.refused

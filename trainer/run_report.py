@@ -70,11 +70,24 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
                 f"{row['coverage@10']} |"
             )
     lines.append("")
-    for name in ("item_item", "reranker", "new_user_history", "cold_start"):
+    for name in ("item_item", "reranker", "new_user_history", "cold_start", "holdout"):
         decision = metrics.get(name)
         if decision:
             lines.append(f"{name}: {decision.get('reason', '')}")
     return "\n".join(lines)
+
+
+def timestamp_hint(cfg: TrainerConfig, metrics: Mapping[str, Any]) -> str:
+    """One line when the generic importer got no timestamps (issue 22 item 5): the holdout
+    was random, so say how to make it time-ordered; empty otherwise."""
+    timed = metrics.get("holdout", {}).get("timed", True)
+    if timed or not (cfg.data_dir / "interactions.csv").is_file():
+        return ""
+    return (
+        "note: interactions.csv has no timestamps, so the holdout was random and the figures "
+        "above are optimistic for time-ordered use; add a 4th column (unix seconds or "
+        "ISO-8601, e.g. 2024-05-01) for a time-ordered split"
+    )
 
 
 def short_study_note(cfg: TrainerConfig) -> str:
