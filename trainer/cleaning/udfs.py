@@ -54,6 +54,16 @@ def csv_split(line: str) -> list[str]:
     return next(csv.reader([line]))
 
 
+def csv_split_on(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter))
+
+
+def timestamp(text: str) -> int | None:
+    from trainer.sources.generic import parse_timestamp
+
+    return parse_timestamp(text)
+
+
 def repr_list(values: list[str]) -> str:
     return repr(values)
 
@@ -120,6 +130,8 @@ FUNCTIONS: dict[str, tuple[Any, list[Any], Any]] = {
     "py_int": (py_int, [VARCHAR], BIGINT),
     "py_csv_split": (csv_split, [VARCHAR], TEXTS),
     "py_repr_list": (repr_list, [TEXTS], VARCHAR),
+    "py_csv_split_on": (csv_split_on, [VARCHAR, VARCHAR], TEXTS),
+    "py_timestamp": (timestamp, [VARCHAR], BIGINT),
     "py_repr": (py_repr, [VARCHAR], VARCHAR),
     "py_fold": (fold_explicit, [INTS, INTS], INTS),
 }

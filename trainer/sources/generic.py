@@ -50,8 +50,10 @@ from pathlib import Path
 
 from bookrec.log import kv
 from trainer.cleaning import rules
+from trainer.cleaning.columnar import Columnar
 from trainer.errors import InputError
-from trainer.sources.raw import RawBook, RawDataset, RawRating, ReadReport
+from trainer.sources.lines import load_lines, rejected
+from trainer.sources.raw import RawBook, RawDataset, ReadReport
 
 log = logging.getLogger("trainer.sources.generic")
 SOURCE = "generic"
@@ -222,96 +224,125 @@ def _fail_on_bad_rows(paths: list[Path], reports: list[ReadReport]) -> None:
 
 @dataclass
 class _Interactions:
-    ratings: list[RawRating]
     report: ReadReport
     merged: ReadReport | None  # implicit rows of one (user, item) summed
     delimiter: str
     header: bool
+    rows: int  # rows written to raw_ratings
 
 
-def read_interactions(path: Path, options: ImportOptions) -> _Interactions:
-    """One RawRating per good row (implicit: per user and item, counts summed)."""
+def _double(x: float) -> str:
+    """A float as a SQL DOUBLE, bit for bit (a bare 0.1 would be an exact DECIMAL)."""
+    return f"CAST('{x!r}' AS DOUBLE)"
+
+
+def _sql_text(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def load_interactions(path: Path, options: ImportOptions, db: Columnar) -> _Interactions:
+    """interactions.csv -> raw_ratings (implicit: one row per user and item, counts summed),
+    read by the columnar engine: each rule of ``_interaction`` as SQL, the rows that break
+    one kept with the reason for the report."""
     delimiter = detect_delimiter(path, (INTERACTION_COLUMNS[0], INTERACTION_COLUMNS[-1]))
     report = ReadReport(path.name)
     implicit = options.interaction_kind == IMPLICIT
     lo, hi = options.scale
-    ratings: list[RawRating] = []
-    # implicit: (user, item) -> summed count, and its latest timestamp
-    counts: dict[tuple[str, str], float] = {}
-    latest: dict[tuple[str, str], int] = {}
-    header = False
-    first = True
-    for lineno, text in _lines(path):
-        fields = _split(text, delimiter)
-        if first:
-            first = False
-            if len(fields) in INTERACTION_COLUMNS and _number(fields[2].strip()) is None:
-                header = True
-                continue
-        report.lines += 1
-        row = _interaction(fields, implicit, lo, hi, options.rating_scale)
-        if isinstance(row, str):
-            report.reject(lineno, f"{row}: {text!r}")
-            continue
-        user, item, value, ts = row
-        report.rows += 1
-        if not implicit:
-            rating = to_project_scale(value, lo, hi)
-            ratings.append(RawRating(user, "", rating, ITEM_KEY_PREFIX + item, ts))
-            continue
-        key = (user, item)
-        counts[key] = counts.get(key, 0.0) + value
-        if ts is not None and ts > latest.get(key, -1):
-            latest[key] = ts
-    merged = None
+    load_lines(db, path, "utf-8", "gen_lines", split_at_cr=False)
+    d = _sql_text(delimiter)
+    strip = "CASE WHEN simple_text({v}) THEN {v} ELSE py_strip({v}) END"
+    db.execute(
+        f"""CREATE OR REPLACE TABLE gen_fields AS
+        SELECT lineno, line, CASE WHEN contains(line, '"') THEN py_csv_split_on(line, {d})
+                                  ELSE string_split(line, {d}) END AS f
+        FROM gen_lines
+        WHERE line <> '' AND (simple_text(line) OR py_strip(line) <> '')"""
+    )
+    db.execute("DROP TABLE gen_lines")
+    first = db.all("SELECT lineno, f FROM gen_fields ORDER BY lineno LIMIT 1")
+    header = (
+        bool(first)
+        and len(first[0][1]) in INTERACTION_COLUMNS
+        and (_number(first[0][1][2].strip()) is None)
+    )
+    skip = first[0][0] if header else 0
+    number = (
+        "CASE WHEN regexp_full_match({v}, '[0-9]+') THEN TRY_CAST({v} AS DOUBLE) "
+        "WHEN regexp_full_match({v}, '[+-]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?') "
+        "THEN TRY_CAST({v} AS DOUBLE) END"
+    )
     if implicit:
-        ratings = [
-            RawRating(user, "", 0, ITEM_KEY_PREFIX + item, latest.get((user, item)), weight)
-            for (user, item), weight in counts.items()
-        ]
+        value_rule = (
+            "WHEN v <= 0 THEN 'count ' || vt || ' is not positive (implicit values are counts > 0)'"
+        )
+    else:
+        value_rule = (
+            "WHEN v = 0 THEN 'value 0 is not an explicit rating (0 marks implicit here; "
+            "for counts use --interactions implicit)' "
+            f"WHEN NOT v BETWEEN {_double(lo)} AND {_double(hi)} THEN 'rating ' || vt || "
+            f"' is outside the rating scale ' || {_sql_text(options.rating_scale)} || "
+            "' (set --rating-scale)'"
+        )
+    db.execute(
+        f"""CREATE OR REPLACE TABLE gen_rows AS
+        WITH s AS (
+          SELECT lineno, line, len(f) AS n, {strip.format(v="f[1]")} AS u,
+                 {strip.format(v="f[2]")} AS i, {strip.format(v="f[3]")} AS vt,
+                 CASE WHEN len(f) = 4 THEN {strip.format(v="f[4]")} ELSE '' END AS tt
+          FROM gen_fields WHERE lineno > {skip}),
+        p AS (
+          SELECT *, {number.format(v="vt")} AS v0,
+                 CASE WHEN tt = '' THEN NULL
+                      WHEN regexp_full_match(tt, '[0-9]+')
+                      THEN CASE WHEN TRY_CAST(tt AS HUGEINT) <= {_MAX_TS}
+                                THEN CAST(tt AS BIGINT) END
+                      ELSE py_timestamp(tt) END AS ts
+          FROM s),
+        q AS (SELECT *, CASE WHEN isfinite(v0) THEN v0 END AS v FROM p),
+        r AS (SELECT lineno, line, u, i, v, ts,
+          CASE WHEN n NOT IN (3, 4) THEN n || ' columns, expected user,item,value[,timestamp]'
+               WHEN u = '' THEN 'empty user'
+               WHEN i = '' THEN 'empty item'
+               WHEN length(u) > {MAX_USER_ID} THEN 'user id longer than {MAX_USER_ID} characters'
+               WHEN length(i) > {MAX_ITEM_ID} THEN 'item id longer than {MAX_ITEM_ID} characters'
+               WHEN v IS NULL THEN 'value ' || py_repr(vt) || ' is not a number'
+               {value_rule}
+               WHEN tt <> '' AND ts IS NULL THEN 'timestamp ' || py_repr(tt)
+                 || ' is neither unix seconds nor ISO-8601 (from 1970 on)'
+          END AS reason FROM q)
+        SELECT lineno, u, i, v, ts,
+          CASE WHEN reason IS NOT NULL THEN reason || ': ' || py_repr(line) END AS why
+        FROM r"""
+    )
+    db.execute("DROP TABLE gen_fields")
+    report.lines = db.count("gen_rows")
+    report.rejected, report.rejected_examples = rejected(db, "gen_rows", path.name)
+    report.rows = report.lines - report.rejected
+    merged = None
+    if not implicit:
+        low, high = _double(lo), _double(hi)
+        rating = f"least(10, greatest(1, floor(1 + (v - {low}) * 9 / ({high} - {low}) + 0.5)))"
+        db.execute(
+            f"""INSERT INTO raw_ratings SELECT lineno, u, '', CAST({rating} AS BIGINT),
+            '{ITEM_KEY_PREFIX}' || i, ts, 1.0 FROM gen_rows WHERE why IS NULL"""
+        )
+        rows = report.rows
+    else:
+        db.execute(
+            f"""INSERT INTO raw_ratings SELECT min(lineno), u, '', 0, '{ITEM_KEY_PREFIX}' || i,
+            max(ts), sum(v ORDER BY lineno) FROM gen_rows WHERE why IS NULL GROUP BY u, i"""
+        )
+        rows = int(
+            db.scalar("SELECT count(*) FROM (SELECT DISTINCT u, i FROM gen_rows WHERE why IS NULL)")
+        )
         merged = ReadReport(
             f"{path.name}: one row per user and item",
             lines=report.rows,
-            rows=len(ratings),
+            rows=rows,
             why="implicit rows of one user and item: counts added up, latest timestamp kept",
         )
-    return _Interactions(ratings, report, merged, delimiter, header)
-
-
-def _interaction(
-    fields: list[str], implicit: bool, lo: float, hi: float, scale: str
-) -> tuple[str, str, float, int | None] | str:
-    """(user, item, value, timestamp) of one data line, or what is wrong with it."""
-    if len(fields) not in INTERACTION_COLUMNS:
-        return f"{len(fields)} columns, expected user,item,value[,timestamp]"
-    user, item, value_text = (f.strip() for f in fields[:3])
-    if not user:
-        return "empty user"
-    if not item:
-        return "empty item"
-    if len(user) > MAX_USER_ID:
-        return f"user id longer than {MAX_USER_ID} characters"
-    if len(item) > MAX_ITEM_ID:
-        return f"item id longer than {MAX_ITEM_ID} characters"
-    value = _number(value_text)
-    if value is None:
-        return f"value {value_text!r} is not a number"
-    if implicit:
-        if value <= 0:
-            return f"count {value_text} is not positive (implicit values are counts > 0)"
-    elif value == 0:
-        return (
-            "value 0 is not an explicit rating (0 marks implicit here; for counts use "
-            "--interactions implicit)"
-        )
-    elif not lo <= value <= hi:
-        return f"rating {value_text} is outside the rating scale {scale} (set --rating-scale)"
-    ts = None
-    if len(fields) == 4 and (ts_text := fields[3].strip()):
-        ts = parse_timestamp(ts_text)
-        if ts is None:
-            return f"timestamp {ts_text!r} is neither unix seconds nor ISO-8601 (from 1970 on)"
-    return user, item, value, ts
+    db.execute("DROP TABLE gen_rows")
+    return _Interactions(report, merged, delimiter, header, rows)
 
 
 # -- items.csv ----------------------------------------------------------------------------
@@ -381,7 +412,12 @@ def read_generic(data_dir: Path, options: ImportOptions) -> RawDataset:
     if not inter_path.is_file():
         raise InputError(f"{inter_path}: file not found (user,item,value[,timestamp] expected)")
     items = read_items(items_path) if items_path.is_file() else None
-    inter = read_interactions(inter_path, options)
+    data = RawDataset(SOURCE, rules=RULES)
+    try:
+        inter = load_interactions(inter_path, options, data.columnar())
+    except BaseException:
+        data.columnar().close()
+        raise
     log.info(
         "interactions read",
         extra=kv(
@@ -397,14 +433,18 @@ def read_generic(data_dir: Path, options: ImportOptions) -> RawDataset:
     if items is not None:
         paths.append(items_path)
         reports.append(items.report)
-    if not options.skip_bad_rows:
-        _fail_on_bad_rows(paths, reports)
-    if not inter.ratings:
-        raise InputError(
-            f"{inter_path}: no interactions read ({inter.report.rejected} bad rows); expected "
-            "user,item,value[,timestamp] lines"
-        )
-    data = RawDataset(SOURCE, ratings=inter.ratings, reports=[inter.report], rules=RULES)
+    try:
+        if not options.skip_bad_rows:
+            _fail_on_bad_rows(paths, reports)
+        if not inter.rows:
+            raise InputError(
+                f"{inter_path}: no interactions read ({inter.report.rejected} bad rows); "
+                "expected user,item,value[,timestamp] lines"
+            )
+    except BaseException:
+        data.columnar().close()
+        raise
+    data.reports.append(inter.report)
     if inter.merged is not None:
         data.reports.append(inter.merged)
     if items is not None:
@@ -412,12 +452,16 @@ def read_generic(data_dir: Path, options: ImportOptions) -> RawDataset:
         data.work_subjects = items.subjects
         data.reports.append(items.report)
     else:
-        seen = dict.fromkeys(r.book_key.removeprefix(ITEM_KEY_PREFIX) for r in inter.ratings)
-        data.books = [
-            RawBook("", item, "", "", book_key=ITEM_KEY_PREFIX + item, work_key=item)
-            for item in seen
-        ]
+        # every item rated, in the order of its first row
+        db = data.columnar()
+        db.execute(
+            f"""INSERT INTO raw_books
+            SELECT row_number() OVER (ORDER BY min(pos)), '', item, '', '', '', '',
+                   '{ITEM_KEY_PREFIX}' || item, item
+            FROM (SELECT pos, book_key[{len(ITEM_KEY_PREFIX) + 1}:] AS item FROM raw_ratings)
+            GROUP BY item"""
+        )
         absent = ReadReport(ITEMS_FILE, why="not found: every item is titled with its id")
-        absent.lines = absent.rows = len(data.books)
+        absent.lines = absent.rows = db.count("raw_books")
         data.reports.append(absent)
     return data

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from trainer.cleaning.columnar import CHUNK, Columnar
+from trainer.errors import InputError
 
 _DELIMITER = b"\x01"
 _SCAN = 1 << 24
@@ -42,9 +43,13 @@ def _plain(path: Path) -> bool:
     return not tail.endswith(b"\r")
 
 
-def load_lines(db: Columnar, path: Path, encoding: str, table: str) -> None:
+def load_lines(
+    db: Columnar, path: Path, encoding: str, table: str, split_at_cr: bool = True
+) -> None:
     """Table ``table`` (lineno BIGINT, line VARCHAR): every line of ``path``, numbered
-    from 1, without its line end; an empty line is ''."""
+    from 1, without its line end; an empty line is ''. ``split_at_cr``: a lone CR ends a
+    line (Python's text mode); without it, only LF does, and the file must be UTF-8
+    (InputError naming the first line that is not)."""
     if _plain(path):
         quoted = str(path).replace("'", "''")
         enc = "latin-1" if encoding == "latin-1" else "utf-8"
@@ -62,7 +67,29 @@ def load_lines(db: Columnar, path: Path, encoding: str, table: str) -> None:
             return
         except duckdb.Error:
             db.execute(f"DROP TABLE IF EXISTS {table}_scan")
-    _python_lines(db, path, encoding, table)
+    if split_at_cr:
+        _python_lines(db, path, encoding, table)
+    else:
+        _utf8_lines(db, path, table)
+
+
+def _utf8_lines(db: Columnar, path: Path, table: str) -> None:
+    db.execute(f"CREATE OR REPLACE TABLE {table} (lineno BIGINT, line VARCHAR)")
+    batch: list[tuple[int, str]] = []
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                text = (raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    f"{path}:{lineno}: not UTF-8 ({e.reason} at byte {e.start}); save the file "
+                    "as UTF-8"
+                ) from e
+            batch.append((lineno, text.rstrip("\r\n")))
+            if len(batch) == CHUNK:
+                db.insert(table, ("lineno", "line"), batch)
+                batch = []
+    db.insert(table, ("lineno", "line"), batch)
 
 
 def _python_lines(db: Columnar, path: Path, encoding: str, table: str) -> None:
