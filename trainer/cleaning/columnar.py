@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,17 @@ def configure(settings: ColumnarSettings) -> None:
     _current[0] = settings
 
 
+def _remove(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    con.close()
+    for p in (path, path.with_suffix(".duckdb.wal")):
+        p.unlink(missing_ok=True)
+    tmp = path.parent / (path.stem + ".tmp")
+    if tmp.is_dir():
+        for f in tmp.iterdir():
+            f.unlink(missing_ok=True)
+        tmp.rmdir()
+
+
 class Columnar:
     """A DuckDB database for one pipeline run. Not thread-safe; close it when done."""
 
@@ -57,6 +69,8 @@ class Columnar:
         self.con = con
         self.path = path
         self.closed = False
+        # A caller that never closes it (a tool reading Cleaned.works) still leaves no file.
+        self._finalizer = weakref.finalize(self, _remove, con, path)
 
     @staticmethod
     def open(settings: ColumnarSettings | None = None) -> Columnar:
@@ -76,17 +90,8 @@ class Columnar:
 
     def close(self) -> None:
         """Close and delete the database; closing twice is harmless."""
-        if self.closed:
-            return
         self.closed = True
-        self.con.close()
-        for p in (self.path, self.path.with_suffix(".duckdb.wal")):
-            p.unlink(missing_ok=True)
-        tmp = self.path.parent / (self.path.stem + ".tmp")
-        if tmp.is_dir():
-            for f in tmp.iterdir():
-                f.unlink(missing_ok=True)
-            tmp.rmdir()
+        self._finalizer()
 
     def __enter__(self) -> Columnar:
         return self
