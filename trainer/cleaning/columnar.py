@@ -80,7 +80,10 @@ class Columnar:
         folder = s.directory()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}.duckdb"
-        con = duckdb.connect(str(path))
+        # In memory: a file-backed database checkpoints (compresses, fsyncs) after each
+        # statement, which cost 10x the CPU in waits on a busy disk; an in-memory one
+        # still spills to temp_directory past memory_limit.
+        con = duckdb.connect(":memory:")
         con.execute(f"SET memory_limit = '{s.memory_limit}'")
         con.execute(f"SET temp_directory = '{folder / (path.stem + '.tmp')}'")
         con.execute(f"SET threads = {s.threads or os.cpu_count() or 1}")
