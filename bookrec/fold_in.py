@@ -56,12 +56,24 @@ class FewRatings:
         x = z - G (I + D M)⁻¹ D (Y_u z),  z = A0⁻¹ Y_uᵀ c,  G = A0⁻¹ Y_uᵀ,  M = Y_u G,
 
     with ``D = diag(c - 1)``: an n x n solve per user instead of an f x f one. Equal to
-    ``fold_in`` up to float64 rounding (tests/test_journeys.py)."""
+    ``fold_in`` up to float64 rounding (tests/test_journeys.py). Under ``scaling``
+    "count", λ and so ``A0`` depend on the user's n: one inverse per n met."""
 
-    def __init__(self, item_factors: F32, yty: F64, regularization: float) -> None:
+    def __init__(
+        self, item_factors: F32, yty: F64, regularization: float, scaling: str = "none"
+    ) -> None:
         self.y = np.asarray(item_factors, dtype=np.float64)
-        f = yty.shape[0]
-        self.a0_inv = np.linalg.inv(yty + regularization * np.eye(f))
+        self.yty, self.regularization, self.scaling = yty, regularization, scaling
+        self._inverses: dict[float, F64] = {}
+        self.a0_inv = self.inverse(1)
+
+    def inverse(self, n: int) -> F64:
+        """``A0⁻¹`` for a user of ``n`` ratings."""
+        lam = scaled(self.regularization, self.scaling, n)
+        if lam not in self._inverses:
+            a0 = self.yty + lam * np.eye(self.yty.shape[0])
+            self._inverses[lam] = np.asarray(np.linalg.inv(a0), dtype=np.float64)
+        return self._inverses[lam]
 
     def many(self, items: list[I32], conf: list[F32]) -> F32:
         """One vector per user (zeros for a user with no items)."""
@@ -77,7 +89,8 @@ class FewRatings:
         for u, (s, e) in enumerate(zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)):
             if e == s:
                 continue
-            yu, gu = y_all[s:e], g_all[s:e]
+            yu = y_all[s:e]
+            gu = g_all[s:e] if self.scaling == "none" else yu @ self.inverse(e - s)
             c = np.asarray(conf[u], dtype=np.float64)
             z = gu.T @ c
             d = c - 1.0

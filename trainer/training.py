@@ -12,6 +12,7 @@ from trainer.config import TrainerConfig
 from trainer.errors import InputError
 from trainer.features import build_features
 from trainer.modeling import ModelConfig, evaluate_test_baselines, train_models
+from trainer.models import spark_als
 from trainer.models.als import ALSParams
 from trainer.models.item_item import ItemItemParams
 from trainer.models.refit import refit
@@ -37,6 +38,9 @@ def model_config(cfg: TrainerConfig) -> ModelConfig:
             f"--subject-pooling {cfg.subject_pooling!r}: choose one of {', '.join(POOLINGS)}"
         )
     base = ALSParams(seed=cfg.seed, threads=cfg.threads)
+    if cfg.als_engine == "spark":  # MLlib weighs λ by each solve's ratings (ALS-WR)
+        spark_als.configure(spark_als.SparkSettings(cfg.spark_master, cfg.spark_memory))
+        base = replace(base, engine="spark", regularization_scaling="count")
     return ModelConfig(
         seed=cfg.seed,
         als_base=base,
@@ -96,7 +100,7 @@ async def train_and_publish(
             published,
             models,
             params={
-                "als": params_of(models.als_params),
+                "als": params_of(models.als_params) | spark_als.manifest_params(models.als_params),
                 "split": params_of(split_config(cfg)),
                 "prior_strength": cfg.prior_strength,
                 "rerank_candidates": cfg.rerank_candidates,

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from bookrec import artifact, cold_score, rerank_features
 from bookrec.artifact import ArtifactError, Manifest, StringColumn
+from bookrec.fold_in import SCALINGS
 from bookrec.pooling import normalise
 from bookrec.subject_names import normalize as normalize_subject
 from server.engine import verified
@@ -72,21 +73,31 @@ class AlsSettings:
     # them out too (they stay excluded from results); implicit ones (0) always count.
     # 0: every rating counts.
     min_rating: int = 0
+    # How training weighed λ in each solve: "none", or "count" (Spark MLlib: λ times the
+    # user's ratings); fold-in solves the same way (bookrec/fold_in.py). Absent: "none".
+    regularization_scaling: str = "none"
 
     @staticmethod
     def of(params: Mapping[str, Any]) -> AlsSettings:
         als = params.get("als", {})
         try:
-            return AlsSettings(
+            settings = AlsSettings(
                 float(als["alpha"]),
                 str(als["scheme"]),
                 float(als["regularization"]),
                 int(als.get("min_rating", 0)),
+                str(als.get("regularization_scaling", "none")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ArtifactError(
                 f"manifest params.als lacks alpha/scheme/regularization: {e}"
             ) from e
+        if settings.regularization_scaling not in SCALINGS:
+            raise ArtifactError(
+                f"manifest params.als.regularization_scaling "
+                f"{settings.regularization_scaling!r} is not one of {', '.join(SCALINGS)}"
+            )
+        return settings
 
     def fitted(self, ratings: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.bool_]:
         """Which ratings ALS would fit (trainer/als.py ``is_positive``)."""

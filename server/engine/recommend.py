@@ -223,6 +223,7 @@ def _user_vector(bundle: Bundle, user: int, fresh: Mapping[int, int]) -> tuple[F
         bundle.als.regularization,
         np.concatenate([rated[trained], rows[folded]]),
         np.concatenate([conf[trained], new_conf]),
+        bundle.als.regularization_scaling,
     )
     return vector, every
 
@@ -240,7 +241,14 @@ def _new_user_vector(bundle: Bundle, fresh: Mapping[int, int]) -> F32 | None:
         return None
     conf = confidence(ratings[keep], bundle.als.alpha, bundle.als.scheme)
     metrics.FOLD_INS.labels(kind="new_user").inc()
-    return fold_in(bundle.item_factors, bundle.yty, bundle.als.regularization, rows[keep], conf)
+    return fold_in(
+        bundle.item_factors,
+        bundle.yty,
+        bundle.als.regularization,
+        rows[keep],
+        conf,
+        bundle.als.regularization_scaling,
+    )
 
 
 def _new_user(

@@ -151,7 +151,7 @@ def fold_vectors(snap: Snapshot, model: Personal, j: jy.Journey) -> F32:
     ``_new_user_vector``): ratings ALS would have fitted, confidences as trained."""
     itf = model.als.item_factors
     yty = itf.astype(np.float64).T @ itf.astype(np.float64)
-    few = FewRatings(itf, yty, model.params.regularization)
+    few = FewRatings(itf, yty, model.params.regularization, model.params.regularization_scaling)
     items, conf = [], []
     for rows in j.known:
         keep = is_positive(snap.ratings[rows], model.params.min_rating)

@@ -200,6 +200,12 @@ def fit(user_items: sp.csr_matrix, params: ALSParams) -> ALSModel:
     return ALSModel(uf, itf)
 
 
+def manifest_params(params: ALSParams) -> dict[str, str]:
+    """What the manifest's ``params.als`` adds for a Spark fit: the rating column MLlib
+    was given (fold-in reads ``regularization_scaling``, already in the params)."""
+    return {"mllib_rating": "(c - 1) / alpha"} if params.engine == "spark" else {}
+
+
 def _collect(factors: Any, n: int, rank: int) -> npt.NDArray[np.float32]:
     """MLlib's (id, features) rows as an (n, rank) array in id order, streamed."""
     out = np.zeros((n, rank), dtype=np.float32)
