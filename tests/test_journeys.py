@@ -99,6 +99,12 @@ def test_every_user_is_in_one_fold_and_no_fold_model_sees_its_users() -> None:
     assert np.array_equal(j.folds, js.fold_of[j.users])
 
 
+def test_a_journey_nobody_can_take_is_left_out() -> None:
+    snap = _snapshot("popular")
+    js = jy.build(snap, np.full((snap.n_items, 1), -1), seed=0, ns=(1, READS, 50))
+    assert set(js.journeys) == {"n=1"}
+
+
 def test_without_timestamps_the_known_items_are_a_seeded_draw() -> None:
     snap = _snapshot("clustered", timed=False)
     a = jy.build(snap, np.full((snap.n_items, 1), -1), seed=5)

@@ -21,6 +21,7 @@ Public API (also used by bench/model_quality.py):
   fitted on: the training part of every user outside the fold. A journey user's own
   rows never reach the model that scores them, so every eligible user is scored once,
   by a model that never saw them (k-fold over users, not a sample).
+  A journey no user can take (nobody rated more than n) is left out.
 - ``known_items(snap, journey) -> list[I32]``: the item rows each user told the
   service (history for ``n=*``; the excluded seed for ``subjects``).
 - ``Journey.in_fold(fold) -> positions``: the positions of one fold's users.
@@ -146,10 +147,14 @@ def build(
     fold_of = user_folds(snap.user_ids, seed, folds)
     out: dict[str, Journey] = {}
     if bool((np.asarray(book_subjects) >= 0).any()):
-        out[SUBJECTS] = _subjects(snap, book_subjects, rows_of, fold_of, seed, max_users)
+        subjects = _subjects(snap, book_subjects, rows_of, fold_of, seed, max_users)
+        if len(subjects.users):
+            out[SUBJECTS] = subjects
     for n in ns:
         users = [u for u in range(snap.n_users) if len(rows_of[u]) > n]
         users = _cap(users, max_users, seed, snap.user_ids)
+        if not users:  # no user rated more than n: no such journey
+            continue
         known = [rows_of[u][:n] for u in users]
         targets = [{int(i) for i in snap.items[rows_of[u][n:]].tolist()} for u in users]
         ua = np.array(users, dtype=np.int32)
