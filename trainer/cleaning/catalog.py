@@ -123,10 +123,20 @@ def merge_editions(db: Columnar, report: CleaningReport) -> dict[str, str]:
     )
     db.execute(
         f"""CREATE OR REPLACE TABLE b2 AS
-        SELECT *, {_ORDER} AS ord, py_book_parts(title, author) AS p
+        SELECT *, {_ORDER} AS ord
         FROM (SELECT *, row_number() OVER (PARTITION BY nisbn ORDER BY {_ORDER}) AS nth
               FROM b1 WHERE nisbn IS NOT NULL OR book_key <> '')
         WHERE nisbn IS NULL OR nth = 1"""
+    )
+    # The text rules once per distinct value: editions repeat titles, authors and years.
+    db.execute(
+        """CREATE OR REPLACE TABLE b2 AS
+        WITH parts AS (SELECT title, author, py_book_parts(title, author) AS p
+                       FROM (SELECT DISTINCT title, author FROM b2)),
+        years AS (SELECT year, py_year(year) AS y FROM (SELECT DISTINCT year FROM b2)),
+        pages AS (SELECT pages, py_pages(pages) AS pg FROM (SELECT DISTINCT pages FROM b2))
+        SELECT b2.*, parts.p, years.y, pages.pg FROM b2
+        JOIN parts USING (title, author) JOIN years USING (year) JOIN pages USING (pages)"""
     )
     n_books = db.count("raw_books")
     invalid = n_books - db.count("b1 WHERE nisbn IS NOT NULL OR book_key <> ''")
@@ -143,8 +153,7 @@ def merge_editions(db: Columnar, report: CleaningReport) -> dict[str, str]:
     db.execute(
         """CREATE OR REPLACE TABLE works_raw AS
         SELECT work_id, arg_min(p[1], ord) AS title, arg_min(p[4], ord) AS author,
-               min(py_year(year)) AS year,
-               arg_min(py_pages(pages), ord) FILTER (WHERE py_pages(pages) IS NOT NULL) AS pages,
+               min(y) AS year, arg_min(pg, ord) FILTER (WHERE pg IS NOT NULL) AS pages,
                arg_min(p[2], ord) AS series, arg_min(CAST(p[3] AS BIGINT), ord) AS series_volume
         FROM b3 GROUP BY work_id"""
     )

@@ -9,7 +9,9 @@ The SQL calls them on distinct values, or only on the rare rows off its fast pat
 from __future__ import annotations
 
 import csv
+import functools
 import html
+import sys
 from typing import Any
 
 import duckdb
@@ -162,7 +164,22 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
             null_handling="special",
             side_effects=False,
         )
-    # Printable ASCII with nothing Python's str.strip would remove at either end.
+    # True when Python's v.strip() would remove nothing: no whitespace (str.isspace) at
+    # either end.
+    space = _space_class()
     con.execute(
-        "CREATE OR REPLACE MACRO simple_text(v) AS regexp_full_match(v, '([!-~]([ -~]*[!-~])?)?')"
+        f"CREATE OR REPLACE MACRO simple_text(v) AS NOT regexp_matches(v, '^{space}|{space}$')"
     )
+
+
+@functools.cache
+def _space_class() -> str:
+    """An RE2 class of every character str.isspace() holds for (what str.strip removes)."""
+    codes = [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    ranges: list[tuple[int, int]] = []
+    for c in codes:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1] = (ranges[-1][0], c)
+        else:
+            ranges.append((c, c))
+    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges) + "]"

@@ -73,8 +73,9 @@ def load_editions(path: Path, db: Columnar) -> None:
                              coalesce(json_extract_string(j, '$.isbn_13[*]'), [])) AS l
           FROM ol_records),
         x AS (SELECT lineno, work, unnest(l) AS raw, generate_subscripts(l, 1) AS k FROM e
-              WHERE work IS NOT NULL)
-        SELECT x.lineno, x.k, x.work, py_isbn13(x.raw) AS isbn FROM x"""
+              WHERE work IS NOT NULL),
+        canon AS (SELECT raw, py_isbn13(raw) AS isbn FROM (SELECT DISTINCT raw FROM x))
+        SELECT x.lineno, x.k, x.work, canon.isbn FROM x JOIN canon USING (raw)"""
     )
     db.execute(
         """INSERT INTO source_isbn_work
