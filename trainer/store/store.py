@@ -141,11 +141,6 @@ class Store:
 
     # -- load ---------------------------------------------------------------------------
 
-    async def _write(self, table: Table, rows: Sequence[Sequence[Any]], what: str) -> None:
-        sql = upsert_sql(self.db.dialect, table)
-        for start in range(0, len(rows), BATCH):
-            await self.db.executemany(sql, rows[start : start + BATCH])
-
     async def _stream(
         self, table: Table, chunks: Iterable[Sequence[Sequence[Any]]], what: str
     ) -> int:
