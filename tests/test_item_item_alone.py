@@ -2,14 +2,15 @@
 trainer when it wins on the tune users, decided against ALS on the eval half, published
 with weight 0, and served by the real server as EASE's own ranking.
 
-The data plant it: 60 disjoint clusters of 12 items (one subject each), each read whole, in the same order,
-by 10 readers (so each one's validation item is the cluster's 11th and its test item the
-12th), and two probe readers per cluster who rated the 11th and two others (too few
-ratings to be held out). EASE's rows point exactly inside each cluster, the 11th above
-the 12th (more co-readers): it ranks every validation target first, NDCG 1 at weight 0,
-which no blend can beat (ties keep weight 0). ALS held to 8 factors, 4 iterations and a
-heavy regularisation cannot tell 60 clusters apart. The server's lists are checked on
-the probe readers, who have nine books of their cluster left to find.
+The data plant it: 60 disjoint clusters of 12 items (one subject each), each read whole,
+in the same order, by 10 readers (so each one's validation item is the cluster's 11th
+and its test item the 12th), and two probe readers per cluster who rated the 11th and
+two others (too few ratings to be held out). EASE's rows point exactly inside each
+cluster, the 11th above the 12th (more co-readers): it ranks every validation target
+first, NDCG 1 at weight 0, which no blend can beat (ties keep weight 0). ALS held to 8
+factors, 4 iterations and a heavy regularisation cannot tell 60 clusters apart. The
+server's lists are checked on the probe readers, who have nine books of their cluster
+left to find.
 """
 
 from __future__ import annotations
