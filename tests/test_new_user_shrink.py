@@ -171,7 +171,7 @@ def test_bad_new_user_fields_are_refused(params: dict[str, Any], extra: Any, mes
         fake_bundle(params=params, extra=extra)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(900)  # the session's tiny artifact may be trained here
 def test_trained_artifact_serves_its_learned_shrink(tiny_artifact: Path, tmp_path: Path) -> None:
     manifest = read_manifest(tiny_artifact)
     k = manifest.params["new_user_shrink_k"]
