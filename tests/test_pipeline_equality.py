@@ -59,6 +59,7 @@ async def test_real_sets_equal_the_python_path(
     _compare(await fingerprint(case, root), _expected(name))
 
 
+@pytest.mark.timeout(1800)  # 1.15M rating rows on 2 shared cores; the demo files included
 async def test_one_x_demo_set_equals_the_python_path(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

@@ -26,6 +26,8 @@ from typing import Any
 
 import duckdb
 
+from trainer.errors import InputError
+
 CHUNK = 100_000  # rows per insert or fetch between Python and DuckDB
 
 
@@ -84,10 +86,18 @@ class Columnar:
         # statement, which cost 10x the CPU in waits on a busy disk; an in-memory one
         # still spills to temp_directory past memory_limit.
         con = duckdb.connect(":memory:")
-        con.execute(f"SET memory_limit = '{s.memory_limit}'")
+        try:
+            con.execute(f"SET memory_limit = '{s.memory_limit.replace(chr(39), '')}'")
+        except duckdb.Error as e:
+            con.close()
+            raise InputError(
+                f"columnar_memory {s.memory_limit!r}: expected a size DuckDB reads, e.g. 4GB or "
+                f"50% (--columnar-memory, BOOKREC_TRAIN_COLUMNAR_MEMORY): {e}"
+            ) from e
         con.execute(f"SET temp_directory = '{folder / (path.stem + '.tmp')}'")
         con.execute(f"SET threads = {s.threads or os.cpu_count() or 1}")
         con.execute("SET preserve_insertion_order = true")
+        con.execute("SET enable_progress_bar = false")  # the trainer logs its own progress
         udfs.register(con)
         return Columnar(con, path)
 
