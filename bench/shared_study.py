@@ -8,7 +8,13 @@ docs/scale.md) should give N trainers about N times the trials of one in the sam
 clock. Each point is whole `trainer run`s on this machine, started together, with
 the same study clock (``--als-seconds`` for the ALS study) and a trial budget too
 large to reach, item-item and the reranker off; the trials are counted in the study
-afterwards (per trainer, and pruned ones apart). On a machine with fewer free cores
+afterwards (per trainer, and pruned ones apart). The study's first points are a
+grid of ``--points`` points of one cost (``--factors``, ``--iterations``; alpha
+varies), so that the count measures throughput, not which points TPE happened to
+draw (a 512-factor, 30-iteration point costs a hundred 8-factor ones); a grid far
+larger than the clock can use costs time of its own, since Optuna reads every
+waiting trial back from the storage at each trial. ``busy_s`` is the time spent
+inside trials, summed over the trainers. On a machine with fewer free cores
 than trainers the figure is what the cores allow, not what N hosts would give: the
 load average is printed beside it.
 
@@ -34,10 +40,16 @@ import pymysql
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env(threads: int, als_seconds: float) -> dict[str, str]:
+def _env(
+    threads: int, als_seconds: float, factors: int, iterations: int, points: int
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKREC_TRAIN_")}
+    alphas = ",".join(f"{1 + i / 100:.2f}" for i in range(points))
     return {
         **env,
+        "BOOKREC_TRAIN_ALS_GRID": (
+            f"factors={factors};iterations={iterations};scheme=log;alpha={alphas}"
+        ),
         "PYTHONPATH": str(ROOT),
         "BOOKREC_TRAIN_THREADS": str(threads),
         "BOOKREC_TRAIN_STUDY_TRIALS": "10000",
@@ -68,14 +80,22 @@ def _trainer(data: Path, url: str, artifacts: Path, env: dict[str, str]) -> list
     ]
 
 
-def point(data: Path, trainers: int, threads: int, als_seconds: float) -> dict[str, Any]:
+def point(
+    data: Path,
+    trainers: int,
+    threads: int,
+    als_seconds: float,
+    factors: int,
+    iterations: int,
+    points: int,
+) -> dict[str, Any]:
     """``trainers`` trainers on one shared study; its trials counted afterwards."""
     db = f"bookrec_bench_{uuid.uuid4().hex[:8]}"
     conn = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {db}")
     url = f"mysql://root:@127.0.0.1:3306/{db}"
-    env = _env(threads, als_seconds)
+    env = _env(threads, als_seconds, factors, iterations, points)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for command in ("ingest", "split"):  # one store, loaded once
@@ -103,8 +123,9 @@ def point(data: Path, trainers: int, threads: int, als_seconds: float) -> dict[s
                 study_name="bench", storage=f"mysql+pymysql://root:@127.0.0.1:3306/{db}"
             )
             trials = study.get_trials(deepcopy=False)
+            ran = [t for t in trials if t.state.name != "WAITING"]
             hosts: dict[str, int] = {}
-            for t in trials:
+            for t in ran:
                 key = str(t.user_attrs.get("host"))
                 hosts[key] = hosts.get(key, 0) + 1
             states = [t.state.name for t in trials]
@@ -113,17 +134,23 @@ def point(data: Path, trainers: int, threads: int, als_seconds: float) -> dict[s
                 "threads": threads,
                 "als_seconds": als_seconds,
                 "exit_codes": codes,
-                "trials": len(trials),
+                "trials": len(ran),
                 "complete": states.count("COMPLETE"),
                 "pruned": states.count("PRUNED"),
                 "per_trainer": sorted(hosts.values()),
                 "best": round(float(study.best_value), 4),
+                "trial_s_median": _median([t.duration.total_seconds() for t in ran if t.duration]),
+                "busy_s": round(sum(t.duration.total_seconds() for t in ran if t.duration), 1),
                 "load_avg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
             }
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE {db}")
         conn.close()
+
+
+def _median(xs: list[float]) -> float | None:
+    return round(sorted(xs)[len(xs) // 2], 2) if xs else None
 
 
 def main() -> None:
@@ -134,6 +161,9 @@ def main() -> None:
     p.add_argument("--als-seconds", type=float, default=40.0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--factors", type=int, default=32)
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--points", type=int, default=40)
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +176,15 @@ def main() -> None:
         for _ in range(args.repeats):
             for n in args.trainers:
                 start = time.perf_counter()
-                row = point(data, n, args.threads, args.als_seconds)
+                row = point(
+                    data,
+                    n,
+                    args.threads,
+                    args.als_seconds,
+                    args.factors,
+                    args.iterations,
+                    args.points,
+                )
                 row["wall_s"] = round(time.perf_counter() - start, 1)
                 print(row, flush=True)
 
