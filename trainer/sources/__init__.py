@@ -1,7 +1,8 @@
-"""Readers that turn a data directory's files into one RawDataset (trainer/sources/raw.py).
+"""Readers that turn a data directory's files into one RawDataset (trainer/sources/raw.py):
+raw tables in the columnar engine (trainer/cleaning/columnar.py).
 
-``generic``: bring your own data, written as ``interactions.csv`` (+ ``items.csv``).
-The Book-Crossing, goodbooks-10k, Open Library and feedback readers still live
-beside the pipeline (trainer/sources/bx_reader.py, goodbooks.py, openlibrary.py,
-feedback.py); trainer/sources/ingest.py picks the reader for a directory.
+``bx_reader`` (Book-Crossing), ``openlibrary`` (its dumps), ``goodbooks``
+(goodbooks-10k), ``generic`` (your own ``interactions.csv`` + ``items.csv``) and
+``feedback`` (the servers' rating log); ``lines`` reads a file's lines into the
+engine; ``ingest`` picks the reader for a directory.
 """
