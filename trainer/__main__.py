@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
                 "--spark-master", help="the Spark master of --als-engine spark: spark://HOST:7077"
             )
             c.add_argument(
+                "--spark-memory", help="heap of the Spark driver and of each executor (512m)"
+            )
+            c.add_argument(
                 "--als-grid",
                 help='points the ALS study tries first, e.g. "factors=64,128;alpha=1;scheme=log"',
             )
