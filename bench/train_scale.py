@@ -16,6 +16,9 @@ own) with a time limit.
   1x-shaped binary matrix with ``max_items`` = the head size; the trainer caps the head
   at 6000 (trainer/config.py), so this cost does not grow with the catalogue.
 
+``--run SCALE`` instead times a whole ``trainer run`` on that demo scale with the default
+study clock (``whole_run``).
+
 Writes bench/results/train_scale.{json,md}, keeping the points of earlier calls.
 """
 
@@ -153,11 +156,55 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         peak,
         note,
     )
-    return markdown_table(als, als_columns) + "\n\n" + markdown_table(ease, ease_columns)
+    runs = [r for r in rows if r.get("kind") == "run"]
+    run_columns = (
+        ("trainer run", "asked"),
+        ("wall s", "seconds"),
+        peak,
+        ("interactions", "interactions"),
+        ("stages s", "stages"),
+        ("stopped", "timed_out"),
+    )
+    return (
+        markdown_table(als, als_columns)
+        + "\n\n"
+        + markdown_table(ease, ease_columns)
+        + "\n\n"
+        + markdown_table(runs, run_columns)
+    )
+
+
+def whole_run(scale: str, timeout: float, columnar_memory: str) -> dict[str, Any]:
+    """A whole ``trainer run`` on a demo scale from an empty SQLite store, default study
+    clock: wall time, peak RSS (polled, so a run stopped at ``timeout`` has one too) and
+    the seconds of each stage; the data pipeline's DuckDB spills under the run's folder."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from bench.common import demo_data
+    from bench.pipeline_scale import replicated, run_trainer
+
+    known = ("bookcrossing", "bookcrossing4x", "bookcrossing16x")
+    data = demo_data(scale) if scale in known or "x" not in scale else replicated(scale)
+    work = Path(tempfile.mkdtemp(prefix="bookrec-run-"))
+    args = ["run", "--data", str(data), "--store", f"sqlite:///{work / 'store.sqlite'}"]
+    args += ["--artifacts", str(work / "artifacts"), "--columnar-temp-dir", str(work / "duckdb")]
+    if columnar_memory:
+        args += ["--columnar-memory", columnar_memory]
+    try:
+        out = run_trainer(args, timeout, work / "duckdb")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"asked": f"run {scale}", "kind": "run", **out}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument(
+        "--run", help="a whole `trainer run` on this demo scale instead (bookcrossing16x)"
+    )
+    p.add_argument("--columnar-memory", default="", help="the run's DuckDB memory limit")
     p.add_argument("--als", nargs="*", type=int, default=[1_000_000, 4_000_000, 16_000_000])
     p.add_argument("--ease", nargs="*", type=int, default=[2000, 4000, 6000, 8000])
     p.add_argument("--factors", type=int, default=128)
@@ -165,6 +212,12 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per point")
     p.add_argument("--point", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.run:
+        row = whole_run(args.run, args.timeout, args.columnar_memory)
+        print(json.dumps(row), flush=True)
+        kept = [r for r in read_results("train_scale") if r.get("asked") != row["asked"]]
+        write_results("train_scale", [*kept, row], _markdown([*kept, row]))
+        return
     if args.point:
         kind, size = args.point[0], int(args.point[1])
         row = als_point(size, args.factors, args.iterations) if kind == "als" else ease_point(size)
