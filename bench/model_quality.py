@@ -27,6 +27,7 @@ time on the same seed and says whether the lists and decisions came out the same
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 from collections import Counter
@@ -226,6 +227,7 @@ def _warm(
     item_id: dict[str, int],
     served: np.ndarray,
     progress: Any,
+    points: int,
 ) -> tuple[list[dict[str, Any]], dict[str, RankingReport]]:
     users = list(outer.warm_targets)
     targets = [{item_id[b] for b in outer.warm_targets[u]} for u in users]
@@ -240,7 +242,7 @@ def _warm(
     add("Bayesian prior", qb.ranked_by(m, qb.prior_scores(m), users))
     for label, grid in (
         ("ALS, old default grid", qb.OLD_GRID),
-        ("ALS, tuned", qb.wide_grid(GRID_POINTS[name], seed)),
+        ("ALS, tuned", qb.wide_grid(points, seed)),
     ):
         uf, itf, chosen = qb.tuned_als(m, grid, seed, progress)
         add(label, qb.als_lists(m, uf, itf, users), {"chosen": chosen})
@@ -298,7 +300,9 @@ def _decisions(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure(name: str, seed: int, repeat: bool, progress: Any = print) -> dict[str, Any]:
+def measure(
+    name: str, seed: int, repeat: bool, progress: Any = print, grid_points: int | None = None
+) -> dict[str, Any]:
     data, outer, src, flags = _load(name, seed)
     item_id = {w: i for i, w in enumerate(sorted(set(data.items)))}
     paths = journeys(data, outer, subjects=name != "lastfm-2k")
@@ -321,7 +325,8 @@ def measure(name: str, seed: int, repeat: bool, progress: Any = print) -> dict[s
         if name == "ciaodvd":
             shutil.rmtree(src, ignore_errors=True)
     m = qb.matrix(data, outer.train, item_id)
-    rows, reports = _warm(name, seed, data, outer, m, item_id, lists["warm"], progress)
+    points = grid_points or GRID_POINTS[name]
+    rows, reports = _warm(name, seed, data, outer, m, item_id, lists["warm"], progress, points)
     rows[-1]["train_seconds"] = figures["seconds"]
     rows[-1]["strategy"] = f"warm: served ({metrics['served']})"
     s = reports["served"]
@@ -399,6 +404,13 @@ def _above(g: dict[str, Any]) -> str:
     return "above 0" if g["low"] > 0 else "below 0" if g["high"] < 0 else "spans 0"
 
 
+def _verdict(value: Any) -> str:
+    """A decision's outcome without its figures: a reason ends in ': served' or not."""
+    if isinstance(value, str) and "interval" in value:
+        return "served" if value.endswith(": served") else "not served"
+    return str(value)
+
+
 def held(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Per comparison, where its paired interval lies on each seed, and whether that (and
     each trainer decision) is the same on every seed."""
@@ -415,7 +427,7 @@ def held(results: list[dict[str, Any]]) -> dict[str, Any]:
                 if name in r["new_users"]
             ]
     for k in results[0]["decisions"]:
-        checks[f"trainer {k}"] = [str(r["decisions"][k]) for r in results]
+        checks[f"trainer {k}"] = [_verdict(r["decisions"][k]) for r in results]
     for k, v in checks.items():
         out[k] = {"per_seed": v, "held": len(set(v)) == 1}
     return out
@@ -437,12 +449,22 @@ def main() -> None:
     p.add_argument("--sets", nargs="+", choices=SETS, default=["lastfm-2k", "ciaodvd"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--repeat", action="store_true", help="train twice per seed; compare")
+    p.add_argument("--grid-points", type=int, help="the tuned ALS's grid (default per set)")
+    p.add_argument("--results-name", default="model_quality", help="bench/results/NAME.json")
+    p.add_argument(
+        "--combine", nargs="+", type=Path, help="results JSON files of one set, several seeds"
+    )
     args = p.parse_args()
+    if args.combine:
+        runs = [r for f in args.combine for r in json.loads(f.read_text()) if "rows" in r]
+        for name in dict.fromkeys(r["set"] for r in runs):
+            print(_held_markdown(name, held([r for r in runs if r["set"] == name])))
+        return
     rows, text = [], []
     for name in args.sets:
         per_seed = []
         for seed in args.seeds:
-            per_seed.append(measure(name, seed, args.repeat))
+            per_seed.append(measure(name, seed, args.repeat, grid_points=args.grid_points))
             text.append(_markdown(per_seed[-1]))
             print(text[-1], flush=True)
         rows.extend(per_seed)
@@ -451,7 +473,7 @@ def main() -> None:
             rows.append({"set": name, "held": h})
             text.append(_held_markdown(name, h))
             print(text[-1], flush=True)
-    write_results("model_quality", rows, "\n".join(text))
+    write_results(args.results_name, rows, "\n".join(text))
 
 
 if __name__ == "__main__":
