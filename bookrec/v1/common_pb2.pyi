@@ -37,7 +37,10 @@ class _SourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Source.ValueTy
     SOURCE_SUBJECT: _Source.ValueType  # 5
     """Subject-vector similarity."""
     SOURCE_HYBRID: _Source.ValueType  # 6
-    """Weighted blend of ALS and subject similarity."""
+    """A weighted blend. Similar: ALS and subject similarity. Recommend, for a reader the
+    model does not know yet: their own ratings' scores (fold-in, item-item) and
+    popularity, weighed by how many books they rated (w(n) = n / (n + k)).
+    """
 
 class Source(_Source, metaclass=_SourceEnumTypeWrapper):
     """How a list was produced."""
@@ -54,7 +57,10 @@ SOURCE_POPULARITY: Source.ValueType  # 4
 SOURCE_SUBJECT: Source.ValueType  # 5
 """Subject-vector similarity."""
 SOURCE_HYBRID: Source.ValueType  # 6
-"""Weighted blend of ALS and subject similarity."""
+"""A weighted blend. Similar: ALS and subject similarity. Recommend, for a reader the
+model does not know yet: their own ratings' scores (fold-in, item-item) and
+popularity, weighed by how many books they rated (w(n) = n / (n + k)).
+"""
 Global___Source: _TypeAlias = Source  # noqa: Y015
 
 class _ReasonKind:

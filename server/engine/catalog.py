@@ -40,8 +40,8 @@ def search_books(
         found = bundle.search_text.index().books_with(word)
         mask = found if mask is None else mask & found
     deadline.check("order")
-    # prior_order: by descending popularity, ties by row (a stable sort): the order
-    # sorted(hits, key=(-popularity, row)) gave.
+    # prior_order: by descending served popularity (prior01, the form the trainer chose),
+    # ties by row (a stable sort): sorted(hits, key=(-prior01, row)).
     order = bundle.prior_order
     return order if mask is None else order[mask[order]]
 

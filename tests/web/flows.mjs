@@ -218,10 +218,16 @@ async function mainFlow(page) {
     "Recommend changed after the second rating and lists neither rated book",
   );
   const recSource = await page.locator("#for-you-results .source").getAttribute("data-source");
-  expect(["ALS", "ALS_RERANKED", "COLD_START"].includes(recSource), `Recommend's source is named (${recSource})`);
+  // HYBRID: a reader the model does not know yet, shrunk towards popularity by evidence.
+  expect(["ALS", "ALS_RERANKED", "COLD_START", "HYBRID"].includes(recSource), `Recommend's source is named (${recSource})`);
   const recLabel = await page.locator("#for-you-results .source strong").textContent();
   expect(
-    { ALS: "your ratings (ALS)", ALS_RERANKED: "your ratings (ALS, reranked)", COLD_START: "subjects of the books you rated" }[recSource] === recLabel,
+    {
+      ALS: "your ratings (ALS)",
+      ALS_RERANKED: "your ratings (ALS, reranked)",
+      COLD_START: "subjects of the books you rated",
+      HYBRID: "your ratings and popularity",
+    }[recSource] === recLabel,
     `Recommend's label fits its source (${recLabel})`,
   );
   // Explain on: every list shows its reasons.

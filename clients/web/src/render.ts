@@ -16,6 +16,7 @@ const SOURCES: Record<Answer, Partial<Record<Source, string>>> = {
     [Source.ALS_RERANKED]: "your ratings (ALS, reranked)",
     [Source.COLD_START]: "subjects of the books you rated",
     [Source.POPULARITY]: "popularity",
+    [Source.HYBRID]: "your ratings and popularity",
   },
   similar: {
     [Source.ALS]: "co-reading (ALS)",

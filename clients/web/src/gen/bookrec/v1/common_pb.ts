@@ -288,7 +288,9 @@ export enum Source {
   SUBJECT = 5,
 
   /**
-   * Weighted blend of ALS and subject similarity.
+   * A weighted blend. Similar: ALS and subject similarity. Recommend, for a reader the
+   * model does not know yet: their own ratings' scores (fold-in, item-item) and
+   * popularity, weighed by how many books they rated (w(n) = n / (n + k)).
    *
    * @generated from enum value: SOURCE_HYBRID = 6;
    */
