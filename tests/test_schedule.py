@@ -14,7 +14,7 @@ import pytest
 from bookrec import artifact
 from bookrec import log as bookrec_log
 from trainer.config import TrainerConfig
-from trainer.errors import InputError
+from trainer.errors import InputError, StudyJoined
 from trainer.publish.retention import prune
 from trainer.schedule import Cron, run_and_prune, schedule
 
@@ -135,3 +135,23 @@ def test_a_failed_scheduled_run_logs_a_bug_with_its_traceback(
     if traceback:
         assert line["exc"].startswith("Traceback (most recent call last)")
         assert "failing_run" in line["exc"] and "ValueError: injected bug" in line["exc"]
+
+
+def test_a_scheduled_run_that_joined_a_shared_study_is_not_a_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another host of the shared study published: this host's run ends without an
+    artifact, which the runs table records as "joined"; the schedule logged it as a
+    failed run before."""
+
+    async def joined_run(cfg: TrainerConfig) -> None:
+        raise StudyJoined("study als-daily: published by host-b as 20261207T030000Z-ab12cd34")
+
+    cfg = TrainerConfig(artifacts_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="trainer.schedule"):
+        assert asyncio.run(run_and_prune(cfg, 3, joined_run)) is True
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    [record] = [
+        r for r in caplog.records if r.getMessage() == "scheduled run joined a shared study"
+    ]
+    assert "host-b" in json.loads(bookrec_log._JsonFormatter().format(record))["outcome"]

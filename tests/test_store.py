@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import filecmp
+import sys
 import uuid
+from asyncio.subprocess import PIPE
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from trainer.cleaning.clean import CleanData, CleanUser
 from trainer.evaluation.split import SplitConfig
 from trainer.store.drivers import StoreError
 from trainer.store.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _work(wid: str, title: str, subjects: list[str]) -> Work:
@@ -180,3 +185,30 @@ async def test_question_marks_and_percent_signs_in_sql_and_values(store_url: str
         first = next(r for r in await store.runs() if r["run_id"] == killed)
         assert first["status"] == "abandoned"
         assert first["message"] == "the process ended before the run finished (killed?)"
+
+
+async def test_trainers_opening_one_empty_store_at_once_migrate_it_once(store_url: str) -> None:
+    """Hosts of one shared study start together on an empty store: each opens it, and
+    all but one find the migrations done (they failed on a duplicate schema_migrations
+    row before the migration lock)."""
+    code = (
+        "import asyncio, sys\n"
+        "from trainer.store.store import Store\n"
+        "async def main():\n"
+        "    async with await Store.open(sys.argv[1]) as store:\n"
+        "        print(await store.schema_version())\n"
+        "asyncio.run(main())\n"
+    )
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, store_url, cwd=ROOT, stdout=PIPE, stderr=PIPE
+        )
+        for _ in range(4)
+    ]
+    results = [await asyncio.wait_for(p.communicate(), 120) for p in procs]
+    errors = [err.decode()[-2000:] for _, err in results]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert [out.decode().strip() for out, _ in results] == ["5"] * 4
+    async with await Store.open(store_url) as store:
+        rows = await store.db.fetchall("SELECT version FROM schema_migrations")
+    assert sorted(int(r[0]) for r in rows) == [1, 2, 3, 4, 5]

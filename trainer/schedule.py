@@ -4,10 +4,11 @@ Cron expressions have the five classic fields (minute hour day-of-month month
 day-of-week), read by croniter: ``*``, ``a-b``, ``a,b``, ``*/n``, names (``mon``,
 ``jan``), 0 or 7 for Sunday, and, as in classic cron, a day that matches
 day-of-month OR day-of-week when both are restricted. Times are UTC. A run that
-fails is recorded in the store's runs table and logged (with its traceback unless
-it is bad input); the schedule goes on. After every run the artifact directory is
-pruned to the newest ``--keep`` published artifacts plus any a server holds a
-lease on.
+joined a study shared by several trainers (another one published) is a success,
+logged as such. A run that fails is recorded in the store's runs table and
+logged (with its traceback unless it is bad input); the schedule goes on. After
+every run the artifact directory is pruned to the newest ``--keep`` published
+artifacts plus any a server holds a lease on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 
 from bookrec.log import kv
 from trainer.config import TrainerConfig
-from trainer.errors import InputError, UserError
+from trainer.errors import InputError, StudyJoined, UserError
 from trainer.publish.retention import prune
 
 log = logging.getLogger("trainer.schedule")
@@ -65,6 +66,8 @@ async def run_and_prune(cfg: TrainerConfig, keep: int, run_once: RunOnce) -> boo
     ok = True
     try:
         await run_once(cfg)
+    except StudyJoined as e:  # a shared study another host published: a success here
+        log.info("scheduled run joined a shared study", extra=kv(outcome=str(e)))
     except Exception as e:  # the schedule outlives a bad run
         # Bad input is one line; anything else is a bug and keeps its traceback ("exc").
         log.error(

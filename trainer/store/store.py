@@ -13,12 +13,13 @@ is allowed, so two data directories never merge their users by accident.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from trainer.store.schema import MYSQL, Table
 
 log = logging.getLogger("trainer.store")
 BATCH = 5000
+MIGRATION_LOCK = "bookrec.store.migrate"  # MySQL's named lock around migrate()
+MIGRATION_WAIT_S = 120
 SPELLING_CHARS = 255  # subject_spellings.spelling; a longer one is shown as its part
 
 
@@ -114,7 +117,39 @@ class Store:
         return int(rows[0][0] or 0)
 
     async def migrate(self) -> int:
-        """Apply the migrations this store lacks; returns the schema version."""
+        """Apply the migrations this store lacks; returns the schema version. One trainer
+        at a time (``_migration_lock``): the others then find them applied."""
+        async with self._migration_lock():
+            return await self._migrate()
+
+    @contextlib.asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[None]:
+        """Hosts of one shared study open an empty store together; unlocked, each applied
+        version 1 and all but one failed on its schema_migrations row. MySQL: a named
+        lock on this connection; SQLite: its write lock (DDL is transactional there)."""
+        if self.db.dialect != MYSQL:
+            await self.db.begin()  # BEGIN IMMEDIATE
+            try:
+                yield
+            except BaseException:
+                await self.db.rollback()
+                raise
+            await self.db.commit()
+            return
+        got = await self.db.fetchall(
+            "SELECT GET_LOCK(:name, :wait)", {"name": MIGRATION_LOCK, "wait": MIGRATION_WAIT_S}
+        )
+        if got[0][0] != 1:
+            raise StoreError(
+                f"another trainer has been migrating {self.db.url} for {MIGRATION_WAIT_S} s; "
+                "wait for it to finish (or find the stuck process) and run again"
+            )
+        try:
+            yield
+        finally:
+            await self.db.fetchall("SELECT RELEASE_LOCK(:name)", {"name": MIGRATION_LOCK})
+
+    async def _migrate(self) -> int:
         current = await self.schema_version()
         if current > schema.SCHEMA_VERSION:
             raise StoreError(
