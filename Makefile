@@ -23,6 +23,14 @@ $(STAMP): pyproject.toml
 	@echo "dependencies installed"
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# `make test` also needs the extras only tests use (pyspark, for tests/test_spark_als.py
+# and mypy's view of trainer/models/spark_als.py): installed beside the pinned set.
+TEST_STAMP := $(VENV)/.installed-tests-$(shell sha256sum pyproject.toml | cut -c1-12)
+$(TEST_STAMP): $(STAMP)
+	@echo "installing the test extras (pyspark) into $(VENV)..."
+	@$(PY) scripts/install_deps.py -e '.[dev,spark]'
+	@touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	@touch $@
@@ -73,7 +81,7 @@ demo-data: $(STAMP)
 generate: $(STAMP)
 	scripts/gen_proto.sh
 
-lint: $(STAMP) node_modules/.installed $(WEB)/node_modules/.installed
+lint: $(TEST_STAMP) node_modules/.installed $(WEB)/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(CODE)
