@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,9 @@ import numpy.typing as npt
 from trainer.errors import InputError
 
 TRAIN, VAL, TEST, COLD = 0, 1, 2, 3
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+CHUNK = 100_000  # rows per step of the per-interaction keys and the digest
 PART_NAMES = {TRAIN: "train", VAL: "val", TEST: "test", COLD: "cold"}
 
 
@@ -59,29 +63,93 @@ def assign(
     weights: npt.NDArray[np.float32] | None = None,
 ) -> tuple[npt.NDArray[np.int8], str]:
     """Part of each interaction and the split id. Rows may come in any order."""
-    n = len(user_ids)
+    users, user_idx = _codes(user_ids)
+    works, item_idx = _codes(work_ids)
+    return assign_indexed(user_idx, item_idx, users, works, ratings, timestamps, cfg, weights)
+
+
+def _codes(ids: list[str]) -> tuple[list[str], I64]:
+    """The distinct ids and each row's position among them."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(i, len(index)) for i in ids), np.int64, len(ids))
+    return list(index), codes
+
+
+def assign_indexed(
+    user_idx: I64,
+    item_idx: I64,
+    users: list[str],
+    works: list[str],
+    ratings: npt.NDArray[np.int8],
+    timestamps: npt.NDArray[np.int64],
+    cfg: SplitConfig,
+    weights: npt.NDArray[np.float32] | None = None,
+) -> tuple[npt.NDArray[np.int8], str]:
+    """``assign`` over the store's indices (row i is user ``users[user_idx[i]]`` and work
+    ``works[item_idx[i]]``): the same parts and id, in arrays rather than a Python object
+    per interaction (about 150-250 bytes each, 12-18 GiB at 74M interactions).
+
+    Each user's rows are ordered by one stable lexsort on (user, time or seeded key,
+    work id) with the ids replaced by their rank in sorted order, so comparing ranks
+    compares the strings as ``sorted`` did; the held-out tail is then a position test.
+    """
+    user_idx = np.asarray(user_idx, np.int64)
+    item_idx = np.asarray(item_idx, np.int64)
+    n = len(user_idx)
     parts = np.zeros(n, dtype=np.int8)
-    timed = n > 0 and bool((timestamps >= 0).all())
-    by_user: dict[str, list[int]] = {}
-    for i, u in enumerate(user_ids):
-        by_user.setdefault(u, []).append(i)
+    work_rank = _ranks(works)
     cold_cut = int(cfg.cold_user_fraction * 2**64)
-    for user, rows in by_user.items():
-        if _key(cfg.seed, "cold", user) < cold_cut:
-            parts[rows] = COLD
-            continue
-        if len(rows) < cfg.min_holdout:
-            continue
-        if timed:
-            rows.sort(key=lambda i: (int(timestamps[i]), work_ids[i]))
-        else:
-            rows.sort(key=lambda i: (_key(cfg.seed, user, work_ids[i]), work_ids[i]))
-        n_test = max(1, round(cfg.test_fraction * len(rows))) if cfg.test_fraction else 0
-        n_val = max(1, round(cfg.val_fraction * len(rows))) if cfg.val_fraction else 0
-        tail = rows[len(rows) - n_test - n_val :]
-        parts[tail[:n_val]] = VAL
-        parts[tail[n_val:]] = TEST
-    return parts, split_id(user_ids, work_ids, ratings, timestamps, cfg, weights)
+    cold_user = np.fromiter(
+        (_key(cfg.seed, "cold", u) < cold_cut for u in users), np.bool_, len(users)
+    )
+    timed = n > 0 and bool((timestamps >= 0).all())
+    within: npt.NDArray[Any] = (
+        np.asarray(timestamps, np.int64)
+        if timed
+        else _row_keys(cfg.seed, user_idx, item_idx, users, works)
+    )
+    order = np.lexsort((work_rank[item_idx], within, user_idx))
+    del within
+    sorted_users = user_idx[order]
+    counts = np.bincount(user_idx, minlength=len(users))
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pos = np.arange(n, dtype=np.int64) - first[sorted_users]
+    c = counts.astype(np.float64)
+    n_test = np.maximum(1, np.rint(cfg.test_fraction * c)) if cfg.test_fraction else 0 * c
+    n_val = np.maximum(1, np.rint(cfg.val_fraction * c)) if cfg.val_fraction else 0 * c
+    # rows[len - n_test - n_val:] as Python slices it: a negative start counts from the end
+    start = counts - n_test.astype(np.int64) - n_val.astype(np.int64)
+    start = np.where(start < 0, np.maximum(start + counts, 0), start)
+    held_from = start[sorted_users]
+    test_from = (start + n_val.astype(np.int64))[sorted_users]
+    eligible = (~cold_user & (counts >= cfg.min_holdout))[sorted_users]
+    sorted_parts = np.where(pos >= test_from, TEST, np.where(pos >= held_from, VAL, TRAIN))
+    sorted_parts = np.where(eligible, sorted_parts, TRAIN).astype(np.int8)
+    parts[order] = sorted_parts
+    parts[cold_user[user_idx]] = COLD
+    del order, sorted_users, pos, held_from, test_from, eligible, sorted_parts
+    sid = split_id_indexed(user_idx, item_idx, users, works, ratings, timestamps, cfg, weights)
+    return parts, sid
+
+
+def _ranks(ids: list[str]) -> I64:
+    """Each id's rank in sorted order (distinct ids)."""
+    ranks = np.empty(len(ids), np.int64)
+    ranks[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+    return ranks
+
+
+def _row_keys(seed: int, user_idx: I64, item_idx: I64, users: list[str], works: list[str]) -> U64:
+    """The seeded per-interaction key of a split without timestamps, built chunk by chunk."""
+    out = np.empty(len(user_idx), np.uint64)
+    for s in range(0, len(user_idx), CHUNK):
+        us, ws = user_idx[s : s + CHUNK].tolist(), item_idx[s : s + CHUNK].tolist()
+        out[s : s + len(us)] = np.fromiter(
+            (_key(seed, users[u], works[w]) for u, w in zip(us, ws, strict=True)),
+            np.uint64,
+            len(us),
+        )
+    return out
 
 
 def split_id(
@@ -94,11 +162,46 @@ def split_id(
 ) -> str:
     """Weights join the digest only when one is not 1.0, so data without counts keeps the
     id it had before weights existed, and a changed count gives a new split."""
+    users, user_idx = _codes(user_ids)
+    works, item_idx = _codes(work_ids)
+    return split_id_indexed(user_idx, item_idx, users, works, ratings, timestamps, cfg, weights)
+
+
+def split_id_indexed(
+    user_idx: I64,
+    item_idx: I64,
+    users: list[str],
+    works: list[str],
+    ratings: npt.NDArray[np.int8],
+    timestamps: npt.NDArray[np.int64],
+    cfg: SplitConfig,
+    weights: npt.NDArray[np.float32] | None = None,
+) -> str:
+    """The digest of the rows' ``repr((user_id, work_id, rating, ts[, weight]))`` in sorted
+    order, as ``sorted(zip(...))`` gave it (ids compared by rank; a user rates a work
+    once), streamed a chunk at a time."""
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
-    columns = [user_ids, work_ids, ratings.tolist(), timestamps.tolist()]
-    if weights is not None and bool((weights != 1.0).any()):
+    weighted = weights is not None and bool((weights != 1.0).any())
+    if weighted:
         h.update(b"weights")
-        columns.append([float(w) for w in weights.tolist()])
-    for row in sorted(zip(*columns, strict=True)):
-        h.update(repr(row).encode())
+    keys: list[npt.NDArray[Any]] = [timestamps, ratings, _ranks(works)[item_idx]]
+    if weighted:
+        assert weights is not None
+        keys.insert(0, weights)
+    order = np.lexsort((*keys, _ranks(users)[user_idx]))
+    del keys
+    user_repr = [repr(u) for u in users]
+    work_repr = [repr(w) for w in works]
+    for s in range(0, len(order), CHUNK):
+        rows = order[s : s + CHUNK]
+        columns = [
+            [user_repr[u] for u in user_idx[rows].tolist()],
+            [work_repr[w] for w in item_idx[rows].tolist()],
+            [str(r) for r in ratings[rows].tolist()],
+            [str(t) for t in timestamps[rows].tolist()],
+        ]
+        if weighted:
+            assert weights is not None
+            columns.append([repr(w) for w in weights[rows].tolist()])
+        h.update("".join(f"({', '.join(row)})" for row in zip(*columns, strict=True)).encode())
     return h.hexdigest()[:16]

@@ -32,7 +32,7 @@ from trainer.cleaning.catalog import UNKNOWN_AUTHOR
 from trainer.cleaning.clean import CleanData, Cleaned
 from trainer.cleaning.columnar import CHUNK, Columnar
 from trainer.errors import InputError
-from trainer.evaluation.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign
+from trainer.evaluation.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign_indexed
 from trainer.snapshot import Snapshot
 from trainer.store import schema
 from trainer.store.drivers import Driver, Row, StoreError, connect, redact
@@ -434,8 +434,6 @@ class Store:
             raise StoreError(f"store {self.db.url} holds no interactions: load data first")
         users = await self._ids("SELECT user_idx, user_id FROM users ORDER BY user_idx")
         works = await self._ids("SELECT item_idx, work_id FROM works ORDER BY item_idx")
-        user_ids = [users[i] for i in arr[:, 0].tolist()]
-        work_ids = [works[i] for i in arr[:, 1].tolist()]
         weights = _aligned_weights(
             arr[:, 0],
             arr[:, 1],
@@ -444,10 +442,10 @@ class Store:
                 "ORDER BY user_idx, item_idx"
             ),
         )
-        parts, sid = assign(
-            user_ids, work_ids, arr[:, 2].astype(np.int8), arr[:, 3].copy(), cfg, weights
-        )
-        del user_ids, work_ids
+        parts, sid = assign_indexed(
+            arr[:, 0], arr[:, 1], users, works, arr[:, 2].astype(np.int8), arr[:, 3].copy(), cfg,
+            weights,
+        )  # fmt: skip
         if await self.db.fetchall("SELECT 1 FROM splits WHERE split_id = :sid", {"sid": sid}):
             return sid
         counts = [int((parts == p).sum()) for p in (TRAIN, VAL, TEST, COLD)]
