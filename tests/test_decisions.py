@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from trainer.evaluation.bootstrap import interval, paired
-from trainer.evaluation.decisions import decide
-from trainer.evaluation.metrics import evaluate_lists
+from trainer.evaluation.decisions import BETTER_ON_AVERAGE, decide
+from trainer.evaluation.metrics import RankingReport, evaluate_lists
 
 N_ITEMS = 200
 
@@ -60,3 +61,33 @@ def test_a_small_steady_gain_is_told_from_noise_by_pairing() -> None:
 def test_same_seed_same_interval() -> None:
     values = np.random.default_rng(5).normal(size=300)
     assert interval(values, seed=7) == interval(values, seed=7)
+
+
+def test_better_on_average_serves_a_small_unproven_gain_and_never_a_loss() -> None:
+    """The item-item blend's rule: a mean gain above 0 serves it even when the interval
+    reaches below 0 (the reranker's rule would not); a mean loss never does."""
+    rng = np.random.default_rng(11)
+    without = rng.uniform(0, 1, 700)
+    noise = rng.normal(0, 0.1, 700)
+    small = _report(without + 0.004 + noise)
+    loss = _report(without - 0.004 + noise)
+    base = _report(without)
+    proven = decide("reranker", small, base, "als", seed=0)
+    average = decide("item_item", small, base, "als", seed=0, rule=BETTER_ON_AVERAGE)
+    assert proven.gain == average.gain and average.gain.low < 0 < average.gain.mean
+    assert not proven.served and average.served
+    assert "mean above 0: served" in average.reason()
+    assert average.row()["rule"] == BETTER_ON_AVERAGE
+    worse = decide("item_item", loss, base, "als", seed=0, rule=BETTER_ON_AVERAGE)
+    assert worse.gain.mean < 0 and not worse.served
+    assert "mean not above 0: not served" in worse.reason()
+
+
+def _report(per_user: npt.NDArray[np.float64]) -> RankingReport:
+    """A report holding only what decide reads: the per-user NDCG@10."""
+    ci = interval(per_user)
+    return RankingReport(
+        users=len(per_user), recall_at_10=0.0, recall_at_50=0.0,
+        ndcg_at_10=float(per_user.mean()), map_at_10=0.0, coverage_at_10=0.0,
+        ndcg_curve=(), per_user_ndcg=per_user, ndcg_ci=ci, recall_ci=ci, coverage_ci=ci,
+    )  # fmt: skip

@@ -13,8 +13,9 @@ Order, all fitted on the training part:
    half's validation labels over the candidates of the pipeline below it.
 
 Then every strategy is scored on the eval half, users that chose nothing, and
-each component is served only when a paired bootstrap over those users puts
-its gain's 95% interval above 0 (trainer/evaluation/decisions.py). The
+each component is served by a paired bootstrap over those users
+(trainer/evaluation/decisions.py): the reranker when its gain's 95% interval is
+above 0, the item-item blend when its mean gain is. The
 published models are refit on every interaction afterwards
 (trainer/training.py); the figures here estimate them.
 """
@@ -36,7 +37,7 @@ from bookrec.rerank_features import ItemTable
 from trainer import progress as bars
 from trainer.errors import InputError, ModelFitError
 from trainer.evaluation import journeys as jy
-from trainer.evaluation.decisions import Decision, decide
+from trainer.evaluation.decisions import BETTER_ON_AVERAGE, Decision, decide
 from trainer.evaluation.lists import CandidatePool, blend_lists, candidate_pool
 from trainer.evaluation.metrics import RankingReport, ndcg_at_10, report_into
 from trainer.evaluation.protocol import (
@@ -314,7 +315,9 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
         if name != "item_item":  # item-item alone beside the blend, for the record
             lists = blend_lists(pool_of(choice.alone), 0.0)
             report_into(warm, "item_item", lists, evals.targets, snap.n_items)
-        decisions["item_item"] = decide("item_item", warm[name], warm["als"], "als", cfg.seed)
+        decisions["item_item"] = decide(
+            "item_item", warm[name], warm["als"], "als", cfg.seed, BETTER_ON_AVERAGE
+        )
         blend_info = {
             "weight": w,
             "strategy": name,
