@@ -405,10 +405,16 @@ def _above(g: dict[str, Any]) -> str:
 
 
 def _verdict(value: Any) -> str:
-    """A decision's outcome without its figures: a reason ends in ': served' or not."""
-    if isinstance(value, str) and "interval" in value:
-        return "served" if value.endswith(": served") else "not served"
-    return str(value)
+    """A decision's outcome without its figures: a component's reason ends in ': served'
+    or ': not served' (whatever its rule); a cold-start one names its weight before the
+    figures ("popularity weight 0.95 on counts; served vs popularity ...")."""
+    if not isinstance(value, str):
+        return str(value)
+    if value.startswith("NDCG@10 gain") and value.endswith(": served"):
+        return "served"
+    if value.startswith("NDCG@10 gain") and value.endswith(": not served"):
+        return "not served"
+    return value.split("; ")[0]
 
 
 def held(results: list[dict[str, Any]]) -> dict[str, Any]:
