@@ -54,6 +54,32 @@ def _key(seed: int, *parts: str) -> int:
     return int.from_bytes(h, "big")
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Interactions by index: row i is user ``users[user_idx[i]]`` and work
+    ``works[item_idx[i]]`` (the store's indices and id lists; ids distinct)."""
+
+    user_idx: I64
+    item_idx: I64
+    users: list[str]
+    works: list[str]
+    ratings: npt.NDArray[np.int8]
+    timestamps: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float32] | None = None
+
+    @staticmethod
+    def of_ids(
+        user_ids: list[str],
+        work_ids: list[str],
+        ratings: npt.NDArray[np.int8],
+        timestamps: npt.NDArray[np.int64],
+        weights: npt.NDArray[np.float32] | None = None,
+    ) -> Rows:
+        users, user_idx = _codes(user_ids)
+        works, item_idx = _codes(work_ids)
+        return Rows(user_idx, item_idx, users, works, ratings, timestamps, weights)
+
+
 def assign(
     user_ids: list[str],
     work_ids: list[str],
@@ -63,9 +89,7 @@ def assign(
     weights: npt.NDArray[np.float32] | None = None,
 ) -> tuple[npt.NDArray[np.int8], str]:
     """Part of each interaction and the split id. Rows may come in any order."""
-    users, user_idx = _codes(user_ids)
-    works, item_idx = _codes(work_ids)
-    return assign_indexed(user_idx, item_idx, users, works, ratings, timestamps, cfg, weights)
+    return assign_rows(Rows.of_ids(user_ids, work_ids, ratings, timestamps, weights), cfg)
 
 
 def _codes(ids: list[str]) -> tuple[list[str], I64]:
@@ -75,26 +99,16 @@ def _codes(ids: list[str]) -> tuple[list[str], I64]:
     return list(index), codes
 
 
-def assign_indexed(
-    user_idx: I64,
-    item_idx: I64,
-    users: list[str],
-    works: list[str],
-    ratings: npt.NDArray[np.int8],
-    timestamps: npt.NDArray[np.int64],
-    cfg: SplitConfig,
-    weights: npt.NDArray[np.float32] | None = None,
-) -> tuple[npt.NDArray[np.int8], str]:
-    """``assign`` over the store's indices (row i is user ``users[user_idx[i]]`` and work
-    ``works[item_idx[i]]``): the same parts and id, in arrays rather than a Python object
-    per interaction (about 150-250 bytes each, 12-18 GiB at 74M interactions).
+def assign_rows(rows: Rows, cfg: SplitConfig) -> tuple[npt.NDArray[np.int8], str]:
+    """``assign`` over indices: the same parts and id, in arrays rather than a Python
+    object per interaction (about 150-250 bytes each, 12-18 GiB at 74M interactions).
 
     Each user's rows are ordered by one stable lexsort on (user, time or seeded key,
     work id) with the ids replaced by their rank in sorted order, so comparing ranks
     compares the strings as ``sorted`` did; the held-out tail is then a position test.
     """
-    user_idx = np.asarray(user_idx, np.int64)
-    item_idx = np.asarray(item_idx, np.int64)
+    user_idx, item_idx, users, works = rows.user_idx, rows.item_idx, rows.users, rows.works
+    timestamps = rows.timestamps
     n = len(user_idx)
     parts = np.zeros(n, dtype=np.int8)
     work_rank = _ranks(works)
@@ -128,8 +142,7 @@ def assign_indexed(
     parts[order] = sorted_parts
     parts[cold_user[user_idx]] = COLD
     del order, sorted_users, pos, held_from, test_from, eligible, sorted_parts
-    sid = split_id_indexed(user_idx, item_idx, users, works, ratings, timestamps, cfg, weights)
-    return parts, sid
+    return parts, split_id(rows, cfg)
 
 
 def _ranks(ids: list[str]) -> I64:
@@ -152,56 +165,41 @@ def _row_keys(seed: int, user_idx: I64, item_idx: I64, users: list[str], works: 
     return out
 
 
-def split_id(
-    user_ids: list[str],
-    work_ids: list[str],
-    ratings: npt.NDArray[np.int8],
-    timestamps: npt.NDArray[np.int64],
-    cfg: SplitConfig,
-    weights: npt.NDArray[np.float32] | None = None,
-) -> str:
-    """Weights join the digest only when one is not 1.0, so data without counts keeps the
-    id it had before weights existed, and a changed count gives a new split."""
-    users, user_idx = _codes(user_ids)
-    works, item_idx = _codes(work_ids)
-    return split_id_indexed(user_idx, item_idx, users, works, ratings, timestamps, cfg, weights)
-
-
-def split_id_indexed(
-    user_idx: I64,
-    item_idx: I64,
-    users: list[str],
-    works: list[str],
-    ratings: npt.NDArray[np.int8],
-    timestamps: npt.NDArray[np.int64],
-    cfg: SplitConfig,
-    weights: npt.NDArray[np.float32] | None = None,
-) -> str:
+def split_id(rows: Rows, cfg: SplitConfig) -> str:
     """The digest of the rows' ``repr((user_id, work_id, rating, ts[, weight]))`` in sorted
     order, as ``sorted(zip(...))`` gave it (ids compared by rank; a user rates a work
-    once), streamed a chunk at a time."""
+    once), streamed a chunk at a time. Weights join the digest only when one is not 1.0,
+    so data without counts keeps the id it had before weights existed, and a changed
+    count gives a new split."""
+    user_idx, item_idx, ratings, timestamps = (
+        rows.user_idx,
+        rows.item_idx,
+        rows.ratings,
+        rows.timestamps,
+    )
+    weights = rows.weights
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     weighted = weights is not None and bool((weights != 1.0).any())
     if weighted:
         h.update(b"weights")
-    keys: list[npt.NDArray[Any]] = [timestamps, ratings, _ranks(works)[item_idx]]
+    keys: list[npt.NDArray[Any]] = [timestamps, ratings, _ranks(rows.works)[item_idx]]
     if weighted:
         assert weights is not None
         keys.insert(0, weights)
-    order = np.lexsort((*keys, _ranks(users)[user_idx]))
+    order = np.lexsort((*keys, _ranks(rows.users)[user_idx]))
     del keys
-    user_repr = [repr(u) for u in users]
-    work_repr = [repr(w) for w in works]
+    user_repr = [repr(u) for u in rows.users]
+    work_repr = [repr(w) for w in rows.works]
     for s in range(0, len(order), CHUNK):
-        rows = order[s : s + CHUNK]
+        at = order[s : s + CHUNK]
         columns = [
-            [user_repr[u] for u in user_idx[rows].tolist()],
-            [work_repr[w] for w in item_idx[rows].tolist()],
-            [str(r) for r in ratings[rows].tolist()],
-            [str(t) for t in timestamps[rows].tolist()],
+            [user_repr[u] for u in user_idx[at].tolist()],
+            [work_repr[w] for w in item_idx[at].tolist()],
+            [str(r) for r in ratings[at].tolist()],
+            [str(t) for t in timestamps[at].tolist()],
         ]
         if weighted:
             assert weights is not None
-            columns.append([repr(w) for w in weights[rows].tolist()])
+            columns.append([repr(w) for w in weights[at].tolist()])
         h.update("".join(f"({', '.join(row)})" for row in zip(*columns, strict=True)).encode())
     return h.hexdigest()[:16]

@@ -32,7 +32,7 @@ from trainer.cleaning.catalog import UNKNOWN_AUTHOR
 from trainer.cleaning.clean import CleanData, Cleaned
 from trainer.cleaning.columnar import CHUNK, Columnar
 from trainer.errors import InputError
-from trainer.evaluation.split import COLD, TEST, TRAIN, VAL, SplitConfig, assign_indexed
+from trainer.evaluation.split import COLD, TEST, TRAIN, VAL, Rows, SplitConfig, assign_rows
 from trainer.snapshot import Snapshot
 from trainer.store import schema
 from trainer.store.drivers import Driver, Row, StoreError, connect, redact
@@ -442,10 +442,9 @@ class Store:
                 "ORDER BY user_idx, item_idx"
             ),
         )
-        parts, sid = assign_indexed(
-            arr[:, 0], arr[:, 1], users, works, arr[:, 2].astype(np.int8), arr[:, 3].copy(), cfg,
-            weights,
-        )  # fmt: skip
+        ratings, timestamps = arr[:, 2].astype(np.int8), arr[:, 3].copy()
+        rows = Rows(arr[:, 0], arr[:, 1], users, works, ratings, timestamps, weights)
+        parts, sid = assign_rows(rows, cfg)
         if await self.db.fetchall("SELECT 1 FROM splits WHERE split_id = :sid", {"sid": sid}):
             return sid
         counts = [int((parts == p).sum()) for p in (TRAIN, VAL, TEST, COLD)]
