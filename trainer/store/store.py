@@ -118,7 +118,10 @@ class Store:
 
     async def migrate(self) -> int:
         """Apply the migrations this store lacks; returns the schema version. One trainer
-        at a time (``_migration_lock``): the others then find them applied."""
+        at a time (``_migration_lock``): the others then find them applied. A store that
+        is up to date takes no lock (another command may be writing to it)."""
+        if await self.schema_version() == schema.SCHEMA_VERSION:
+            return schema.SCHEMA_VERSION
         async with self._migration_lock():
             return await self._migrate()
 
