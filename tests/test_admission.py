@@ -132,9 +132,16 @@ async def test_a_storm_ends_ok_or_resource_exhausted(tiny_artifact: Path, tmp_pa
 Outcome = tuple[grpc.StatusCode, str, dict[str, Any]]
 
 
+BURST_DEADLINE_S = 10.0
+
+
 async def _burst(target: str, users: list[str], n: int, channels: int) -> list[Outcome]:
     """``n`` Recommend calls sent at once over ``channels`` connections, 10 s deadline:
-    (code, details, trailers) of each."""
+    (code, details, trailers) of each. A call CANCELLED at or after its deadline counts
+    as DEADLINE_EXCEEDED: on a loaded machine the server's deadline timer can fire before
+    the client's, and its RST_STREAM(CANCEL) reaches the client as CANCELLED (CI saw 298
+    of 3,000 at load 5). What the tests rule out, core dropping a call it holds, cancels
+    right after the call's headers, long before its deadline."""
     opts = [("grpc.use_local_subchannel_pool", 1)]
     chans = [grpc.aio.insecure_channel(target, options=opts) for _ in range(channels)]
     try:
@@ -144,10 +151,17 @@ async def _burst(target: str, users: list[str], n: int, channels: int) -> list[O
 
         async def one(i: int) -> Outcome:
             request = recommender_pb2.RecommendRequest(user_id=users[i % len(users)], k=20)
+            start = time.monotonic()
             try:
-                await stubs[i % channels].Recommend(request, timeout=10)
+                await stubs[i % channels].Recommend(request, timeout=BURST_DEADLINE_S)
             except grpc.aio.AioRpcError as e:
-                return e.code(), e.details() or "", dict(e.trailing_metadata() or ())
+                code, took = e.code(), time.monotonic() - start
+                details = e.details() or ""
+                if code == grpc.StatusCode.CANCELLED:
+                    details = f"cancelled after {took:.2f} s: {details}"
+                    if took >= BURST_DEADLINE_S - 0.05:
+                        code = grpc.StatusCode.DEADLINE_EXCEEDED
+                return code, details, dict(e.trailing_metadata() or ())
             return OK, "", {}
 
         return list(await asyncio.gather(*(one(i) for i in range(n))))
@@ -171,7 +185,8 @@ async def test_a_burst_at_default_settings_is_never_cancelled(
         await asyncio.sleep(0.5)  # the last access lines
         log = srv.log.read_text()
     by_code = Counter(code for code, _, _ in results)
-    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, by_code
+    cancelled = [d for code, d, _ in results if code == grpc.StatusCode.CANCELLED][:5]
+    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, (by_code, cancelled)
     assert by_code[OK] > 0
     refused = [(d, t) for code, d, t in results if code == SHED]
     assert all(d.startswith("server overloaded") and int(t[RETRY_AFTER]) >= 1 for d, t in refused)
@@ -201,7 +216,8 @@ async def test_a_connection_cannot_fill_the_core_backlog(
         await asyncio.to_thread(srv.wait_health, health_pb2.HealthCheckResponse.SERVING)
         results = await _burst(srv.target, users, 3000, channels=8)
     by_code = Counter(code for code, _, _ in results)
-    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, by_code
+    cancelled = [d for code, d, _ in results if code == grpc.StatusCode.CANCELLED][:5]
+    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, (by_code, cancelled)
     assert by_code[OK] > 0
     record_fault(
         "3,000 calls at once on 8 connections, core backlog 200, 20 streams per connection",
@@ -224,7 +240,8 @@ async def test_calls_that_waited_in_core_past_the_queue_wait_are_refused(
         await asyncio.to_thread(srv.wait_health, health_pb2.HealthCheckResponse.SERVING)
         results = await _burst(srv.target, users, 3000, channels=8)
     by_code = Counter(code for code, _, _ in results)
-    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, by_code
+    cancelled = [d for code, d, _ in results if code == grpc.StatusCode.CANCELLED][:5]
+    assert set(by_code) <= {OK, SHED, grpc.StatusCode.DEADLINE_EXCEEDED}, (by_code, cancelled)
     aged = [t for code, d, t in results if code == SHED and "to take it in" in d]
     assert aged, Counter(d[:40] for _, d, _ in results)
     assert all(int(t[RETRY_AFTER]) >= 1 for t in aged)
