@@ -17,19 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from trainer.evaluation import journeys as jy
-from trainer.evaluation.split import TRAIN, VAL, SplitConfig
+from trainer.evaluation.split import SplitConfig
 from trainer.features import build_features
-from trainer.modeling import ModelConfig
+from trainer.modeling import ModelConfig, fit_subject_model
 from trainer.models.als import ALSParams
 from trainer.models.cold import evaluate_new_users
 from trainer.models.item_item import ItemItemParams
-from trainer.models.subject_model import (
-    SubjectModelParams,
-    book_vectors,
-    initial_subject_model,
-    train_subject_model,
-    trainable,
-)
+from trainer.models.subject_model import SubjectModelParams, book_vectors
 from trainer.snapshot import Snapshot
 from trainer.store.store import Store
 
@@ -63,22 +57,7 @@ def main() -> None:
     snap = snapshot(args.store, args.seed)
     feats = build_features(snap)
     als, ii, weight = settings(json.loads(args.manifest.read_text()))
-    train, val = snap.parts == TRAIN, (snap.parts == VAL) & (snap.ratings > 0)
-    explicit = train & (snap.ratings > 0)
-    rows = (
-        feats.book_subjects,
-        feats.favourite_subjects,
-        len(feats.vocab.slugs),
-        snap.users[explicit],
-        snap.items[explicit],
-        snap.ratings[explicit],
-    )
-    sp = SubjectModelParams()
-    sm = (
-        train_subject_model(*rows, sp, val=(snap.users[val], snap.items[val], snap.ratings[val]))
-        if trainable(*rows)
-        else initial_subject_model(len(feats.vocab.slugs), sp)
-    )
+    sm = fit_subject_model(snap, feats, SubjectModelParams())
     vectors = book_vectors(sm, feats.book_subjects)
     js = jy.build(snap, feats.book_subjects, args.seed, args.folds)
     cfg = ModelConfig()

@@ -253,6 +253,31 @@ def search_item_item(
     return ItemItemChoice(ii, p, weight, pool, studies, on_tune, alone[1], alone[2])
 
 
+def fit_subject_model(snap: Snapshot, feats: Features, params: SubjectModelParams) -> SubjectModel:
+    """The subject model on the training part's explicit ratings, validated on the
+    validation part's; the untrained model (logged) when no explicit rating falls on a
+    book with a subject (implicit-only data)."""
+    explicit = (snap.parts == TRAIN) & (snap.ratings > 0)
+    val = (snap.parts == VAL) & (snap.ratings > 0)
+    rows = (
+        feats.book_subjects,
+        feats.favourite_subjects,
+        len(feats.vocab.slugs),
+        snap.users[explicit],
+        snap.items[explicit],
+        snap.ratings[explicit],
+    )
+    if trainable(*rows):
+        return train_subject_model(
+            *rows, params, val=(snap.users[val], snap.items[val], snap.ratings[val])
+        )
+    log.warning(
+        "subject model not trained: no explicit rating on a book with a subject",
+        extra=kv(subjects=len(feats.vocab.slugs)),
+    )
+    return initial_subject_model(len(feats.vocab.slugs), params)
+
+
 def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
     times: dict[str, float] = {}
     clock = time.perf_counter()
@@ -330,28 +355,7 @@ def train_models(snap: Snapshot, feats: Features, cfg: ModelConfig) -> Models:
         lap("item_item")
 
     train = snap.parts == TRAIN
-    explicit = train & (snap.ratings > 0)
-    val_rows = (snap.parts == VAL) & (snap.ratings > 0)
-    subject_rows = (
-        feats.book_subjects,
-        feats.favourite_subjects,
-        len(feats.vocab.slugs),
-        snap.users[explicit],
-        snap.items[explicit],
-        snap.ratings[explicit],
-    )
-    if trainable(*subject_rows):
-        sm = train_subject_model(
-            *subject_rows,
-            cfg.subject,
-            val=(snap.users[val_rows], snap.items[val_rows], snap.ratings[val_rows]),
-        )
-    else:
-        log.warning(
-            "subject model not trained: no explicit rating on a book with a subject",
-            extra=kv(subjects=len(feats.vocab.slugs)),
-        )
-        sm = initial_subject_model(len(feats.vocab.slugs), cfg.subject)
+    sm = fit_subject_model(snap, feats, cfg.subject)
     vectors = book_vectors(sm, feats.book_subjects)
     lap("subject_model")
 
