@@ -52,7 +52,7 @@ from bookrec.log import kv
 from trainer.cleaning import rules
 from trainer.cleaning.columnar import Columnar
 from trainer.errors import InputError
-from trainer.sources.lines import load_lines, rejected
+from trainer.sources.lines import load_lines, rejected, utf8_lines
 from trainer.sources.raw import RawBook, RawDataset, ReadReport
 
 log = logging.getLogger("trainer.sources.generic")
@@ -150,18 +150,7 @@ def parse_timestamp(s: str) -> int | None:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text without its line end) of each non-blank line; UTF-8 checked."""
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                text = (raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw).decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(
-                    f"{path}:{lineno}: not UTF-8 ({e.reason} at byte {e.start}); save the file "
-                    "as UTF-8"
-                ) from e
-            text = text.rstrip("\r\n")
-            if text.strip():
-                yield lineno, text
+    return ((lineno, text) for lineno, text in utf8_lines(path) if text.strip())
 
 
 def _split(text: str, delimiter: str) -> list[str]:

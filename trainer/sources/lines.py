@@ -14,6 +14,7 @@ decode, is read line by line in Python instead: slower, same table.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -73,9 +74,9 @@ def load_lines(
         _utf8_lines(db, path, table)
 
 
-def _utf8_lines(db: Columnar, path: Path, table: str) -> None:
-    db.execute(f"CREATE OR REPLACE TABLE {table} (lineno BIGINT, line VARCHAR)")
-    batch: list[tuple[int, str]] = []
+def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text without its line end) of every line, a leading BOM dropped;
+    a line that is not UTF-8 is an InputError naming it."""
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
@@ -85,10 +86,17 @@ def _utf8_lines(db: Columnar, path: Path, table: str) -> None:
                     f"{path}:{lineno}: not UTF-8 ({e.reason} at byte {e.start}); save the file "
                     "as UTF-8"
                 ) from e
-            batch.append((lineno, text.rstrip("\r\n")))
-            if len(batch) == CHUNK:
-                db.insert(table, ("lineno", "line"), batch)
-                batch = []
+            yield lineno, text.rstrip("\r\n")
+
+
+def _utf8_lines(db: Columnar, path: Path, table: str) -> None:
+    db.execute(f"CREATE OR REPLACE TABLE {table} (lineno BIGINT, line VARCHAR)")
+    batch: list[tuple[int, str]] = []
+    for line in utf8_lines(path):
+        batch.append(line)
+        if len(batch) == CHUNK:
+            db.insert(table, ("lineno", "line"), batch)
+            batch = []
     db.insert(table, ("lineno", "line"), batch)
 
 
